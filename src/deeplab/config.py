@@ -1,0 +1,167 @@
+"""Checks that turn a bad command line or config value into one line naming the key, the value
+and what is allowed, before any work starts."""
+
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import OverrideType
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+OUTPUT_STRIDES = (8, 16, 32)
+BACKBONE_WEIGHTS = (None, "imagenet")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message is one line."""
+
+
+def _suggest(value: str, allowed: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _sort_options(options: Iterable[str]) -> list[str]:
+    return sorted(options, key=lambda o: (0, int(o), "") if o.isdigit() else (1, 0, o))
+
+
+def group_options(conf_dir: Path, group: str) -> list[str]:
+    return _sort_options(p.stem for p in (conf_dir / group).glob("*.yaml"))
+
+
+def _flat_keys(node, prefix: str = "") -> list[str]:
+    keys = []
+    if isinstance(node, DictConfig):
+        for key in node.keys():
+            full = f"{prefix}{key}"
+            keys.append(full)
+            keys.extend(_flat_keys(node._get_node(key), f"{full}."))
+    return keys
+
+
+def _values(override) -> list:
+    return list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+
+
+def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: str = "train") -> list[str]:
+    """Checks every `group=option` and `key=value` override against the config tree, so that a
+    typo gets a one-line answer with the allowed options instead of Hydra's multi-line error.
+
+    Returns the arguments to hand to Hydra: numeric group options (`os=8`) quoted, because Hydra
+    only takes strings as group options."""
+    conf_dir = Path(conf_dir).resolve()
+    groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
+    parser = OverridesParser.create()
+    result, group_overrides, key_overrides = [], [], []
+    for arg in args:
+        result.append(arg)
+        if "=" not in arg or arg.startswith("-"):
+            continue
+        override = parser.parse_override(arg)
+        key = override.key_or_group
+        if key.split(".")[0].split("/")[0] == "hydra" or override.type != OverrideType.CHANGE:
+            continue  # Hydra's own settings and explicit +add / ~delete are Hydra's to check
+        if key not in groups:
+            key_overrides.append(key)
+            continue
+        raw = [v for v in _values(override) if v is not None]  # `group=null` unsets an optional group
+        values = [str(v) for v in raw]
+        allowed = group_options(conf_dir, key)
+        for value in values:
+            if value not in allowed:
+                raise ConfigError(f"{key}={value} is not allowed; allowed: {', '.join(allowed)}"
+                                  f"{_suggest(value, allowed)}")
+        if values and any(not isinstance(v, str) for v in raw):
+            result[-1] = f"{key}=" + ",".join(f"'{v}'" for v in values)
+        if values:
+            group_overrides.append(f"{key}='{values[0]}'")
+    if key_overrides:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            known = _flat_keys(compose(config_name, overrides=group_overrides))
+        for key in key_overrides:
+            if key not in known:
+                raise ConfigError(f"{key} is not a config key{_suggest(key, known)}; "
+                                  f"add a new key with +{key}=VALUE")
+    return result
+
+
+def _require(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value} is not allowed; allowed: {allowed}")
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+
+
+def validate(cfg: DictConfig) -> None:
+    """Value checks on a composed config, each raising a one-line ConfigError."""
+    model, data, optim, evaluation = cfg.model, cfg.data, cfg.optim, cfg.eval
+    _require(model.output_stride in OUTPUT_STRIDES, "model.output_stride", model.output_stride, "8, 16, 32")
+    _require(model.backbone.weights in BACKBONE_WEIGHTS, "model.backbone.weights", model.backbone.weights,
+             "imagenet, null")
+    rates = _as_list(model.aspp.rates)
+    _require(len(rates) > 0 and all(isinstance(r, int) and r > 0 for r in rates), "model.aspp.rates",
+             rates, "a list of positive integers")
+    _require(isinstance(model.aspp.channels, int) and model.aspp.channels > 0, "model.aspp.channels",
+             model.aspp.channels, "a positive integer")
+    _require(0 <= model.aspp.dropout < 1, "model.aspp.dropout", model.aspp.dropout, "0 <= dropout < 1")
+    if model.decoder is not None:
+        for key in ("low_level_channels", "channels", "num_convs"):
+            value = model.decoder[key]
+            _require(isinstance(value, int) and value > 0, f"model.decoder.{key}", value, "a positive integer")
+    _require(isinstance(data.num_classes, int) and data.num_classes >= 2, "data.num_classes", data.num_classes,
+             "an integer >= 2")
+    _require(len(data.class_names) == data.num_classes, "data.class_names", list(data.class_names),
+             f"exactly data.num_classes={data.num_classes} names")
+    _require(isinstance(data.ignore_index, int) and not 0 <= data.ignore_index < data.num_classes,
+             "data.ignore_index", data.ignore_index, f"an integer outside 0..{data.num_classes - 1}")
+    crop = _as_list(data.crop_size)
+    _require(len(crop) in (1, 2) and all(isinstance(c, int) and c >= 16 for c in crop), "data.crop_size",
+             data.crop_size, "an integer >= 16 or [height, width]")
+    # Image pooling normalises one value per channel and image: training needs two images a step.
+    _require(isinstance(data.batch_size, int) and data.batch_size >= 2, "data.batch_size", data.batch_size,
+             "an integer >= 2 (batch norm needs two images per step)")
+    _require(isinstance(data.num_workers, int) and data.num_workers >= 0, "data.num_workers",
+             data.num_workers, "an integer >= 0")
+    _require(optim.lr > 0, "optim.lr", optim.lr, "a number > 0")
+    _require(0 <= optim.momentum < 1, "optim.momentum", optim.momentum, "0 <= momentum < 1")
+    _require(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "a number >= 0")
+    _require(optim.poly_power >= 0, "optim.poly_power", optim.poly_power, "a number >= 0")
+    _require(evaluation.output_stride in (None, *OUTPUT_STRIDES), "eval.output_stride", evaluation.output_stride,
+             "null, 8, 16, 32")
+    scales = _as_list(evaluation.scales)
+    _require(len(scales) > 0 and all(s > 0 for s in scales), "eval.scales", scales, "a list of numbers > 0")
+    _require(isinstance(evaluation.flip, bool), "eval.flip", evaluation.flip, "true, false")
+
+
+def describe(cfg: DictConfig, choices: dict | None = None) -> str:
+    """A one-screen summary of what will run."""
+    model, data, optim, trainer = cfg.model, cfg.data, cfg.optim, cfg.trainer
+    lines = []
+    if choices:
+        picked = [f"{g}={choices[g]}" for g in ("data", "backbone", "os", "decoder", "aug", "optim", "loss",
+                                                "trainer", "logger", "experiment", "debug") if choices.get(g)]
+        lines.append("groups   " + " ".join(picked))
+    aspp = model.aspp
+    lines.append(f"model    {model.backbone.name} (weights: {model.backbone.weights})  OS {model.output_stride}  "
+                 f"ASPP {aspp.channels}ch rates {list(aspp.rates)} separable={aspp.separable} "
+                 f"pooling={aspp.image_pooling} dropout={aspp.dropout}")
+    if model.decoder is None:
+        lines.append("decoder  none (DeepLabV3: 1x1 logits on ASPP, bilinear upsampling)")
+    else:
+        dec = model.decoder
+        lines.append(f"decoder  DeepLabV3+: low-level {dec.low_level_channels}ch, {dec.num_convs} x 3x3 conv "
+                     f"{dec.channels}ch, separable={dec.separable}")
+    lines.append(f"data     {data.root}  {data.num_classes} classes  crop {data.crop_size}  batch {data.batch_size}"
+                 f"  workers {data.num_workers}  splits {data.train_split}/{data.val_split}")
+    lines.append(f"optim    {optim.optimizer._target_.rsplit('.', 1)[-1]} lr {optim.lr} momentum {optim.momentum} "
+                 f"weight_decay {optim.weight_decay} poly {optim.poly_power}  loss {cfg.loss._target_.rsplit('.', 1)[-1]}")
+    lines.append(f"trainer  max_epochs {trainer.max_epochs} max_steps {trainer.max_steps} precision {trainer.precision}"
+                 f"  accelerator {trainer.accelerator} x{trainer.devices}  seed {cfg.seed}")
+    lines.append(f"eval     output_stride {cfg.eval.output_stride or model.output_stride}  scales "
+                 f"{list(cfg.eval.scales)}  flip {cfg.eval.flip}")
+    lines.append(f"output   {cfg.paths.output_dir}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Datasets in their on-disk layouts, augmentation, and the LightningDataModule (no model code)."""

@@ -1,0 +1,54 @@
+"""The LightningDataModule: one dataset class, a train split with augmentation, a val split whole."""
+
+from collections.abc import Callable, Sequence
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from deeplab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, evaluation
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """`dataset(split=..., transform=...)` builds a split; `prepare()`, when given, makes the data
+    on disk first (the synthetic set) and runs once per node, before any process reads."""
+
+    def __init__(self, dataset: Callable, num_classes: int, class_names: Sequence[str],
+                 train_transform: Callable | None = None, prepare: Callable | None = None,
+                 train_split: str = "train", val_split: str = "val", batch_size: int = 8,
+                 val_batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False,
+                 ignore_index: int = 255, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD):
+        super().__init__()
+        self.dataset = dataset
+        self.num_classes = num_classes
+        self.class_names = list(class_names)
+        self.ignore_index = ignore_index
+        self.train_transform = train_transform
+        self.val_transform = evaluation(mean=mean, std=std)
+        self.prepare = prepare
+        self.train_split, self.val_split = train_split, val_split
+        self.batch_size, self.val_batch_size = batch_size, val_batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.train_set = self.val_set = None
+
+    def prepare_data(self) -> None:
+        if self.prepare is not None:
+            self.prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit") and self.train_set is None:
+            self.train_set = self.dataset(split=self.train_split, transform=self.train_transform)
+        if stage in (None, "fit", "validate") and self.val_set is None:
+            self.val_set = self.dataset(split=self.val_split, transform=self.val_transform)
+
+    def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train,
+                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        # Whole images of different sizes: one per batch unless the user asks otherwise.
+        return self._loader(self.val_set, self.val_batch_size, train=False)

@@ -1,0 +1,47 @@
+"""Atrous Spatial Pyramid Pooling (DeepLabV3, Sec. 3.3; Fig. 5 of DeepLabV3)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deeplab.model.layers import ConvBNReLU, conv3x3, set_dilation
+
+
+class ImagePooling(nn.Module):
+    """Global average pool, 1x1 conv + BN + ReLU, then broadcast back to the feature size."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.project = ConvBNReLU(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = self.project(F.adaptive_avg_pool2d(x, 1))
+        return pooled.expand(-1, -1, x.shape[2], x.shape[3])
+
+
+class ASPP(nn.Module):
+    """A 1x1 branch, one 3x3 branch per atrous rate, image pooling; concatenated, projected by a
+    1x1 conv and regularised by dropout."""
+
+    def __init__(self, in_channels: int, channels: int = 256, rates=(6, 12, 18), separable: bool = True,
+                 image_pooling: bool = True, dropout: float = 0.1):
+        super().__init__()
+        self.rates = tuple(int(r) for r in rates)
+        self.branches = nn.ModuleList([ConvBNReLU(in_channels, channels, kernel_size=1)])
+        self.branches.extend(conv3x3(in_channels, channels, rate, separable) for rate in self.rates)
+        if image_pooling:
+            self.branches.append(ImagePooling(in_channels, channels))
+        self.project = ConvBNReLU(len(self.branches) * channels, channels, kernel_size=1)
+        self.dropout = nn.Dropout(dropout)
+
+    def set_rates(self, rates) -> None:
+        """Used when a model trained at one output stride is evaluated at another (rates scale)."""
+        if len(rates) != len(self.rates):
+            raise ValueError(f"ASPP has {len(self.rates)} atrous branches, got rates {list(rates)}")
+        self.rates = tuple(int(r) for r in rates)
+        for branch, rate in zip(self.branches[1:1 + len(self.rates)], self.rates):
+            set_dilation(branch, rate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([branch(x) for branch in self.branches], dim=1)
+        return self.dropout(self.project(x))

@@ -1,0 +1,50 @@
+"""DeepLabV3 and DeepLabV3+ (Chen et al. 2017, 2018): encoder, ASPP, optional decoder, logits."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deeplab.model.aspp import ASPP
+from deeplab.model.decoder import Decoder
+from deeplab.model.encoder import LOW_LEVEL_INDEX, build_encoder
+
+
+class DeepLab(nn.Module):
+    """DeepLabV3+ when `decoder` is given (a dict of Decoder arguments), DeepLabV3 when it is None.
+
+    Takes images of any size; returns logits of shape (N, num_classes, H, W) at the input's size.
+    """
+
+    def __init__(self, num_classes: int, backbone: str = "resnet50", weights: str | None = None,
+                 output_stride: int = 16, aspp: dict | None = None, decoder: dict | None = None):
+        super().__init__()
+        self.backbone_name = backbone
+        self.output_stride = output_stride
+        self.encoder = build_encoder(backbone, weights=weights, output_stride=output_stride)
+        channels = self.encoder.out_channels
+        self.aspp = ASPP(channels[-1], **(aspp or {}))
+        aspp_channels = self.aspp.project[0].out_channels
+        self.decoder = Decoder(channels[LOW_LEVEL_INDEX], aspp_channels, **decoder) if decoder is not None else None
+        head_in = self.decoder.out_channels if self.decoder is not None else aspp_channels
+        self.classifier = nn.Conv2d(head_in, num_classes, kernel_size=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(images)
+        x = self.aspp(features[-1])
+        if self.decoder is not None:
+            x = self.decoder(x, features[LOW_LEVEL_INDEX])
+        logits = self.classifier(x)
+        return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=True)
+
+    def set_output_stride(self, output_stride: int) -> None:
+        """Re-dilate the encoder for another output stride, keeping every weight, and scale the
+        ASPP rates with it (OS16 rates 6, 12, 18 become 12, 24, 36 at OS8), as the paper does
+        when it evaluates an OS16-trained model at OS8."""
+        if output_stride == self.output_stride:
+            return
+        encoder = build_encoder(self.backbone_name, weights=None, output_stride=output_stride)
+        encoder.load_state_dict(self.encoder.state_dict())
+        self.encoder = encoder.to(next(self.parameters()).device)
+        factor = self.output_stride / output_stride
+        self.aspp.set_rates([round(r * factor) for r in self.aspp.rates])
+        self.output_stride = output_stride

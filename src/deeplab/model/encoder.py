@@ -1,0 +1,46 @@
+"""Encoders from segmentation-models-pytorch (and timm through it), dilated to an output stride."""
+
+import difflib
+from functools import lru_cache
+
+import segmentation_models_pytorch as smp
+import timm
+from torch import nn
+
+OUTPUT_STRIDES = (8, 16, 32)
+LOW_LEVEL_INDEX = 2  # smp encoders return features at strides 1, 2, 4, 8, 16, 32: index 2 is stride 4
+
+
+@lru_cache(maxsize=1)
+def _timm_names() -> frozenset:
+    return frozenset(timm.list_models())
+
+
+def resolve_encoder_name(name: str) -> str:
+    """smp encoder names are used as they are; a timm model name is reached through smp's
+    `tu-` universal encoder. Anything else is an error that lists close matches."""
+    if name in smp.encoders.encoders or name.startswith("tu-") and name[3:] in _timm_names():
+        return name
+    if name in _timm_names():
+        return f"tu-{name}"
+    known = list(smp.encoders.encoders) + sorted(_timm_names())
+    close = difflib.get_close_matches(name.removeprefix("tu-"), known, n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ValueError(f"model.backbone.name={name!r} is neither an smp encoder nor a timm model{hint}")
+
+
+def build_encoder(name: str, weights: str | None = None, output_stride: int = 16) -> nn.Module:
+    """Returns an smp encoder whose last stages use dilation instead of stride, so that the
+    deepest feature has the given output stride."""
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride={output_stride} is not allowed; allowed: {list(OUTPUT_STRIDES)}")
+    if weights not in (None, "imagenet"):
+        raise ValueError(f"model.backbone.weights={weights!r} is not allowed; allowed: imagenet, null")
+    resolved = resolve_encoder_name(name)
+    try:
+        return smp.encoders.get_encoder(resolved, in_channels=3, depth=5, weights=weights,
+                                        output_stride=output_stride)
+    except Exception as err:  # smp and timm raise assorted types; keep their reason, one line
+        reason = " ".join(str(err).split())
+        raise ValueError(f"cannot build encoder {resolved!r} (weights={weights}, output_stride={output_stride}): "
+                         f"{reason}") from err

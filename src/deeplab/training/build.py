@@ -1,0 +1,36 @@
+"""Turns config sections into objects: the one place that knows the config's shape."""
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from deeplab.config import ConfigError
+from deeplab.data.datamodule import SegmentationDataModule
+from deeplab.model import DeepLab
+
+
+def build_model(model: DictConfig, num_classes: int) -> DeepLab:
+    decoder = OmegaConf.to_container(model.decoder) if model.decoder is not None else None
+    try:
+        return DeepLab(num_classes=num_classes, backbone=model.backbone.name, weights=model.backbone.weights,
+                       output_stride=model.output_stride, aspp=OmegaConf.to_container(model.aspp), decoder=decoder)
+    except ValueError as err:  # the model package names the offending argument
+        raise ConfigError(str(err)) from err
+
+
+def build_datamodule(data: DictConfig, aug: DictConfig) -> SegmentationDataModule:
+    return SegmentationDataModule(
+        dataset=instantiate(data.dataset),
+        prepare=instantiate(data.prepare) if data.get("prepare") else None,
+        train_transform=instantiate(aug),
+        num_classes=data.num_classes,
+        class_names=list(data.class_names),
+        ignore_index=data.ignore_index,
+        train_split=data.train_split,
+        val_split=data.val_split,
+        batch_size=data.batch_size,
+        val_batch_size=data.val_batch_size,
+        num_workers=data.num_workers,
+        pin_memory=data.pin_memory,
+        mean=list(data.mean),
+        std=list(data.std),
+    )

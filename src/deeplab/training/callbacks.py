@@ -1,0 +1,74 @@
+"""Callbacks that record the run: the resolved config in every checkpoint, summary.json at the end."""
+
+import json
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
+
+CONFIG_KEY = "deeplab_config"
+
+
+class ConfigInCheckpoint(pl.Callback):
+    """Stores the resolved run config in each checkpoint, so a checkpoint path alone rebuilds the run."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[CONFIG_KEY] = self.config
+
+
+class RunSummary(pl.Callback):
+    """Measures training throughput (validation excluded) and writes `summary.json` when fit ends."""
+
+    def __init__(self, output_dir: str, params: int | None = None):
+        self.path = Path(output_dir) / "summary.json"
+        self.params = params
+        self.train_seconds = 0.0
+        self.train_images = 0
+        self._fit_start = self._batch_start = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._batch_start is None:
+            self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # From one batch's end to the next one's includes data loading, as real throughput should.
+        now = time.perf_counter()
+        self.train_seconds += now - self._batch_start
+        self.train_images += batch["image"].shape[0] * trainer.world_size
+        self._batch_start = now
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._batch_start = None  # validation time is not training time
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._batch_start = None
+
+    def summary(self, trainer) -> dict:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+        return {
+            "val/mIoU": metrics.get("val/mIoU"),
+            "val/mIoU_best": metrics.get("val/mIoU_best"),
+            "val/pixel_acc": metrics.get("val/pixel_acc"),
+            "per_class_iou": {k.removeprefix("val/iou/"): v for k, v in metrics.items() if k.startswith("val/iou/")},
+            "best_ckpt": checkpoint.best_model_path or None if checkpoint else None,
+            "last_ckpt": checkpoint.last_model_path or None if checkpoint else None,
+            "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "params": self.params,
+            "train_images_per_sec": self.train_images / self.train_seconds if self.train_seconds else None,
+            "duration_s": time.perf_counter() - self._fit_start if self._fit_start else None,
+        }
+
+    @rank_zero_only
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.summary(trainer), indent=2) + "\n")

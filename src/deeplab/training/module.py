@@ -1,0 +1,75 @@
+"""The LightningModule: loss, SGD with the poly schedule, validation through the evaluation code."""
+
+import copy
+from collections.abc import Callable, Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from deeplab.evaluation import SegmentationMetrics, predict_probs
+
+
+class SegmentationModule(pl.LightningModule):
+    def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable,
+                 num_classes: int, class_names: Sequence[str], ignore_index: int = 255,
+                 eval_output_stride: int | None = None, eval_scales: Sequence[float] = (1.0,),
+                 eval_flip: bool = False):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.class_names = list(class_names)
+        self.eval_output_stride = eval_output_stride
+        self.eval_scales = list(eval_scales)
+        self.eval_flip = eval_flip
+        self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
+        self.register_buffer("best_miou", torch.tensor(float("-inf")), persistent=True)
+        self._other_stride_model: list[nn.Module] = []  # a list keeps it out of state_dict and DDP
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss = self.loss(self.model(batch["image"]), batch["mask"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        return loss
+
+    def evaluation_model(self) -> nn.Module:
+        """The model at `eval_output_stride`: the trained weights, re-dilated (built once, then
+        refreshed with the current weights at each validation)."""
+        if self.eval_output_stride in (None, self.model.output_stride):
+            return self.model
+        if not self._other_stride_model:
+            other = copy.deepcopy(self.model)
+            other.set_output_stride(self.eval_output_stride)
+            self._other_stride_model.append(other)
+        other = self._other_stride_model[0]
+        other.load_state_dict(self.model.state_dict())
+        return other.eval()
+
+    def on_validation_epoch_start(self) -> None:
+        self._eval_model = self.evaluation_model()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        probs = predict_probs(self._eval_model, batch["image"], self.eval_scales, self.eval_flip)
+        self.val_metrics.update(probs.argmax(dim=1), batch["mask"])
+
+    def on_validation_epoch_end(self) -> None:
+        result = self.val_metrics.compute()
+        self.val_metrics.reset()
+        miou = result["mIoU"].float()
+        if not self.trainer.sanity_checking:
+            self.best_miou = torch.maximum(self.best_miou, miou.to(self.best_miou.device))
+        self.log("val/mIoU", miou, prog_bar=True, sync_dist=False)
+        self.log("val/mIoU_best", self.best_miou if torch.isfinite(self.best_miou) else miou)
+        self.log("val/pixel_acc", result["pixel_acc"].float())
+        for name, iou in zip(self.class_names, result["per_class_iou"].tolist()):
+            if iou == iou:  # classes absent from prediction and ground truth have no IoU (NaN)
+                self.log(f"val/iou/{name}", iou)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}

@@ -1,0 +1,38 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+SHARED = ROOT.parent / "shared"
+VOC_SAMPLES = SHARED / "data" / "voc2012_samples"
+
+
+def compose_config(*overrides: str):
+    """The composed train config, as train.py would see it (interpolations left unresolved)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+def run_train(run_dir: Path, *args: str, data_dir: Path | None = None, timeout: int = 600,
+              script: str = "train.py") -> subprocess.CompletedProcess:
+    """Runs an entry point as a user would, with its outputs under run_dir and W&B kept offline."""
+    command = [sys.executable, str(ROOT / script), f"hydra.run.dir={run_dir}", f"paths.log_dir={run_dir.parent}"]
+    if data_dir is not None:
+        command.append(f"paths.data_dir={data_dir}")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run(command + list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def small_synthetic(tmp_path_factory) -> Path:
+    """A small synthetic set shared by the training tests (the overrides below select it)."""
+    return tmp_path_factory.mktemp("data")
+
+
+SMALL = ("data.prepare.num_train=48", "data.prepare.num_val=12", "data.num_workers=0", "logger=none")

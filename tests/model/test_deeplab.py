@@ -1,0 +1,81 @@
+"""The model on its own: shapes at any input size, output stride, ASPP rates, decoder on/off."""
+
+import pytest
+import torch
+from torch import nn
+
+from deeplab.model import ASPP, DeepLab, build_encoder, resolve_encoder_name
+
+DECODER = {"low_level_channels": 48, "channels": 256, "num_convs": 2, "separable": True}
+RATES = {8: (12, 24, 36), 16: (6, 12, 18), 32: (3, 6, 9)}
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+@pytest.mark.parametrize("size", [(513, 513), (500, 375)])
+def test_logits_at_input_size(output_stride, size):
+    model = DeepLab(num_classes=21, backbone="resnet50", output_stride=output_stride,
+                    aspp={"rates": RATES[output_stride]}, decoder=DECODER).eval()
+    images = torch.randn(1, 3, *size)
+    with torch.no_grad():
+        features = model.encoder(images)
+        logits = model(images)
+    assert logits.shape == (1, 21, *size)
+    # the deepest feature really is at the requested stride (sides of 16k + 1 images round up)
+    assert features[-1].shape[2] == -(-size[0] // output_stride)
+    assert features[2].shape[2] == -(-size[0] // 4)
+
+
+def test_deeplabv3_has_no_decoder():
+    model = DeepLab(num_classes=5, backbone="resnet50", decoder=None).eval()
+    assert model.decoder is None
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 97, 131)).shape == (1, 5, 97, 131)
+
+
+def test_decoder_layout():
+    model = DeepLab(num_classes=5, backbone="resnet50", decoder=DECODER)
+    project = model.decoder.project[0]
+    assert (project.in_channels, project.out_channels, project.kernel_size) == (256, 48, (1, 1))
+    assert len(model.decoder.refine) == 2
+    depthwise, pointwise = model.decoder.refine[0][0], model.decoder.refine[0][3]
+    assert depthwise.groups == 256 + 48 and depthwise.kernel_size == (3, 3)
+    assert pointwise.out_channels == 256
+    # BN and ReLU between depthwise and pointwise, as in the paper
+    assert isinstance(model.decoder.refine[0][1], nn.BatchNorm2d) and isinstance(model.decoder.refine[0][2], nn.ReLU)
+
+
+def test_aspp_branches_follow_rates():
+    aspp = ASPP(2048, channels=256, rates=(6, 12, 18), separable=False, image_pooling=True, dropout=0.1)
+    dilations = [b[0].dilation[0] for b in aspp.branches[1:4]]
+    assert dilations == [6, 12, 18]
+    assert len(aspp.branches) == 5  # 1x1, three atrous, image pooling
+    assert aspp.project[0].in_channels == 5 * 256
+    assert len(ASPP(2048, image_pooling=False).branches) == 4
+
+
+def test_set_output_stride_keeps_weights_and_scales_rates():
+    torch.manual_seed(0)
+    model = DeepLab(num_classes=5, backbone="resnet50", output_stride=16, aspp={"rates": (6, 12, 18)},
+                    decoder=DECODER).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.set_output_stride(8)
+    assert model.aspp.rates == (12, 24, 36)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.no_grad():
+        assert model.encoder(torch.randn(1, 3, 129, 129))[-1].shape[2] == 17
+
+
+def test_encoder_names():
+    assert resolve_encoder_name("resnet50") == "resnet50"
+    assert resolve_encoder_name("xception65") == "tu-xception65"
+    assert resolve_encoder_name("tu-resnet101s") == "tu-resnet101s"
+    with pytest.raises(ValueError, match="did you mean"):
+        resolve_encoder_name("resnet5O")
+    with pytest.raises(ValueError, match="output_stride=12 is not allowed"):
+        build_encoder("resnet50", output_stride=12)
+
+
+def test_resnet101_is_deeplab_stem():
+    encoder = build_encoder("tu-resnet101s", output_stride=16)
+    convs = [m for m in encoder.model.conv1 if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128]

@@ -1,0 +1,120 @@
+"""Every config group option composes, sets what it should, and instantiates."""
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from deeplab.config import ConfigError, check_command_line, group_options, validate
+
+from .conftest import CONF_DIR, compose_config
+
+GROUPS = ["data", "backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "logger", "callbacks", "paths",
+          "hydra", "experiment", "debug"]
+
+
+def test_defaults_list_has_every_group():
+    defaults = OmegaConf.load(CONF_DIR / "train.yaml").defaults
+    names = [next(iter(d)) if isinstance(d, dict) or OmegaConf.is_dict(d) else d for d in defaults]
+    names = [n.removeprefix("optional ") for n in names]
+    assert names == ["_self_", *GROUPS]
+
+
+@pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("hydra", "paths")])
+def test_every_option_composes(group):
+    options = group_options(CONF_DIR, group)
+    assert options, f"conf/{group} has no options"
+    for option in options:
+        cfg = compose_config(f"{group}={option}")
+        assert cfg.model.backbone.name
+        if group not in ("experiment",):
+            validate(cfg)
+
+
+@pytest.mark.parametrize("option, name", [("resnet50", "resnet50"), ("resnet101", "tu-resnet101s"),
+                                          ("xception65", "tu-xception65"), ("xception", "tu-xception65"),
+                                          ("mobilenet_v2", "mobilenet_v2")])
+def test_backbone_sets_encoder(option, name):
+    cfg = compose_config(f"backbone={option}")
+    assert cfg.model.backbone.name == name
+    assert cfg.model.backbone.weights is None
+
+
+@pytest.mark.parametrize("stride, rates", [("8", [12, 24, 36]), ("16", [6, 12, 18]), ("32", [3, 6, 9])])
+def test_output_stride_sets_rates(stride, rates):
+    cfg = compose_config(f"os='{stride}'")
+    assert cfg.model.output_stride == int(stride)
+    assert list(cfg.model.aspp.rates) == rates
+
+
+def test_decoder_options():
+    plus = compose_config("decoder=deeplabv3plus").model.decoder
+    assert dict(plus) == {"low_level_channels": 48, "channels": 256, "num_convs": 2, "separable": True}
+    assert compose_config("decoder=deeplabv3").model.decoder is None
+
+
+def test_public_defaults():
+    cfg = compose_config()
+    assert dict(cfg.model.aspp) == {"channels": 256, "rates": [6, 12, 18], "separable": True,
+                                    "image_pooling": True, "dropout": 0.1}
+    assert cfg.optim.momentum == 0.9 and cfg.optim.poly_power == 0.9
+    assert cfg.data.ignore_index == 255
+    assert list(cfg.eval.scales) == [1.0] and cfg.eval.flip is False and cfg.eval.output_stride is None
+    assert compose_config("data=voc", "optim=sgd").data.num_classes == 21
+    assert compose_config("data=voc").optim.lr == 0.007
+
+
+@pytest.mark.parametrize("aug", ["deeplab", "keras", "none"])
+def test_aug_instantiates(aug):
+    cfg = compose_config(f"aug={aug}")
+    transform = instantiate(cfg.aug)
+    import numpy as np
+
+    out = transform(image=np.zeros((90, 70, 3), np.uint8), mask=np.zeros((90, 70), np.uint8))
+    assert tuple(out["image"].shape) == (3, cfg.data.crop_size, cfg.data.crop_size)
+
+
+@pytest.mark.parametrize("loss", ["ce", "dice", "focal"])
+def test_loss_instantiates_and_ignores_void(loss):
+    import torch
+
+    criterion = instantiate(compose_config(f"loss={loss}").loss)
+    logits = torch.randn(2, 5, 8, 8, requires_grad=True)
+    target = torch.full((2, 8, 8), 255)
+    target[:, :4] = 1
+    value = criterion(logits, target)
+    value.backward()
+    assert torch.isfinite(value)
+    assert logits.grad[:, :, 4:].abs().sum() == 0  # void pixels give no gradient
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["os=12"], "os=12 is not allowed; allowed: 8, 16, 32"),
+    (["backbone=xceptoin"], "backbone=xceptoin is not allowed; allowed: mobilenet_v2, resnet101, resnet50, "
+                            "xception, xception65 (did you mean xception?)"),
+    (["decoder=v3"], "decoder=v3 is not allowed; allowed: deeplabv3, deeplabv3plus"),
+    (["model.aspp.chanels=64"], "model.aspp.chanels is not a config key (did you mean model.aspp.channels?)"),
+])
+def test_command_line_errors(argv, message):
+    with pytest.raises(ConfigError, match=None) as err:
+        check_command_line(argv, CONF_DIR)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_command_line_quotes_numeric_groups():
+    assert check_command_line(["os=8", "backbone=xception"], CONF_DIR) == ["os='8'", "backbone=xception"]
+    assert check_command_line(["os=8,16", "-m"], CONF_DIR) == ["os='8','16'", "-m"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lr=-0.1", "optim.lr=-0.1 is not allowed; allowed: a number > 0"),
+    ("model.output_stride=12", "model.output_stride=12 is not allowed; allowed: 8, 16, 32"),
+    ("model.backbone.weights=coco", "model.backbone.weights=coco is not allowed; allowed: imagenet, null"),
+    ("data.batch_size=1", "data.batch_size=1 is not allowed"),
+    ("eval.output_stride=4", "eval.output_stride=4 is not allowed; allowed: null, 8, 16, 32"),
+    ("data.num_classes=3", "data.class_names=["),
+])
+def test_value_errors(override, message):
+    with pytest.raises(ConfigError) as err:
+        validate(compose_config(override))
+    assert str(err.value).startswith(message)

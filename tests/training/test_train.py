@@ -1,0 +1,85 @@
+"""Training runs as a user starts them: `python train.py ...` in a subprocess, outputs read back."""
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from deeplab.data.voc import VOCSegmentation
+from deeplab.data.transforms import evaluation
+from deeplab.evaluation import SegmentationMetrics, predict_probs
+from deeplab.training.build import build_model
+from deeplab.training.callbacks import CONFIG_KEY
+
+from ..conftest import SMALL, run_train
+
+SUMMARY_KEYS = {"val/mIoU", "val/mIoU_best", "best_ckpt", "last_ckpt", "epochs", "global_step", "params",
+                "train_images_per_sec", "duration_s"}
+
+
+def evaluate(model, root, num_classes):
+    dataset = VOCSegmentation(root, "val", transform=evaluation())
+    metrics = SegmentationMetrics(num_classes)
+    model.eval()
+    for sample in dataset:
+        probs = predict_probs(model, sample["image"][None])
+        metrics.update(probs.argmax(1), sample["mask"][None])
+    return metrics.compute()["mIoU"].item()
+
+
+def test_one_epoch_improves_miou(tmp_path, small_synthetic):
+    run_dir = tmp_path / "run"
+    result = run_train(run_dir, *SMALL, "data.prepare.num_train=160", "trainer.max_epochs=1",
+                       data_dir=small_synthetic)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["epochs"] == 1 and summary["global_step"] == 20
+    assert summary["train_images_per_sec"] > 0 and summary["params"] > 1e6
+
+    checkpoint = torch.load(summary["best_ckpt"], map_location="cpu", weights_only=False)
+    config = OmegaConf.create(checkpoint[CONFIG_KEY])
+    assert config.data.root == str(small_synthetic / "synthetic_voc")  # resolved, usable on its own
+    torch.manual_seed(0)
+    untrained = build_model(config.model, config.data.num_classes)
+    trained = build_model(config.model, config.data.num_classes)
+    trained.load_state_dict({k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
+                             if k.startswith("model.")})
+    before = evaluate(untrained, config.data.root, config.data.num_classes)
+    after = evaluate(trained, config.data.root, config.data.num_classes)
+    assert after == pytest.approx(summary["val/mIoU_best"], abs=1e-5)  # the checkpoint is the logged model
+    assert after > before + 0.1, (before, after)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "csv").exists() is False  # logger=none writes no logs
+    assert "groups   data=synthetic" in result.stdout  # the one-screen config print
+
+
+@pytest.mark.parametrize("overrides", [["backbone=xception", "os=8"],
+                                       ["backbone=resnet101", "os=16", "decoder=deeplabv3"]])
+def test_paper_backbones_fast_dev_run(tmp_path, small_synthetic, overrides):
+    result = run_train(tmp_path / "run", *SMALL, *overrides, "trainer.fast_dev_run=true", data_dir=small_synthetic)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["os=12"], "error: os=12 is not allowed; allowed: 8, 16, 32\n"),
+    (["backbone=xceptoin"], "error: backbone=xceptoin is not allowed; allowed: mobilenet_v2, resnet101, resnet50, "
+                            "xception, xception65 (did you mean xception?)\n"),
+    (["optim.lr=-1"], "error: optim.lr=-1 is not allowed; allowed: a number > 0\n"),
+    (["model.backbone.name=resnet5O"], "error: model.backbone.name='resnet5O' is neither an smp encoder nor a timm "
+                                       "model; did you mean resnet50"),
+])
+def test_bad_config_is_one_line(tmp_path, argv, message):
+    result = run_train(tmp_path / "run", *argv)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message), result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_voc_says_where_and_how(tmp_path):
+    result = run_train(tmp_path / "run", "data=voc", "logger=none", data_dir=tmp_path / "nowhere")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: data.root={tmp_path / 'nowhere' / 'VOCdevkit' / 'VOC2012'} does not "
+                                    "exist; download VOCtrainval_11-May-2012.tar"), result.stderr[-2000:]

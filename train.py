@@ -1,0 +1,32 @@
+"""Train DeepLabV3 / V3+: `python train.py backbone=xception os=8` (see conf/train.yaml)."""
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from deeplab.config import ConfigError, check_command_line
+from deeplab.data.voc import DatasetError
+from deeplab.training.run import train
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        return train(cfg, choices=dict(HydraConfig.get().runtime.choices))
+    except (ConfigError, DatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    try:
+        sys.argv[1:] = check_command_line(sys.argv[1:], CONF_DIR)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    main()
