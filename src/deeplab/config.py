@@ -127,7 +127,8 @@ def validate(cfg: DictConfig) -> None:
     _require(isinstance(data.num_workers, int) and data.num_workers >= 0, "data.num_workers",
              data.num_workers, "an integer >= 0")
     _require(optim.lr > 0, "optim.lr", optim.lr, "a number > 0")
-    _require(0 <= optim.momentum < 1, "optim.momentum", optim.momentum, "0 <= momentum < 1")
+    if "momentum" in optim:
+        _require(0 <= optim.momentum < 1, "optim.momentum", optim.momentum, "0 <= momentum < 1")
     _require(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "a number >= 0")
     _require(optim.poly_power >= 0, "optim.poly_power", optim.poly_power, "a number >= 0")
     _require(evaluation.output_stride in (None, *OUTPUT_STRIDES), "eval.output_stride", evaluation.output_stride,
@@ -157,8 +158,9 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
                      f"{dec.channels}ch, separable={dec.separable}")
     lines.append(f"data     {data.root}  {data.num_classes} classes  crop {data.crop_size}  batch {data.batch_size}"
                  f"  workers {data.num_workers}  splits {data.train_split}/{data.val_split}")
-    lines.append(f"optim    {optim.optimizer._target_.rsplit('.', 1)[-1]} lr {optim.lr} momentum {optim.momentum} "
-                 f"weight_decay {optim.weight_decay} poly {optim.poly_power}  loss {cfg.loss._target_.rsplit('.', 1)[-1]}")
+    momentum = f" momentum {optim.momentum}" if "momentum" in optim else ""
+    lines.append(f"optim    {optim.optimizer._target_.rsplit('.', 1)[-1]} lr {optim.lr}{momentum} weight_decay "
+                 f"{optim.weight_decay} poly {optim.poly_power}  loss {cfg.loss._target_.rsplit('.', 1)[-1]}")
     lines.append(f"trainer  max_epochs {trainer.max_epochs} max_steps {trainer.max_steps} precision {trainer.precision}"
                  f"  accelerator {trainer.accelerator} x{trainer.devices}  seed {cfg.seed}")
     lines.append(f"eval     output_stride {cfg.eval.output_stride or model.output_stride}  scales "

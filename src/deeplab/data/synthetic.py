@@ -3,7 +3,7 @@
 Scenes hold several objects at varied scales that occlude each other, with a void (255) band
 along object borders as in VOC. Colour carries no class information: every object's colours
 are drawn from the same distribution, so classes are told apart by texture (stripes, checker,
-dots against a smooth background) and by shape (a filled blob and a ring share the dots).
+speckle against a smooth background) and by shape (a filled blob and a ring share the speckle).
 """
 
 import json
@@ -37,11 +37,11 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
 
 def _shape_mask(rng: np.random.Generator, height: int, width: int, size: float, outline: bool) -> np.ndarray:
     """A disc, triangle or square about `size` pixels across at a random place and angle; filled,
-    or only its outline drawn 10 to 14 pixels thick."""
+    or only its outline drawn 10 to 16 pixels thick."""
     mask = np.zeros((height, width), dtype=np.uint8)
     cx, cy = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height
     radius = size / 2
-    thickness = int(rng.integers(10, 15)) if outline else -1
+    thickness = int(rng.integers(10, 17)) if outline else -1
     corners = int(rng.choice([0, 3, 4]))
     if corners == 0:
         cv2.circle(mask, (round(cx), round(cy)), round(radius), 1, thickness=thickness)
@@ -68,11 +68,9 @@ def _texture(rng: np.random.Generator, kind: str, height: int, width: int) -> np
     elif kind == "checker":
         cell = rng.uniform(5, 8)
         select = ((np.floor(xx / cell) + np.floor(yy / cell)) % 2) == 0
-    else:  # dots: a rotated grid of round dots
-        angle, period = rng.uniform(0, np.pi / 2), rng.uniform(6, 9)
-        u = (np.cos(angle) * xx + np.sin(angle) * yy) / period
-        v = (-np.sin(angle) * xx + np.cos(angle) * yy) / period
-        select = (u % 1.0 - 0.5) ** 2 + (v % 1.0 - 0.5) ** 2 < 0.09
+    else:  # speckle: one colour under strong noise in 2x2 pixel grains (JPEG keeps those)
+        grains = rng.normal(0, 30, size=((height + 1) // 2, (width + 1) // 2, 3))
+        return a[None, None] + grains.repeat(2, axis=0).repeat(2, axis=1)[:height, :width]
     return np.where(select[..., None], a[None, None], b[None, None]) + rng.normal(0, 3, size=(height, width, 3))
 
 
@@ -83,9 +81,9 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     for _ in range(rng.integers(2, 5)):
         class_id = int(rng.integers(1, len(CLASS_NAMES)))
         name = CLASS_NAMES[class_id]
-        size = rng.uniform(0.3, 0.7) * min(height, width)
+        size = rng.uniform(0.35, 0.7) * min(height, width)
         mask = _shape_mask(rng, height, width, size, outline=name == "ring").astype(bool)
-        texture = _texture(rng, name if name in ("stripes", "checker") else "dots", height, width)
+        texture = _texture(rng, name if name in ("stripes", "checker") else "speckle", height, width)
         image[mask] = texture[mask]
         label[mask] = class_id
     # VOC marks a band of a few pixels along every object outline as void.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
 
 CONFIG_KEY = "deeplab_config"
 
@@ -71,4 +71,8 @@ class RunSummary(pl.Callback):
     @rank_zero_only
     def on_fit_end(self, trainer, pl_module) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.summary(trainer), indent=2) + "\n")
+        summary = self.summary(trainer)
+        self.path.write_text(json.dumps(summary, indent=2) + "\n")
+        best = summary["val/mIoU_best"]
+        rank_zero_info(f"val/mIoU_best {best:.4f}" if best is not None else "no validation ran")
+        rank_zero_info(f"summary: {self.path}")

@@ -26,7 +26,9 @@ class SegmentationModule(pl.LightningModule):
         self.eval_flip = eval_flip
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
         self.register_buffer("best_miou", torch.tensor(float("-inf")), persistent=True)
-        self._other_stride_model: list[nn.Module] = []  # a list keeps it out of state_dict and DDP
+        # Plain lists keep these models out of state_dict, checkpoints and DDP.
+        self._other_stride_model: list[nn.Module] = []
+        self._eval_model: list[nn.Module] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -50,10 +52,10 @@ class SegmentationModule(pl.LightningModule):
         return other.eval()
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_model = self.evaluation_model()
+        self._eval_model[:] = [self.evaluation_model()]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        probs = predict_probs(self._eval_model, batch["image"], self.eval_scales, self.eval_flip)
+        probs = predict_probs(self._eval_model[0], batch["image"], self.eval_scales, self.eval_flip)
         self.val_metrics.update(probs.argmax(dim=1), batch["mask"])
 
     def on_validation_epoch_end(self) -> None:
