@@ -8,7 +8,7 @@ from deeplab.config import ConfigError, check_command_line, group_options, valid
 
 from .conftest import CONF_DIR, compose_config
 
-GROUPS = ["data", "backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "logger", "callbacks", "paths",
+GROUPS = ["backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "data", "logger", "callbacks", "paths",
           "hydra", "experiment", "debug"]
 
 
@@ -24,7 +24,7 @@ def test_every_option_composes(group):
     options = group_options(CONF_DIR, group)
     assert options, f"conf/{group} has no options"
     for option in options:
-        cfg = compose_config(f"{group}={option}")
+        cfg = compose_config(f"{group}='{option}'")
         assert cfg.model.backbone.name
         if group not in ("experiment",):
             validate(cfg)
@@ -56,11 +56,24 @@ def test_public_defaults():
     cfg = compose_config()
     assert dict(cfg.model.aspp) == {"channels": 256, "rates": [6, 12, 18], "separable": True,
                                     "image_pooling": True, "dropout": 0.1}
-    assert cfg.optim.momentum == 0.9 and cfg.optim.poly_power == 0.9
     assert cfg.data.ignore_index == 255
     assert list(cfg.eval.scales) == [1.0] and cfg.eval.flip is False and cfg.eval.output_stride is None
-    assert compose_config("data=voc", "optim=sgd").data.num_classes == 21
-    assert compose_config("data=voc").optim.lr == 0.007
+    voc = compose_config("data=voc")
+    assert voc.data.num_classes == 21 and voc.model.backbone.name == "resnet50"
+    assert voc.optim.optimizer._target_ == "torch.optim.SGD"
+    assert (voc.optim.lr, voc.optim.momentum, voc.optim.poly_power) == (0.007, 0.9, 0.9)
+    assert (voc.aug.scale_min, voc.aug.scale_max, voc.aug.scale_step) == (0.5, 2.0, 0.25)
+
+
+def test_synthetic_brings_its_recipe_and_the_command_line_wins():
+    quick = compose_config()
+    assert quick.model.backbone.name == "resnet18"
+    assert quick.optim.optimizer._target_ == "torch.optim.AdamW"
+    assert (quick.aug.scale_min, quick.aug.scale_max) == (0.75, 1.5)
+    chosen = compose_config("optim=sgd", "backbone=xception", "aug=deeplab")
+    assert chosen.optim.lr == 0.007 and chosen.optim.momentum == 0.9
+    assert chosen.model.backbone.name == "tu-xception65"
+    assert chosen.aug.scale_min == 0.5
 
 
 @pytest.mark.parametrize("aug", ["deeplab", "keras", "none"])
@@ -89,8 +102,8 @@ def test_loss_instantiates_and_ignores_void(loss):
 
 @pytest.mark.parametrize("argv, message", [
     (["os=12"], "os=12 is not allowed; allowed: 8, 16, 32"),
-    (["backbone=xceptoin"], "backbone=xceptoin is not allowed; allowed: mobilenet_v2, resnet101, resnet50, "
-                            "xception, xception65 (did you mean xception?)"),
+    (["backbone=xceptoin"], "backbone=xceptoin is not allowed; allowed: mobilenet_v2, resnet101, resnet18, "
+                            "resnet50, xception, xception65 (did you mean xception?)"),
     (["decoder=v3"], "decoder=v3 is not allowed; allowed: deeplabv3, deeplabv3plus"),
     (["model.aspp.chanels=64"], "model.aspp.chanels is not a config key (did you mean model.aspp.channels?)"),
 ])

@@ -54,7 +54,7 @@ def test_deeplab_scales_are_discrete_and_padding_is_void():
         heights.add(int(labelled.any(axis=1).sum()))
         assert set(out["mask"].unique().tolist()) <= {1, 255}
         padded = out["image"][:, out["mask"] == 255]
-        assert padded.abs().max() < 1e-5  # mean-pixel padding is zero after normalisation
+        assert padded.abs().max() < 0.01  # the mean pixel (rounded to uint8) is zero after normalisation
     assert heights <= {50, 75, 100, 125, 150, 175, 200} and len(heights) >= 5
 
 
@@ -66,7 +66,7 @@ def test_keras_moves_image_and_mask_together():
     transform = T.keras_train(crop_size=120, mean=(0, 0, 0), std=(1 / 255, 1 / 255, 1 / 255))
     for _ in range(10):
         out = transform(image=image, mask=mask)
-        bright = out["image"][0] > 127 * 255
+        bright = out["image"][0] > 127
         labelled = out["mask"] == 7
         assert set(out["mask"].unique().tolist()) <= {0, 7}  # nearest fill, no void
         agreement = (bright == labelled).float().mean()

@@ -8,7 +8,7 @@ from deeplab.evaluation import SegmentationMetrics, predict_probs
 
 def numpy_reference(preds, targets, num_classes, ignore_index):
     confmat = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for pred, target in zip(preds, targets):
+    for pred, target in zip(preds, targets, strict=True):
         keep = target != ignore_index
         confmat += np.bincount(num_classes * target[keep] + pred[keep], minlength=num_classes ** 2).reshape(
             num_classes, num_classes)

@@ -35,6 +35,12 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.prepare is not None:
             self.prepare()
 
+    def check(self) -> None:
+        """Opens both splits' lists and checks their files exist, when the data is already on disk
+        (a `prepare` step writes it later otherwise); raises DatasetError naming what is missing."""
+        if self.prepare is None:
+            self.setup("fit")
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self.dataset(split=self.train_split, transform=self.train_transform)

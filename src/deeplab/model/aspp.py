@@ -39,7 +39,7 @@ class ASPP(nn.Module):
         if len(rates) != len(self.rates):
             raise ValueError(f"ASPP has {len(self.rates)} atrous branches, got rates {list(rates)}")
         self.rates = tuple(int(r) for r in rates)
-        for branch, rate in zip(self.branches[1:1 + len(self.rates)], self.rates):
+        for branch, rate in zip(self.branches[1:1 + len(self.rates)], self.rates, strict=True):
             set_dilation(branch, rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

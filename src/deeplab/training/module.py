@@ -36,6 +36,8 @@ class SegmentationModule(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.model(batch["image"]), batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        # logged here rather than by LearningRateMonitor, which refuses to run without a logger
+        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=batch["image"].shape[0])
         return loss
 
     def evaluation_model(self) -> nn.Module:
@@ -67,11 +69,11 @@ class SegmentationModule(pl.LightningModule):
         self.log("val/mIoU", miou, prog_bar=True, sync_dist=False)
         self.log("val/mIoU_best", self.best_miou if torch.isfinite(self.best_miou) else miou)
         self.log("val/pixel_acc", result["pixel_acc"].float())
-        for name, iou in zip(self.class_names, result["per_class_iou"].tolist()):
+        for name, iou in zip(self.class_names, result["per_class_iou"].tolist(), strict=True):
             if iou == iou:  # classes absent from prediction and ground truth have no IoU (NaN)
                 self.log(f"val/iou/{name}", iou)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

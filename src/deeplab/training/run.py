@@ -3,7 +3,7 @@
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.config import describe, validate
 from deeplab.training.build import build_datamodule, build_model
@@ -23,10 +23,11 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
     validate(cfg)
-    rank_zero_info(describe(cfg, choices))
+    rank_zero_only(print)(describe(cfg, choices))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg.data, cfg.aug)
+    datamodule.check()  # fail fast on missing data, before models and loggers start
     model = build_model(cfg.model, num_classes=cfg.data.num_classes)
     module = SegmentationModule(
         model=model,
