@@ -1,6 +1,7 @@
 """W&B in offline mode, read back from the run's own transaction log."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,22 @@ def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic)
     for key in ("val/mIoU", "val/mIoU_best", "train/loss", "lr"):
         assert f'"{key}"' in text, key
     assert '"model.backbone.name"' in text and "resnet" in text
+
+
+def test_unreachable_server_falls_back_to_offline(tmp_path):
+    """Credentials configured but no server: the run goes on offline and says so."""
+    script = (
+        "from deeplab.training.loggers import wandb_logger\n"
+        f"logger = wandb_logger(save_dir={str(tmp_path)!r}, init_timeout=5)\n"
+        "logger.log_metrics({'val/mIoU': 0.5})\n"
+        "logger.experiment.finish()\n"
+        "print('offline' if logger._offline else 'online')\n"
+    )
+    env = {**os.environ, "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_SILENT": "true"}
+    env.pop("WANDB_MODE", None)
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "W&B: could not start an online run (" in result.stdout
+    assert "logging offline instead; upload later with `wandb sync" in result.stdout
+    assert result.stdout.strip().endswith("offline")
+    assert list((tmp_path / "wandb").glob("offline-run-*"))

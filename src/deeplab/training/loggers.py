@@ -5,9 +5,10 @@ import os
 from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import WandbLogger
-from pytorch_lightning.utilities import rank_zero_info
+from pytorch_lightning.utilities import rank_zero_only
 
 MODES = ("auto", "online", "offline")
+_say = rank_zero_only(print)
 
 
 def wandb_credentials_configured() -> bool:
@@ -22,17 +23,35 @@ def wandb_credentials_configured() -> bool:
 
 
 def wandb_logger(project: str = "deeplab", save_dir: str = ".", mode: str = "auto", entity: str | None = None,
-                 name: str | None = None, group: str | None = None, tags=(), log_model: bool = False) -> WandbLogger:
-    """A WandbLogger that never prompts: `auto` logs online only when credentials are configured."""
+                 name: str | None = None, group: str | None = None, tags=(), log_model: bool = False,
+                 init_timeout: float = 60) -> WandbLogger:
+    """A WandbLogger that never prompts and never fails a run for want of a network: `auto` logs
+    online when credentials are configured; a server that cannot be reached leaves the run
+    logging offline, said on the console, to be uploaded later with `wandb sync`."""
     if mode not in MODES:
         raise ValueError(f"logger.wandb.mode={mode!r} is not allowed; allowed: {', '.join(MODES)}")
-    offline = mode == "offline" or (mode == "auto" and not wandb_credentials_configured())
-    os.environ.setdefault("WANDB_CONSOLE", "off")  # keep the terminal output ours
-    if offline:
-        rank_zero_info(f"W&B: offline (no credentials configured); upload later with "
-                       f"`wandb sync {save_dir}/wandb/offline-run-*`")
-    else:
-        rank_zero_info(f"W&B: online, project {project}")
-    return WandbLogger(project=project, entity=entity, name=name, group=group, tags=list(tags), save_dir=save_dir,
-                       offline=offline, log_model=log_model and not offline, anonymous=False,
-                       settings={"silent": True})
+    os.environ.setdefault("WANDB_CONSOLE", "off")  # the terminal output stays ours
+    sync_hint = f"upload later with `wandb sync {save_dir}/wandb/offline-run-*`"
+
+    def make(offline: bool) -> WandbLogger:
+        return WandbLogger(project=project, entity=entity, name=name, group=group, tags=list(tags),
+                           save_dir=save_dir, offline=offline, log_model=log_model and not offline,
+                           mode="offline" if offline else "online",
+                           settings={"silent": True, "init_timeout": init_timeout})
+
+    if mode == "offline" or (mode == "auto" and not wandb_credentials_configured()):
+        reason = "logger.wandb.mode=offline" if mode == "offline" else "no credentials configured"
+        _say(f"W&B: offline ({reason}); {sync_hint}")
+        return make(offline=True)
+    logger = make(offline=False)
+    try:
+        _ = logger.experiment  # starts the run now, so that a network failure is handled here
+    except Exception as err:  # wandb raises several types for an unreachable or refusing server
+        import wandb
+
+        wandb.teardown()  # forget the failed online session before starting an offline one
+        reason = " ".join(str(err).split())[:200]
+        _say(f"W&B: could not start an online run ({reason}); logging offline instead; {sync_hint}")
+        return make(offline=True)
+    _say(f"W&B: online, project {project}")
+    return logger
