@@ -106,6 +106,7 @@ def test_loss_instantiates_and_ignores_void(loss):
                             "resnet50, xception, xception65 (did you mean xception?)"),
     (["decoder=v3"], "decoder=v3 is not allowed; allowed: deeplabv3, deeplabv3plus"),
     (["model.aspp.chanels=64"], "model.aspp.chanels is not a config key (did you mean model.aspp.channels?)"),
+    (["experiment=null"], "experiment=null is not allowed; to drop the experiment group write ~experiment"),
 ])
 def test_command_line_errors(argv, message):
     with pytest.raises(ConfigError, match=None) as err:

@@ -66,17 +66,18 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
         if key not in groups:
             key_overrides.append(key)
             continue
-        raw = [v for v in _values(override) if v is not None]  # `group=null` unsets an optional group
+        raw = _values(override)
+        if None in raw:
+            raise ConfigError(f"{key}=null is not allowed; to drop the {key} group write ~{key}")
         values = [str(v) for v in raw]
         allowed = group_options(conf_dir, key)
         for value in values:
             if value not in allowed:
                 raise ConfigError(f"{key}={value} is not allowed; allowed: {', '.join(allowed)}"
                                   f"{_suggest(value, allowed)}")
-        if values and any(not isinstance(v, str) for v in raw):
+        if any(not isinstance(v, str) for v in raw):
             result[-1] = f"{key}=" + ",".join(f"'{v}'" for v in values)
-        if values:
-            group_overrides.append(f"{key}='{values[0]}'")
+        group_overrides.append(f"{key}='{values[0]}'")
     if key_overrides:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
             known = _flat_keys(compose(config_name, overrides=group_overrides))
@@ -147,7 +148,8 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
                                                 "trainer", "logger", "experiment", "debug") if choices.get(g)]
         lines.append("groups   " + " ".join(picked))
     aspp = model.aspp
-    lines.append(f"model    {model.backbone.name} (weights: {model.backbone.weights})  OS {model.output_stride}  "
+    lines.append(f"model    {model.backbone.name} (weights: {model.backbone.weights or 'random init'})  "
+                 f"OS {model.output_stride}  "
                  f"ASPP {aspp.channels}ch rates {list(aspp.rates)} separable={aspp.separable} "
                  f"pooling={aspp.image_pooling} dropout={aspp.dropout}")
     if model.decoder is None:

@@ -1,6 +1,8 @@
 """Training runs as a user starts them: `python train.py ...` in a subprocess, outputs read back."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from deeplab.evaluation import SegmentationMetrics, predict_probs
 from deeplab.training.build import build_model
 from deeplab.training.callbacks import CONFIG_KEY
 
-from ..conftest import SMALL, run_train
+from ..conftest import ROOT, SMALL, run_train
 
 SUMMARY_KEYS = {"val/mIoU", "val/mIoU_best", "best_ckpt", "last_ckpt", "epochs", "global_step", "params",
                 "train_images_per_sec", "duration_s"}
@@ -84,3 +86,15 @@ def test_missing_voc_says_where_and_how(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: data.root={tmp_path / 'nowhere' / 'VOCdevkit' / 'VOC2012'} does not "
                                     "exist; download VOCtrainval_11-May-2012.tar"), result.stderr[-2000:]
+
+
+def test_multirun_sweeps_numeric_output_strides(tmp_path, small_synthetic):
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, str(ROOT / "train.py"), "-m", "os=8,16", "debug=fast", *SMALL,
+               f"paths.data_dir={small_synthetic}", f"hydra.sweep.dir={sweep}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    strides = sorted(OmegaConf.load(job / ".hydra" / "config.yaml").model.output_stride for job in sweep.iterdir()
+                     if job.is_dir())
+    assert strides == [8, 16]
+    assert all((sweep / str(n) / "summary.json").is_file() for n in (0, 1))
