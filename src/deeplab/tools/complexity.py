@@ -1,0 +1,89 @@
+"""Parameters and multiply-adds of one full inference, counted by torch's FlopCounterMode.
+
+Two conventions:
+- `plain`: what PyTorch runs; a scaled input has side round(side * s).
+- `tf`: how the DeepLab paper's figures were counted. TensorFlow runs an atrous convolution as
+  space-to-batch on an input padded to a multiple of the rate, so a rate-r conv over an H x W output
+  costs ceil(H / r) * r x ceil(W / r) * r positions; a scaled input has side (side - 1) * s + 1.
+Flipping doubles the passes in both.
+"""
+
+import json
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
+
+from deeplab.config import ConfigError, validate
+from deeplab.training.build import build_model
+
+CONVENTIONS = ("plain", "tf")
+_aten = torch.ops.aten
+
+
+def _tf_conv_flop(x_shape, w_shape, _bias, _stride, _padding, dilation, transposed, *args, out_shape=None,
+                  **kwargs) -> int:
+    padded = list(out_shape)
+    for axis, rate in enumerate(dilation):
+        if rate > 1:
+            padded[2 + axis] = math.ceil(padded[2 + axis] / rate) * rate
+    return conv_flop_count(list(x_shape), list(w_shape), padded, transposed=transposed)
+
+
+def scaled_size(size: Sequence[int], scale: float, convention: str) -> tuple[int, int]:
+    if convention == "tf":
+        return tuple(int((side - 1) * scale + 1) for side in size)
+    return tuple(max(1, round(side * scale)) for side in size)
+
+
+@torch.no_grad()
+def count_madds(model: nn.Module, input_size: Sequence[int] = (513, 513), scales: Sequence[float] = (1.0,),
+                flip: bool = False, convention: str = "plain") -> dict:
+    """Multiply-adds of every scaled (and flipped) pass of one inference, and the parameter count."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention={convention} is not allowed; allowed: {', '.join(CONVENTIONS)}")
+    mapping = {_aten.convolution: _tf_conv_flop, _aten._convolution: _tf_conv_flop} if convention == "tf" else {}
+    model.eval()
+    passes = []
+    for scale in scales:
+        size = scaled_size(input_size, scale, convention)
+        counter = FlopCounterMode(display=False, custom_mapping=mapping)
+        with counter:
+            model(torch.zeros(1, 3, *size))
+        madds = counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-add
+        passes.append({"scale": scale, "size": list(size), "madds": madds})
+    copies = 2 if flip else 1
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "madds": copies * sum(p["madds"] for p in passes),
+        "passes": passes,
+        "flip": flip,
+        "convention": convention,
+    }
+
+
+def report(cfg) -> dict:
+    """Builds the model a config describes, counts one inference, prints a table and, last, one JSON line."""
+    validate(cfg)
+    if cfg.convention not in CONVENTIONS:
+        raise ConfigError(f"convention={cfg.convention} is not allowed; allowed: {', '.join(CONVENTIONS)}")
+    size = [int(s) for s in cfg.input_size]
+    model = build_model(cfg.model, num_classes=cfg.data.num_classes)
+    if cfg.eval.output_stride:
+        model.set_output_stride(cfg.eval.output_stride)
+    result = count_madds(model, size, list(cfg.eval.scales), cfg.eval.flip, cfg.convention)
+    decoder = "deeplabv3plus" if cfg.model.decoder is not None else "deeplabv3"
+    result.update(backbone=cfg.model.backbone.name, train_os=cfg.model.output_stride,
+                  eval_os=model.output_stride, decoder=decoder, input_size=size)
+    print(f"{cfg.model.backbone.name}  {decoder}  train OS {cfg.model.output_stride}  eval OS {model.output_stride}  "
+          f"convention {cfg.convention}  params {result['params'] / 1e6:.2f} M")
+    print(f"{'scale':>6} {'input':>11} {'Multiply-Adds':>16}")
+    for p in result["passes"]:
+        print(f"{p['scale']:>6} {p['size'][0]:>5}x{p['size'][1]:<5} {p['madds'] / 1e9:>15.2f}B")
+    if cfg.eval.flip:
+        print(f"{'flip':>6} {'':>11} {'x2':>16}")
+    print(f"{'total':>6} {'':>11} {result['madds'] / 1e9:>15.2f}B")
+    print(json.dumps(result))
+    return result

@@ -1,0 +1,30 @@
+"""Parameters and multiply-adds of one full inference under eval.output_stride, eval.scales, eval.flip."""
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from deeplab.config import ConfigError, check_command_line
+from deeplab.tools.complexity import report
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="complexity")
+def main(cfg: DictConfig) -> None:
+    try:
+        report(cfg)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    try:
+        sys.argv[1:] = check_command_line(sys.argv[1:], CONF_DIR, config_name="complexity")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    main()
