@@ -79,3 +79,29 @@ def test_resnet101_is_deeplab_stem():
     encoder = build_encoder("tu-resnet101s", output_stride=16)
     convs = [m for m in encoder.model.conv1 if isinstance(m, nn.Conv2d)]
     assert [c.out_channels for c in convs] == [64, 64, 128]
+
+
+def test_multi_grid_follows_output_stride():
+    model = DeepLab(num_classes=5, backbone="tu-resnet101s", output_stride=16, multi_grid=(1, 2, 4))
+    assert [b.conv2.dilation[0] for b in model.encoder.model.layer4] == [2, 4, 8]
+    model.set_output_stride(8)
+    assert [b.conv2.dilation[0] for b in model.encoder.model.layer4] == [4, 8, 16]
+    with pytest.raises(ValueError, match="needs 3 values"):
+        DeepLab(num_classes=5, backbone="tu-resnet101s", multi_grid=(1, 2))
+
+
+def test_other_eval_stride_uses_the_same_weights_strictly():
+    torch.manual_seed(0)
+    trained = DeepLab(num_classes=5, backbone="resnet50", output_stride=16, aspp={"rates": (6, 12, 18)},
+                      decoder=DECODER).eval()
+    at_eight = DeepLab(num_classes=5, backbone="resnet50", output_stride=8, aspp={"rates": (12, 24, 36)},
+                       decoder=DECODER).eval()
+    at_eight.load_state_dict(trained.state_dict(), strict=True)  # same parameters, only dilations differ
+    images = torch.randn(1, 3, 97, 97)
+    with torch.no_grad():
+        logits16 = trained(images)
+        logits8 = at_eight(images)
+        trained.set_output_stride(8)
+        switched = trained(images)
+    assert not torch.allclose(logits16, logits8, atol=1e-4)
+    assert torch.allclose(switched, logits8, atol=1e-5)

@@ -6,7 +6,7 @@ from torch import nn
 
 from deeplab.model.aspp import ASPP
 from deeplab.model.decoder import Decoder
-from deeplab.model.encoder import LOW_LEVEL_INDEX, build_encoder
+from deeplab.model.encoder import LOW_LEVEL_INDEX, apply_multi_grid, build_encoder
 
 
 class DeepLab(nn.Module):
@@ -16,17 +16,25 @@ class DeepLab(nn.Module):
     """
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", weights: str | None = None,
-                 output_stride: int = 16, aspp: dict | None = None, decoder: dict | None = None):
+                 output_stride: int = 16, aspp: dict | None = None, decoder: dict | None = None,
+                 multi_grid=None):
         super().__init__()
         self.backbone_name = backbone
         self.output_stride = output_stride
-        self.encoder = build_encoder(backbone, weights=weights, output_stride=output_stride)
+        self.multi_grid = tuple(multi_grid) if multi_grid else None
+        self.encoder = self._build_encoder(weights, output_stride)
         channels = self.encoder.out_channels
         self.aspp = ASPP(channels[-1], **(aspp or {}))
         aspp_channels = self.aspp.project[0].out_channels
         self.decoder = Decoder(channels[LOW_LEVEL_INDEX], aspp_channels, **decoder) if decoder is not None else None
         head_in = self.decoder.out_channels if self.decoder is not None else aspp_channels
         self.classifier = nn.Conv2d(head_in, num_classes, kernel_size=1)
+
+    def _build_encoder(self, weights: str | None, output_stride: int) -> nn.Module:
+        encoder = build_encoder(self.backbone_name, weights=weights, output_stride=output_stride)
+        if self.multi_grid:
+            apply_multi_grid(encoder, self.multi_grid, output_stride)
+        return encoder
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(images)
@@ -42,9 +50,9 @@ class DeepLab(nn.Module):
         when it evaluates an OS16-trained model at OS8."""
         if output_stride == self.output_stride:
             return
-        encoder = build_encoder(self.backbone_name, weights=None, output_stride=output_stride)
+        encoder = self._build_encoder(None, output_stride)
         encoder.load_state_dict(self.encoder.state_dict())
-        self.encoder = encoder.to(next(self.parameters()).device)
+        self.encoder = encoder.to(next(self.parameters()).device).train(self.encoder.training)
         factor = self.output_stride / output_stride
         self.aspp.set_rates([round(r * factor) for r in self.aspp.rates])
         self.output_stride = output_stride

@@ -44,3 +44,20 @@ def build_encoder(name: str, weights: str | None = None, output_stride: int = 16
         reason = " ".join(str(err).split())
         raise ValueError(f"cannot build encoder {resolved!r} (weights={weights}, output_stride={output_stride}): "
                          f"{reason}") from err
+
+
+def apply_multi_grid(encoder: nn.Module, multi_grid, output_stride: int) -> None:
+    """DeepLabV3's multi-grid: the 3x3 convs of the last ResNet stage's units get rates
+    (32 / output_stride) * multi_grid, e.g. (2, 4, 8) at OS16 for multi_grid (1, 2, 4)."""
+    stage = getattr(getattr(encoder, "model", encoder), "layer4", None)
+    blocks = list(stage) if stage is not None else []
+    if not blocks or not all(isinstance(getattr(b, "conv2", None), nn.Conv2d) for b in blocks):
+        raise ValueError("model.backbone.multi_grid needs a ResNet-style encoder (a layer4 of units with conv2)")
+    if len(multi_grid) != len(blocks):
+        raise ValueError(f"model.backbone.multi_grid={list(multi_grid)} needs {len(blocks)} values, one per unit "
+                         "of the last stage")
+    base = 32 // output_stride
+    for block, grid in zip(blocks, multi_grid, strict=True):
+        rate = base * int(grid)
+        block.conv2.dilation = (rate, rate)
+        block.conv2.padding = (rate * (block.conv2.kernel_size[0] - 1) // 2,) * 2

@@ -12,7 +12,8 @@ def build_model(model: DictConfig, num_classes: int) -> DeepLab:
     decoder = OmegaConf.to_container(model.decoder) if model.decoder is not None else None
     try:
         return DeepLab(num_classes=num_classes, backbone=model.backbone.name, weights=model.backbone.weights,
-                       output_stride=model.output_stride, aspp=OmegaConf.to_container(model.aspp), decoder=decoder)
+                       output_stride=model.output_stride, aspp=OmegaConf.to_container(model.aspp), decoder=decoder,
+                       multi_grid=model.backbone.get("multi_grid"))
     except ValueError as err:  # the model package names the offending argument
         raise ConfigError(str(err)) from err
 
