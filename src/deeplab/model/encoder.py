@@ -1,6 +1,7 @@
 """Encoders from segmentation-models-pytorch (and timm through it), dilated to an output stride."""
 
 import difflib
+import socket
 from functools import lru_cache
 
 import segmentation_models_pytorch as smp
@@ -37,6 +38,8 @@ def build_encoder(name: str, weights: str | None = None, output_stride: int = 16
     if weights not in (None, "imagenet"):
         raise ValueError(f"model.backbone.weights={weights!r} is not allowed; allowed: imagenet, null")
     resolved = resolve_encoder_name(name)
+    if weights is not None:
+        check_weights_available(resolved)
     try:
         return smp.encoders.get_encoder(resolved, in_channels=3, depth=5, weights=weights,
                                         output_stride=output_stride)
@@ -61,3 +64,41 @@ def apply_multi_grid(encoder: nn.Module, multi_grid, output_stride: int) -> None
         rate = base * int(grid)
         block.conv2.dilation = (rate, rate)
         block.conv2.padding = (rate * (block.conv2.kernel_size[0] - 1) // 2,) * 2
+
+
+def weights_file(resolved: str) -> tuple[str, str | None, list[str]]:
+    """The Hugging Face Hub repository, revision and candidate file names of an encoder's ImageNet
+    weights, as smp (native encoders) and timm (`tu-` encoders) fetch them."""
+    if resolved.startswith("tu-"):
+        cfg = timm.models.get_pretrained_cfg(resolved[3:])
+        if cfg is None or not cfg.hf_hub_id:
+            raise ValueError(f"model.backbone.weights=imagenet: timm has no pretrained weights for {resolved[3:]}")
+        return cfg.hf_hub_id, None, ["model.safetensors", "pytorch_model.bin"]
+    settings = smp.encoders.encoders[resolved]["pretrained_settings"].get("imagenet")
+    if settings is None:
+        raise ValueError(f"model.backbone.weights=imagenet: smp has no ImageNet weights for {resolved}")
+    return settings["repo_id"], settings.get("revision"), ["model.safetensors"]
+
+
+def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def check_weights_available(resolved: str) -> None:
+    """Fails at once, in one line, when the weights are neither cached nor downloadable, instead
+    of letting the download retry for a minute and fail deep inside smp or timm."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    repo_id, revision, files = weights_file(resolved)
+    if any(isinstance(try_to_load_from_cache(repo_id, f, revision=revision), str) for f in files):
+        return
+    if constants.HF_HUB_OFFLINE or not _hub_reachable():
+        raise ValueError(
+            f"model.backbone.weights=imagenet needs {repo_id}/{files[0]}, which is not in the Hugging Face "
+            f"cache {constants.HF_HUB_CACHE} and cannot be downloaded (no network); either set "
+            f"model.backbone.weights=null or place the file in that cache "
+            f"(`huggingface-cli download {repo_id}` on a machine with network, then copy the cache folder)")
