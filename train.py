@@ -7,7 +7,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from deeplab.config import ConfigError, check_command_line
+from deeplab.config import check_command_line, one_line_errors
 from deeplab.data.voc import DatasetError
 from deeplab.training.run import train
 
@@ -16,17 +16,11 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
+    with one_line_errors(DatasetError):
         return train(cfg, choices=dict(HydraConfig.get().runtime.choices))
-    except (ConfigError, DatasetError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":
-    try:
+    with one_line_errors():
         sys.argv[1:] = check_command_line(sys.argv[1:], CONF_DIR)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
     main()

@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from deeplab.config import ConfigError, check_command_line
+from deeplab.config import check_command_line, one_line_errors
 from deeplab.tools.complexity import report
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -14,17 +14,11 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="complexity")
 def main(cfg: DictConfig) -> None:
-    try:
+    with one_line_errors():
         report(cfg)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":
-    try:
+    with one_line_errors():
         sys.argv[1:] = check_command_line(sys.argv[1:], CONF_DIR, config_name="complexity")
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
     main()

@@ -2,7 +2,9 @@
 and what is allowed, before any work starts."""
 
 import difflib
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -16,6 +18,16 @@ BACKBONE_WEIGHTS = (None, "imagenet")
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message is one line."""
+
+
+@contextmanager
+def one_line_errors(*error_types: type[Exception]) -> Iterator[None]:
+    """What the entry points do with a user's mistake: `error: ...` on stderr and exit status 2."""
+    try:
+        yield
+    except (ConfigError, *error_types) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _suggest(value: str, allowed: Iterable[str]) -> str:
