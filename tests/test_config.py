@@ -1,10 +1,13 @@
 """Every config group option composes, sets what it should, and instantiates."""
 
+import numpy as np
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from deeplab.config import ConfigError, check_command_line, group_options, validate
+from deeplab.data.transforms import evaluation
+from deeplab.training.build import resolve_normalisation
 
 from .conftest import CONF_DIR, compose_config
 
@@ -79,9 +82,8 @@ def test_synthetic_brings_its_recipe_and_the_command_line_wins():
 @pytest.mark.parametrize("aug", ["deeplab", "keras", "none"])
 def test_aug_instantiates(aug):
     cfg = compose_config(f"aug={aug}")
+    resolve_normalisation(cfg)
     transform = instantiate(cfg.aug)
-    import numpy as np
-
     out = transform(image=np.zeros((90, 70, 3), np.uint8), mask=np.zeros((90, 70), np.uint8))
     assert tuple(out["image"].shape) == (3, cfg.data.crop_size, cfg.data.crop_size)
 
@@ -127,8 +129,40 @@ def test_command_line_quotes_numeric_groups():
     ("data.batch_size=1", "data.batch_size=1 is not allowed"),
     ("eval.output_stride=4", "eval.output_stride=4 is not allowed; allowed: null, 8, 16, 32"),
     ("data.num_classes=3", "data.class_names=["),
+    ("model.decoder.low_level_channels=4", "model.decoder.low_level_channels=4 is not allowed; allowed: an "
+                                           "integer from 8 to 64"),
+    ("model.decoder.low_level_channels=96", "model.decoder.low_level_channels=96 is not allowed"),
+    ("model.decoder.num_convs=0", "model.decoder.num_convs=0 is not allowed; allowed: 1, 2, 3"),
+    ("model.decoder.num_convs=4", "model.decoder.num_convs=4 is not allowed; allowed: 1, 2, 3"),
+    ("model.decoder.channels=0", "model.decoder.channels=0 is not allowed; allowed: a positive integer"),
+    ("data.std=[0.5,0,0.5]", "data.std=[0.5, 0, 0.5] is not allowed; allowed: null (the encoder's pretrained "
+                             "statistics) or three numbers > 0"),
+    ("data.mean=[0.5]", "data.mean=[0.5] is not allowed"),
 ])
 def test_value_errors(override, message):
     with pytest.raises(ConfigError) as err:
         validate(compose_config(override))
     assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize("backbone, mean, std", [
+    ("xception65", [0.5] * 3, [0.5] * 3),  # TF-ported weights: inputs in [-1, 1]
+    ("resnet101", [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+    ("resnet50", [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+])
+def test_normalisation_follows_the_encoder_weights(backbone, mean, std):
+    cfg = compose_config(f"backbone={backbone}", "model.backbone.weights=imagenet")
+    assert resolve_normalisation(cfg) == []
+    assert list(cfg.data.mean) == pytest.approx(mean) and list(cfg.data.std) == pytest.approx(std)
+    pixels = np.array([[[0, 0, 0], [255, 255, 255]]], dtype=np.uint8)
+    image = evaluation(mean=cfg.data.mean, std=cfg.data.std)(image=pixels)["image"]
+    expected = (np.array([0.0, 1.0])[:, None] - np.array(mean)) / np.array(std)
+    assert image[:, 0, :].T.numpy() == pytest.approx(expected, abs=1e-5)
+
+
+def test_explicit_normalisation_is_kept_and_a_mismatch_is_named():
+    cfg = compose_config("backbone=xception65", "model.backbone.weights=imagenet", "data.mean=[0.485,0.456,0.406]")
+    notes = resolve_normalisation(cfg)
+    assert list(cfg.data.mean) == [0.485, 0.456, 0.406] and list(cfg.data.std) == [0.5] * 3
+    assert notes == ["note: data.mean=[0.485, 0.456, 0.406] differs from the [0.5, 0.5, 0.5] that the "
+                     "tu-xception65 weights were trained with; null follows the weights"]

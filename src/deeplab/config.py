@@ -122,9 +122,14 @@ def validate(cfg: DictConfig) -> None:
              model.aspp.channels, "a positive integer")
     _require(0 <= model.aspp.dropout < 1, "model.aspp.dropout", model.aspp.dropout, "0 <= dropout < 1")
     if model.decoder is not None:
-        for key in ("low_level_channels", "channels", "num_convs"):
-            value = model.decoder[key]
-            _require(isinstance(value, int) and value > 0, f"model.decoder.{key}", value, "a positive integer")
+        # The ranges of the paper's decoder ablations (Tables 1 and 2).
+        decoder = model.decoder
+        _require(isinstance(decoder.low_level_channels, int) and 8 <= decoder.low_level_channels <= 64,
+                 "model.decoder.low_level_channels", decoder.low_level_channels, "an integer from 8 to 64")
+        _require(isinstance(decoder.num_convs, int) and 1 <= decoder.num_convs <= 3, "model.decoder.num_convs",
+                 decoder.num_convs, "1, 2, 3")
+        _require(isinstance(decoder.channels, int) and decoder.channels > 0, "model.decoder.channels",
+                 decoder.channels, "a positive integer")
     _require(isinstance(data.num_classes, int) and data.num_classes >= 2, "data.num_classes", data.num_classes,
              "an integer >= 2")
     _require(len(data.class_names) == data.num_classes, "data.class_names", list(data.class_names),
@@ -139,6 +144,11 @@ def validate(cfg: DictConfig) -> None:
              "an integer >= 2 (batch norm needs two images per step)")
     _require(isinstance(data.num_workers, int) and data.num_workers >= 0, "data.num_workers",
              data.num_workers, "an integer >= 0")
+    for key in ("mean", "std"):
+        value = data[key]
+        _require(value is None or len(_as_list(value)) == 3 and all(isinstance(v, (int, float)) for v in value)
+                 and (key == "mean" or all(v > 0 for v in value)), f"data.{key}", value,
+                 "null (the encoder's pretrained statistics) or three numbers" + (" > 0" if key == "std" else ""))
     _require(optim.lr > 0, "optim.lr", optim.lr, "a number > 0")
     if "momentum" in optim:
         _require(0 <= optim.momentum < 1, "optim.momentum", optim.momentum, "0 <= momentum < 1")
@@ -149,6 +159,10 @@ def validate(cfg: DictConfig) -> None:
     scales = _as_list(evaluation.scales)
     _require(len(scales) > 0 and all(s > 0 for s in scales), "eval.scales", scales, "a list of numbers > 0")
     _require(isinstance(evaluation.flip, bool), "eval.flip", evaluation.flip, "true, false")
+
+
+def _short(values) -> str:
+    return "encoder's" if values is None else "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
 
 
 def describe(cfg: DictConfig, choices: dict | None = None) -> str:
@@ -172,6 +186,7 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
                      f"{dec.channels}ch, separable={dec.separable}")
     lines.append(f"data     {data.root}  {data.num_classes} classes  crop {data.crop_size}  batch {data.batch_size}"
                  f"  workers {data.num_workers}  splits {data.train_split}/{data.val_split}")
+    lines.append(f"         normalise mean {_short(data.mean)} std {_short(data.std)}")
     momentum = f" momentum {optim.momentum}" if "momentum" in optim else ""
     lines.append(f"optim    {optim.optimizer._target_.rsplit('.', 1)[-1]} lr {optim.lr}{momentum} weight_decay "
                  f"{optim.weight_decay} poly {optim.poly_power}  loss {cfg.loss._target_.rsplit('.', 1)[-1]}")

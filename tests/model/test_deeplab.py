@@ -105,3 +105,17 @@ def test_other_eval_stride_uses_the_same_weights_strictly():
         switched = trained(images)
     assert not torch.allclose(logits16, logits8, atol=1e-4)
     assert torch.allclose(switched, logits8, atol=1e-5)
+
+
+@pytest.mark.parametrize("low_level_channels, num_convs, channels", [(8, 1, 256), (64, 3, 128), (32, 2, 256)])
+def test_decoder_ablation_knobs(low_level_channels, num_convs, channels):
+    """The paper's Tables 1 and 2 vary the projection width and the number and width of 3x3 convs."""
+    decoder = {**DECODER, "low_level_channels": low_level_channels, "num_convs": num_convs, "channels": channels}
+    model = DeepLab(num_classes=5, backbone="resnet18", decoder=decoder).eval()
+    assert model.decoder.project[0].out_channels == low_level_channels
+    assert len(model.decoder.refine) == num_convs
+    assert model.decoder.refine[0][0].in_channels == 256 + low_level_channels
+    assert [block[3].out_channels for block in model.decoder.refine] == [channels] * num_convs
+    assert model.classifier.in_channels == channels
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 65, 81)).shape == (1, 5, 65, 81)

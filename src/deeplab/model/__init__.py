@@ -3,6 +3,6 @@
 from deeplab.model.aspp import ASPP
 from deeplab.model.decoder import Decoder
 from deeplab.model.deeplab import DeepLab
-from deeplab.model.encoder import build_encoder, resolve_encoder_name
+from deeplab.model.encoder import build_encoder, input_statistics, resolve_encoder_name
 
-__all__ = ["ASPP", "Decoder", "DeepLab", "build_encoder", "resolve_encoder_name"]
+__all__ = ["ASPP", "Decoder", "DeepLab", "build_encoder", "input_statistics", "resolve_encoder_name"]

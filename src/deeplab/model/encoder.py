@@ -1,14 +1,18 @@
 """Encoders from segmentation-models-pytorch (and timm through it), dilated to an output stride."""
 
 import difflib
+import json
 import socket
 from functools import lru_cache
+from pathlib import Path
 
 import segmentation_models_pytorch as smp
 import timm
 from torch import nn
 
 OUTPUT_STRIDES = (8, 16, 32)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 LOW_LEVEL_INDEX = 2  # smp encoders return features at strides 1, 2, 4, 8, 16, 32: index 2 is stride 4
 
 
@@ -78,6 +82,46 @@ def weights_file(resolved: str) -> tuple[str, str | None, list[str]]:
     if settings is None:
         raise ValueError(f"model.backbone.weights=imagenet: smp has no ImageNet weights for {resolved}")
     return settings["repo_id"], settings.get("revision"), ["model.safetensors"]
+
+
+# smp's own encoders whose ImageNet weights were not trained on ImageNet-normalised inputs (the
+# ports of TF and Cadene's pretrainedmodels); smp keeps these figures in each hub repo's config.json.
+_SMP_STATISTICS = {
+    **dict.fromkeys(["xception", "inceptionv4", "inceptionresnetv2"], ((0.5,) * 3, (0.5,) * 3)),
+    **{f"timm-tf_efficientnet_lite{i}": ((0.5,) * 3, (0.5,) * 3) for i in range(5)},
+    **{f"dpn{d}": ((124 / 255, 117 / 255, 104 / 255), (1 / (0.0167 * 255),) * 3)
+       for d in ("68", "68b", "92", "98", "107", "131")},
+}
+
+
+def input_statistics(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel mean and std (of [0, 1] RGB) that an encoder's ImageNet weights were trained
+    with: timm's pretrained config for timm models (Xception-65's TF-ported weights expect [-1, 1],
+    i.e. 0.5 and 0.5); for smp's own encoders, the cached hub config when there is one, else the
+    known figures above, else ImageNet's."""
+    resolved = resolve_encoder_name(name)
+    if resolved.startswith("tu-"):
+        cfg = timm.models.get_pretrained_cfg(resolved[3:])
+        if cfg is not None and cfg.mean is not None and cfg.std is not None:
+            return tuple(cfg.mean), tuple(cfg.std)
+        return IMAGENET_MEAN, IMAGENET_STD
+    cached = _cached_smp_config(resolved)
+    if cached is not None:
+        return tuple(cached["mean"]), tuple(cached["std"])
+    return _SMP_STATISTICS.get(resolved, (IMAGENET_MEAN, IMAGENET_STD))
+
+
+def _cached_smp_config(resolved: str) -> dict | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    settings = smp.encoders.encoders[resolved]["pretrained_settings"].get("imagenet")
+    if settings is None:
+        return None
+    path = try_to_load_from_cache(settings["repo_id"], "config.json", revision=settings.get("revision"))
+    if not isinstance(path, str):
+        return None
+    config = json.loads(Path(path).read_text())
+    return config if "mean" in config and "std" in config else None
 
 
 def _hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:

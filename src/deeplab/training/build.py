@@ -5,7 +5,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeplab.config import ConfigError
 from deeplab.data.datamodule import SegmentationDataModule
-from deeplab.model import DeepLab
+from deeplab.model import DeepLab, input_statistics
 
 
 def build_model(model: DictConfig, num_classes: int) -> DeepLab:
@@ -16,6 +16,25 @@ def build_model(model: DictConfig, num_classes: int) -> DeepLab:
                        multi_grid=model.backbone.get("multi_grid"))
     except ValueError as err:  # the model package names the offending argument
         raise ConfigError(str(err)) from err
+
+
+def resolve_normalisation(cfg: DictConfig) -> list[str]:
+    """Fills a null data.mean / data.std with the statistics the encoder's weights were trained
+    with, so the stored config says exactly what the run used. Returns notes for the user when an
+    explicit choice differs from the weights it will feed."""
+    mean, std = input_statistics(cfg.model.backbone.name)
+    notes = []
+    for key, expected in (("mean", mean), ("std", std)):
+        if cfg.data[key] is None:
+            cfg.data[key] = [float(v) for v in expected]
+        elif cfg.model.backbone.weights is not None and not _close(cfg.data[key], expected):
+            notes.append(f"note: data.{key}={list(cfg.data[key])} differs from the {list(expected)} that the "
+                         f"{cfg.model.backbone.name} weights were trained with; null follows the weights")
+    return notes
+
+
+def _close(a, b, tol: float = 1e-6) -> bool:
+    return len(a) == len(b) and all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
 def build_datamodule(data: DictConfig, aug: DictConfig) -> SegmentationDataModule:

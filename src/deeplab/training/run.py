@@ -6,7 +6,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.config import describe, validate
-from deeplab.training.build import build_datamodule, build_model
+from deeplab.training.build import build_datamodule, build_model, resolve_normalisation
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
 from deeplab.training.module import SegmentationModule
 
@@ -23,6 +23,8 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
     validate(cfg)
+    for note in resolve_normalisation(cfg):
+        rank_zero_only(print)(note)
     rank_zero_only(print)(describe(cfg, choices))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
