@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from omegaconf import DictConfig, ListConfig
+from omegaconf.errors import MissingMandatoryValue
 
 OUTPUT_STRIDES = (8, 16, 32)
 BACKBONE_WEIGHTS = (None, "imagenet")
@@ -25,6 +26,10 @@ def one_line_errors(*error_types: type[Exception]) -> Iterator[None]:
     """What the entry points do with a user's mistake: `error: ...` on stderr and exit status 2."""
     try:
         yield
+    except MissingMandatoryValue as err:
+        print(f"error: {err.full_key} is required; give it on the command line: {err.full_key}=VALUE",
+              file=sys.stderr)
+        sys.exit(2)
     except (ConfigError, *error_types) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

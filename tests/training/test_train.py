@@ -20,8 +20,9 @@ SUMMARY_KEYS = {"val/mIoU", "val/mIoU_best", "best_ckpt", "last_ckpt", "epochs",
                 "train_images_per_sec", "duration_s"}
 
 
-def evaluate(model, root, num_classes):
-    dataset = VOCSegmentation(root, "val", transform=evaluation())
+def evaluate(model, config):
+    root, num_classes = config.data.root, config.data.num_classes
+    dataset = VOCSegmentation(root, "val", transform=evaluation(mean=config.data.mean, std=config.data.std))
     metrics = SegmentationMetrics(num_classes)
     model.eval()
     for sample in dataset:
@@ -48,8 +49,8 @@ def test_one_epoch_improves_miou(tmp_path, small_synthetic):
     trained = build_model(config.model, config.data.num_classes)
     trained.load_state_dict({k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()
                              if k.startswith("model.")})
-    before = evaluate(untrained, config.data.root, config.data.num_classes)
-    after = evaluate(trained, config.data.root, config.data.num_classes)
+    before = evaluate(untrained, config)
+    after = evaluate(trained, config)
     assert after == pytest.approx(summary["val/mIoU_best"], abs=1e-5)  # the checkpoint is the logged model
     print(f"val mIoU untrained {before:.4f}, after one epoch {after:.4f}")
     assert after > before + 0.1, (before, after)

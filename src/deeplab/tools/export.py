@@ -1,0 +1,81 @@
+"""ONNX export of a trained checkpoint, with batch, height and width left dynamic, checked
+against PyTorch with onnxruntime before the file is declared good."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from deeplab.training.checkpoint import model_from_checkpoint
+
+
+class ExportError(RuntimeError):
+    """The export or its check failed; the message is one line."""
+
+
+def _require_onnx():
+    try:
+        import onnx
+        import onnxruntime
+        import onnxscript  # noqa: F401  (torch's exporter needs it)
+    except ImportError as err:
+        raise ExportError(f"tools/export.py needs onnx, onnxruntime and onnxscript ({err.name} is missing); "
+                          "install them with `pip install -e '.[export]'`") from err
+    return onnx, onnxruntime
+
+
+def export_onnx(model: torch.nn.Module, path: Path, example_size, opset: int, metadata: dict) -> None:
+    """Traces the model at one size; the exported graph takes any batch, height and width."""
+    onnx, _ = _require_onnx()
+    dynamic = torch.export.Dim.DYNAMIC
+    # A batch of two: torch.export fixes any dimension whose example value is 1.
+    example = torch.randn(2, 3, *example_size)
+    program = torch.onnx.export(model, (example,), input_names=["image"], output_names=["logits"],
+                                dynamic_shapes={"images": {0: dynamic, 2: dynamic, 3: dynamic}},
+                                opset_version=opset, dynamo=True, verbose=False)
+    program.save(str(path))
+    proto = onnx.load(str(path))
+    for key, value in metadata.items():  # shown by Netron under the model's properties
+        proto.metadata_props.add(key=key, value=json.dumps(value))
+    onnx.save(proto, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
+
+
+def max_difference(model: torch.nn.Module, path: Path, sizes, seed: int = 0) -> float:
+    """The largest |onnxruntime - PyTorch| over random inputs of the given (batch, height, width)."""
+    _, onnxruntime = _require_onnx()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for batch, height, width in sizes:
+        image = torch.randn(batch, 3, height, width, generator=generator)
+        with torch.no_grad():
+            expected = model(image).numpy()
+        (logits,) = session.run(["logits"], {"image": image.numpy()})
+        if logits.shape != expected.shape:
+            raise ExportError(f"{path}: onnxruntime gave logits of shape {logits.shape} for input "
+                              f"{tuple(image.shape)}, PyTorch {expected.shape}")
+        worst = max(worst, float(np.abs(logits - expected).max()))
+    return worst
+
+
+def run(cfg: DictConfig) -> dict:
+    model, config = model_from_checkpoint(cfg.ckpt_path)
+    output_stride = cfg.output_stride or config.eval.output_stride or config.model.output_stride
+    model.set_output_stride(output_stride)
+    path = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(".onnx")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"class_names": list(config.data.class_names), "mean": list(config.data.mean),
+                "std": list(config.data.std), "input": "RGB in [0, 1], normalised with mean and std",
+                "output_stride": output_stride, "backbone": config.model.backbone.name}
+    export_onnx(model, path, list(cfg.example_size), cfg.opset, metadata)
+    sizes = [(2, *cfg.example_size), (1, *cfg.check_size)]
+    difference = max_difference(model, path, sizes)
+    result = {"onnx": str(path), "bytes": path.stat().st_size, "output_stride": output_stride,
+              "checked_sizes": [list(s) for s in sizes], "max_abs_diff": difference, "tolerance": cfg.tolerance}
+    if difference > cfg.tolerance:
+        raise ExportError(f"{path}: onnxruntime and PyTorch logits differ by up to {difference:.3g}, more than "
+                          f"tolerance={cfg.tolerance}")
+    return result

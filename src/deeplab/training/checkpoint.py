@@ -1,0 +1,57 @@
+"""Reading a checkpoint written by train.py: its stored config and the model it holds.
+
+Loading uses `weights_only=True`: a checkpoint is tensors and plain containers, and a file that
+would run code when unpickled is refused instead of trusted."""
+
+import pickle
+import re
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from deeplab.model import DeepLab
+from deeplab.training.build import build_model
+from deeplab.training.callbacks import CONFIG_KEY
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is one line and names the file."""
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"ckpt_path={path} does not exist" if not path.exists() else
+                              f"ckpt_path={path} is not a file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:  # a pickle that names a function or class to call: the way code runs on load
+            raise CheckpointError(f"ckpt_path={path} is refused: loading it would call {found.group(1)}, and only "
+                                  "tensors and plain containers are loaded (weights_only=True)") from err
+        raise CheckpointError(f"ckpt_path={path} is not a PyTorch checkpoint (it does not unpickle)") from err
+    except Exception as err:  # truncated or empty files, zip errors, other formats
+        reason = " ".join(str(err).split()).split(". ")[0][:160] or "the file ends early"
+        raise CheckpointError(f"ckpt_path={path} is not a PyTorch checkpoint ({type(err).__name__}: {reason})") \
+            from err
+    if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
+        raise CheckpointError(f"ckpt_path={path} is not a checkpoint written by train.py (it has no "
+                              f"{CONFIG_KEY!r} and 'state_dict')")
+    return checkpoint
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[DeepLab, DictConfig]:
+    """The trained network (in eval mode) and the resolved config of the run that wrote it."""
+    checkpoint = load_checkpoint(path)
+    config = OmegaConf.create(checkpoint[CONFIG_KEY])
+    model = build_model(config.model, num_classes=config.data.num_classes)
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise CheckpointError(f"ckpt_path={path}: its weights do not fit the model its config describes "
+                              f"({first})") from err
+    return model.eval(), config

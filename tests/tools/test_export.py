@@ -1,0 +1,91 @@
+"""tools/export.py: an ONNX file with dynamic sizes whose onnxruntime output matches PyTorch."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+from deeplab.training.checkpoint import model_from_checkpoint
+
+from ..conftest import ROOT, SMALL, run_train
+
+
+def export(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, small_synthetic):
+    run_dir = tmp_path_factory.mktemp("export") / "run"
+    result = run_train(run_dir, *SMALL, "trainer.max_steps=2", data_dir=small_synthetic)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def test_export_round_trip_with_dynamic_sizes(checkpoint, tmp_path):
+    path = tmp_path / "model.onnx"
+    result = export(f"ckpt_path={checkpoint}", f"output={path}", "example_size=[97,129]", "check_size=[65,81]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["onnx"] == str(path) and report["max_abs_diff"] <= 1e-4
+    assert report["checked_sizes"] == [[2, 97, 129], [1, 65, 81]]
+
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert isinstance(dims[0], str) and dims[1] == 3 and all(isinstance(d, str) for d in dims[2:]), dims
+    metadata = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    assert metadata["class_names"] == ["background", "blob", "ring", "stripes", "checker"]
+    assert metadata["mean"] == pytest.approx([0.485, 0.456, 0.406])
+
+    # An independent check at a size neither the export nor the tool's check used.
+    model, _ = model_from_checkpoint(checkpoint)
+    image = torch.randn(3, 3, 50, 171, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = model(image).numpy()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(None, {"image": image.numpy()})
+    assert logits.shape == (3, 5, 50, 171)
+    assert np.abs(logits - expected).max() <= 1e-4
+
+
+def test_export_check_fails_loudly(checkpoint, tmp_path):
+    result = export(f"ckpt_path={checkpoint}", f"output={tmp_path / 'm.onnx'}", "example_size=[65,65]",
+                    "check_size=[33,33]", "tolerance=1e-12")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {tmp_path / 'm.onnx'}: onnxruntime and PyTorch logits differ by up to")
+
+
+class RunsCode:
+    def __reduce__(self):
+        return (print, ("code ran on load",))
+
+
+def test_bad_checkpoints_are_one_line(tmp_path, checkpoint):
+    torch.save({"state_dict": {}, "payload": RunsCode()}, tmp_path / "evil.ckpt")
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+    data = checkpoint.read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
+    torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
+    cases = {
+        tmp_path / "missing.ckpt": "does not exist",
+        tmp_path / "evil.ckpt": "is refused: loading it would call print",
+        tmp_path / "notes.txt": "is not a PyTorch checkpoint",
+        tmp_path / "cut.ckpt": "is not a PyTorch checkpoint",
+        tmp_path / "foreign.ckpt": "is not a checkpoint written by train.py",
+    }
+    for path, message in cases.items():
+        result = export(f"ckpt_path={path}")
+        assert result.returncode == 2, (path, result.stderr[-2000:])
+        assert result.stderr.startswith(f"error: ckpt_path={path} {message}"), result.stderr
+        assert result.stderr.count("\n") == 1 and "code ran on load" not in result.stdout + result.stderr
+    assert not list(tmp_path.glob("*.onnx"))
+    missing = export()
+    assert missing.returncode == 2 and missing.stderr == "error: ckpt_path is required; give it on the command " \
+                                                         "line: ckpt_path=VALUE\n"
