@@ -22,7 +22,10 @@ def resolve_normalisation(cfg: DictConfig) -> list[str]:
     """Fills a null data.mean / data.std with the statistics the encoder's weights were trained
     with, so the stored config says exactly what the run used. Returns notes for the user when an
     explicit choice differs from the weights it will feed."""
-    mean, std = input_statistics(cfg.model.backbone.name)
+    try:
+        mean, std = input_statistics(cfg.model.backbone.name)
+    except ValueError as err:  # an unknown encoder name, said in one line by the model package
+        raise ConfigError(str(err)) from err
     notes = []
     for key, expected in (("mean", mean), ("std", std)):
         if cfg.data[key] is None:
