@@ -36,3 +36,13 @@ def small_synthetic(tmp_path_factory) -> Path:
 
 
 SMALL = ("data.prepare.num_train=48", "data.prepare.num_val=12", "data.num_workers=0", "logger=none")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, small_synthetic) -> Path:
+    """One short training run (one epoch on 48 images) whose checkpoints the eval, predict and
+    export tests read."""
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    result = run_train(run_dir, *SMALL, "trainer.max_epochs=1", data_dir=small_synthetic)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir

@@ -15,6 +15,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 OUTPUT_STRIDES = (8, 16, 32)
 BACKBONE_WEIGHTS = (None, "imagenet")
+EVAL_MODES = ("whole", "slide")
 
 
 class ConfigError(ValueError):
@@ -159,11 +160,37 @@ def validate(cfg: DictConfig) -> None:
         _require(0 <= optim.momentum < 1, "optim.momentum", optim.momentum, "0 <= momentum < 1")
     _require(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "a number >= 0")
     _require(optim.poly_power >= 0, "optim.poly_power", optim.poly_power, "a number >= 0")
+    validate_eval(evaluation)
+
+
+def _side_pair(value, minimum: int) -> bool:
+    sides = _as_list(value)
+    return len(sides) in (1, 2) and all(isinstance(v, int) and v >= minimum for v in sides)
+
+
+def _two(value) -> list:
+    """An int or a one- or two-item list as [height, width]."""
+    sides = _as_list(value)
+    return sides * 2 if len(sides) == 1 else sides
+
+
+def validate_eval(evaluation: DictConfig) -> None:
+    """The eval group, shared by train.py, eval.py and predict.py."""
     _require(evaluation.output_stride in (None, *OUTPUT_STRIDES), "eval.output_stride", evaluation.output_stride,
              "null, 8, 16, 32")
     scales = _as_list(evaluation.scales)
-    _require(len(scales) > 0 and all(s > 0 for s in scales), "eval.scales", scales, "a list of numbers > 0")
+    _require(len(scales) > 0 and all(isinstance(s, (int, float)) and s > 0 for s in scales), "eval.scales", scales,
+             "a list of numbers > 0")
     _require(isinstance(evaluation.flip, bool), "eval.flip", evaluation.flip, "true, false")
+    _require(evaluation.mode in EVAL_MODES, "eval.mode", evaluation.mode, ", ".join(EVAL_MODES))
+    _require(evaluation.window is None or _side_pair(evaluation.window, 16), "eval.window", evaluation.window,
+             "null (data.crop_size), an integer >= 16 or [height, width]")
+    _require(evaluation.stride is None or _side_pair(evaluation.stride, 1), "eval.stride", evaluation.stride,
+             "null (two thirds of the window), an integer >= 1 or [height, width]")
+    if evaluation.window is not None and evaluation.stride is not None:
+        _require(all(s <= w for s, w in zip(_two(evaluation.stride), _two(evaluation.window), strict=True)),
+                 "eval.stride",
+                 evaluation.stride, f"at most eval.window={evaluation.window}, or windows leave gaps")
 
 
 def _short(values) -> str:
@@ -198,6 +225,6 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
     lines.append(f"trainer  max_epochs {trainer.max_epochs} max_steps {trainer.max_steps} precision {trainer.precision}"
                  f"  accelerator {trainer.accelerator} x{trainer.devices}  seed {cfg.seed}")
     lines.append(f"eval     output_stride {cfg.eval.output_stride or model.output_stride}  scales "
-                 f"{list(cfg.eval.scales)}  flip {cfg.eval.flip}")
+                 f"{list(cfg.eval.scales)}  flip {cfg.eval.flip}  mode {cfg.eval.mode}")
     lines.append(f"output   {cfg.paths.output_dir}")
     return "\n".join(lines)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from deeplab.tools.complexity import count_madds, scaled_size
+from deeplab.evaluation.inference import grid_size, scaled_size
+from deeplab.tools.complexity import count_madds
 from deeplab.tools.paper import SCALES, model_for, read_rows, row_madds
 
 from ..conftest import ROOT
@@ -32,9 +33,12 @@ def test_paper_multiply_adds(row):
     assert abs(madds / paper - 1) <= TOLERANCE[row["backbone"]], f"{madds / 1e9:.2f}B vs paper {paper / 1e9:.2f}B"
 
 
-def test_tf_scaled_sides():
-    assert [scaled_size((513, 513), s, "tf")[0] for s in SCALES] == [257, 385, 513, 641, 769, 897]
-    assert scaled_size((500, 375), 0.5, "plain") == (250, 188)
+def test_scaled_sides_follow_the_official_code():
+    assert [scaled_size((513, 513), s)[0] for s in SCALES] == [257, 385, 513, 641, 769, 897]
+    assert grid_size((500, 375), 16) == (513, 385) and grid_size((513, 97), 8) == (513, 97)
+    conv = torch.nn.Conv2d(3, 4, 1, bias=False)
+    conv.output_stride = 16  # counted as inference runs it: padded to 513 x 385, then scaled
+    assert count_madds(conv, (500, 375), scales=[0.5])["passes"][0]["size"] == [257, 193]
 
 
 def test_tf_convention_pads_atrous_convs_only():

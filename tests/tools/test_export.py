@@ -12,7 +12,7 @@ import torch
 
 from deeplab.training.checkpoint import model_from_checkpoint
 
-from ..conftest import ROOT, SMALL, run_train
+from ..conftest import ROOT
 
 
 def export(*args: str) -> subprocess.CompletedProcess:
@@ -20,12 +20,9 @@ def export(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, small_synthetic):
-    run_dir = tmp_path_factory.mktemp("export") / "run"
-    result = run_train(run_dir, *SMALL, "trainer.max_steps=2", data_dir=small_synthetic)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir / "checkpoints" / "last.ckpt"
+@pytest.fixture
+def checkpoint(trained_run):
+    return trained_run / "checkpoints" / "last.ckpt"
 
 
 def test_export_round_trip_with_dynamic_sizes(checkpoint, tmp_path):

@@ -1,11 +1,12 @@
 """Parameters and multiply-adds of one full inference, counted by torch's FlopCounterMode.
 
-Two conventions:
-- `plain`: what PyTorch runs; a scaled input has side round(side * s).
+Both count the passes inference runs (deeplab.evaluation.inference): the input padded to
+k * output_stride + 1, each scale s giving sides (side - 1) * s + 1, flipping doubling the passes.
+They differ in how an atrous convolution is counted:
+- `plain`: what PyTorch runs, H x W output positions.
 - `tf`: how the DeepLab paper's figures were counted. TensorFlow runs an atrous convolution as
   space-to-batch on an input padded to a multiple of the rate, so a rate-r conv over an H x W output
-  costs ceil(H / r) * r x ceil(W / r) * r positions; a scaled input has side (side - 1) * s + 1.
-Flipping doubles the passes in both.
+  costs ceil(H / r) * r x ceil(W / r) * r positions.
 """
 
 import json
@@ -17,6 +18,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from deeplab.config import ConfigError, validate
+from deeplab.evaluation.inference import grid_size, padded_logits, scaled_size
 from deeplab.training.build import build_model
 
 CONVENTIONS = ("plain", "tf")
@@ -32,12 +34,6 @@ def _tf_conv_flop(x_shape, w_shape, _bias, _stride, _padding, dilation, transpos
     return conv_flop_count(list(x_shape), list(w_shape), padded, transposed=transposed)
 
 
-def scaled_size(size: Sequence[int], scale: float, convention: str) -> tuple[int, int]:
-    if convention == "tf":
-        return tuple(int((side - 1) * scale + 1) for side in size)
-    return tuple(max(1, round(side * scale)) for side in size)
-
-
 @torch.no_grad()
 def count_madds(model: nn.Module, input_size: Sequence[int] = (513, 513), scales: Sequence[float] = (1.0,),
                 flip: bool = False, convention: str = "plain") -> dict:
@@ -47,11 +43,12 @@ def count_madds(model: nn.Module, input_size: Sequence[int] = (513, 513), scales
     mapping = {_aten.convolution: _tf_conv_flop, _aten._convolution: _tf_conv_flop} if convention == "tf" else {}
     model.eval()
     passes = []
+    base = grid_size(input_size, getattr(model, "output_stride", 1))
     for scale in scales:
-        size = scaled_size(input_size, scale, convention)
+        size = scaled_size(base, scale)
         counter = FlopCounterMode(display=False, custom_mapping=mapping)
         with counter:
-            model(torch.zeros(1, 3, *size))
+            padded_logits(model, torch.zeros(1, 3, *size))
         madds = counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-add
         passes.append({"scale": scale, "size": list(size), "madds": madds})
     copies = 2 if flip else 1

@@ -1,5 +1,6 @@
 """Turns config sections into objects: the one place that knows the config's shape."""
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -57,3 +58,31 @@ def build_datamodule(data: DictConfig, aug: DictConfig) -> SegmentationDataModul
         mean=list(data.mean),
         std=list(data.std),
     )
+
+
+def _pair(value) -> tuple[int, int]:
+    sides = [int(value)] if isinstance(value, int) else [int(v) for v in value]
+    return (sides[0], sides[-1])
+
+
+def inference_settings(evaluation: DictConfig, crop_size) -> dict:
+    """The eval group as predict_probs arguments; a null window is the run's crop size, a null
+    stride two thirds of the window."""
+    window = _pair(evaluation.window if evaluation.window is not None else crop_size)
+    stride = _pair(evaluation.stride) if evaluation.stride is not None else tuple(max(1, 2 * w // 3) for w in window)
+    return {"scales": [float(s) for s in evaluation.scales], "flip": bool(evaluation.flip), "mode": evaluation.mode,
+            "window": list(window), "stride": list(stride)}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"device={name} is not allowed; allowed: auto, cpu, cuda, cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} is not available: this machine has no CUDA device; use device=cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device={name} is not allowed; allowed: auto, cpu, cuda, cuda:N")
+    return device

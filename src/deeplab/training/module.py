@@ -1,4 +1,5 @@
-"""The LightningModule: loss, SGD with the poly schedule, validation through the evaluation code."""
+"""The LightningModule: loss, SGD with the poly schedule, validation through the evaluation code
+(the same predict_probs and SegmentationMetrics that eval.py uses)."""
 
 import copy
 from collections.abc import Callable, Sequence
@@ -13,8 +14,7 @@ from deeplab.evaluation import SegmentationMetrics, predict_probs
 class SegmentationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable,
                  num_classes: int, class_names: Sequence[str], ignore_index: int = 255,
-                 eval_output_stride: int | None = None, eval_scales: Sequence[float] = (1.0,),
-                 eval_flip: bool = False):
+                 eval_output_stride: int | None = None, inference: dict | None = None):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -22,8 +22,7 @@ class SegmentationModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.class_names = list(class_names)
         self.eval_output_stride = eval_output_stride
-        self.eval_scales = list(eval_scales)
-        self.eval_flip = eval_flip
+        self.inference = dict(inference or {})  # predict_probs arguments: scales, flip, mode, window, stride
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
         self.register_buffer("best_miou", torch.tensor(float("-inf")), persistent=True)
         # Plain lists keep these models out of state_dict, checkpoints and DDP.
@@ -57,7 +56,7 @@ class SegmentationModule(pl.LightningModule):
         self._eval_model[:] = [self.evaluation_model()]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        probs = predict_probs(self._eval_model[0], batch["image"], self.eval_scales, self.eval_flip)
+        probs = predict_probs(self._eval_model[0], batch["image"], **self.inference)
         self.val_metrics.update(probs.argmax(dim=1), batch["mask"])
 
     def on_validation_epoch_end(self) -> None:

@@ -6,7 +6,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.config import describe, validate
-from deeplab.training.build import build_datamodule, build_model, resolve_normalisation
+from deeplab.training.build import build_datamodule, build_model, inference_settings, resolve_normalisation
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
 from deeplab.training.module import SegmentationModule
 
@@ -40,8 +40,7 @@ def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
         class_names=list(cfg.data.class_names),
         ignore_index=cfg.data.ignore_index,
         eval_output_stride=cfg.eval.output_stride,
-        eval_scales=list(cfg.eval.scales),
-        eval_flip=cfg.eval.flip,
+        inference=inference_settings(cfg.eval, cfg.data.crop_size),
     )
 
     config = OmegaConf.to_container(cfg, resolve=True)

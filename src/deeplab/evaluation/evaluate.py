@@ -1,0 +1,71 @@
+"""`eval.py`: a checkpoint's model on the val split of its dataset, on whole images, with the
+paper's output-stride switch, multi-scale and flip; metrics and their files in the run dir."""
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from deeplab.config import validate_eval
+from deeplab.evaluation import report
+from deeplab.evaluation.inference import predict_probs
+from deeplab.evaluation.metrics import SegmentationMetrics
+from deeplab.training.build import build_datamodule, inference_settings, pick_device
+from deeplab.training.checkpoint import model_from_checkpoint
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    validate_eval(cfg.eval)
+    model, config = model_from_checkpoint(cfg.ckpt_path)
+    for key in ("root", "num_workers"):
+        if cfg.data[key] is not None:
+            config.data[key] = cfg.data[key]
+    split = cfg.data.split or config.data.val_split
+    config.data.val_split = split
+    device = pick_device(cfg.device)
+    output_stride = cfg.eval.output_stride or config.model.output_stride
+    model.set_output_stride(output_stride)
+    model.to(device)
+    settings = inference_settings(cfg.eval, config.data.crop_size)
+
+    datamodule = build_datamodule(config.data, aug=None)
+    datamodule.prepare_data()  # the synthetic set is rewritten if it went missing; real data is only read
+    datamodule.setup("validate")
+    metrics = SegmentationMetrics(config.data.num_classes, ignore_index=config.data.ignore_index).to(device)
+    images, start = 0, time.perf_counter()
+    for batch in tqdm(datamodule.val_dataloader(), desc=f"eval {split}", unit="img", dynamic_ncols=True):
+        probs = predict_probs(model, batch["image"].to(device), **settings)
+        metrics.update(probs.argmax(dim=1), batch["mask"].to(device))
+        images += batch["image"].shape[0]
+    seconds = time.perf_counter() - start
+    result = metrics.compute()
+
+    class_names = list(config.data.class_names)
+    confmat = result["confmat"].cpu().numpy()
+    rows = report.per_class_rows(class_names, result["per_class_iou"].tolist(), confmat)
+    summary = {
+        "mIoU": result["mIoU"].item(),
+        "pixel_acc": result["pixel_acc"].item(),
+        "per_class_iou": {row["class"]: row["iou"] for row in rows},
+        "images": images,
+        "images_per_sec": images / seconds if seconds > 0 else None,
+        "seconds": seconds,
+        "ckpt_path": str(cfg.ckpt_path),
+        "data_root": config.data.root,
+        "split": split,
+        "train_output_stride": config.model.output_stride,
+        "output_stride": output_stride,
+        **settings,
+        **({"window": None, "stride": None} if settings["mode"] == "whole" else {}),  # unused: not reported
+        "device": str(device),
+    }
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "metrics.json", summary)
+    report.write_csv(out / "per_class_iou.csv", rows)
+    report.plot_confusion(out / "confusion_matrix.png", confmat, class_names)
+    print(report.format_table(rows, summary["mIoU"], summary["pixel_acc"]))
+    print(f"{images} images in {seconds:.1f} s ({summary['images_per_sec']:.2f} images/s); "
+          f"results in {out}")
+    return summary

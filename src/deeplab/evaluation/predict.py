@@ -1,0 +1,96 @@
+"""`predict.py`: masks and overlays for image files, with the checkpoint's model and `eval.*`."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from deeplab.config import validate_eval
+from deeplab.data.palette import voc_palette
+from deeplab.data.transforms import evaluation
+from deeplab.evaluation.inference import predict_probs
+from deeplab.training.build import inference_settings, pick_device
+from deeplab.training.checkpoint import model_from_checkpoint
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class PredictError(ValueError):
+    """A bad input or output path; the message is one line."""
+
+
+def list_images(source: Path) -> list[Path]:
+    if not source.exists():
+        raise PredictError(f"input={source} does not exist")
+    if source.is_file():
+        return [source]
+    files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise PredictError(f"input={source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    stems = [p.stem for p in files]
+    clashes = sorted({s for s in stems if stems.count(s) > 1})
+    if clashes:
+        raise PredictError(f"input={source}: several images share the name {clashes[0]!r} "
+                           f"({', '.join(p.name for p in files if p.stem == clashes[0])}); their outputs would clash")
+    return files
+
+
+def colour_map(colors, num_classes: int) -> np.ndarray:
+    """One RGB row a class: the dataset's colours when its config has them, else VOC's colour map."""
+    palette = np.asarray(colors, dtype=np.uint8) if colors else voc_palette()[:num_classes]
+    return palette.reshape(-1, 3)
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def save_outputs(out: Path, stem: str, image: np.ndarray, classes: np.ndarray, palette: np.ndarray,
+                 alpha: float) -> None:
+    mask = Image.fromarray(classes.astype(np.uint8), mode="P")
+    flat = np.zeros((256, 3), dtype=np.uint8)
+    flat[: len(palette)] = palette
+    mask.putpalette(flat.flatten().tolist())
+    mask.save(out / f"{stem}.png")
+    overlay = (1 - alpha) * image + alpha * palette[classes]
+    Image.fromarray(overlay.round().astype(np.uint8)).save(out / f"{stem}_overlay.jpg", quality=92)
+
+
+def predict(cfg: DictConfig) -> int:
+    """Writes `<stem>.png` (class indices, palette PNG) and `<stem>_overlay.jpg` per image; returns
+    the number of images that could not be read (each named on stderr; the rest are still done)."""
+    validate_eval(cfg.eval)
+    files = list_images(Path(cfg.input))
+    out = Path(cfg.output)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PredictError(f"output={out} cannot be created ({err.strerror})") from err
+    model, config = model_from_checkpoint(cfg.ckpt_path)
+    device = pick_device(cfg.device)
+    model.set_output_stride(cfg.eval.output_stride or config.model.output_stride)
+    model.to(device)
+    settings = inference_settings(cfg.eval, config.data.crop_size)
+    normalise = evaluation(mean=config.data.mean, std=config.data.std)
+    palette = colour_map(config.data.get("colors"), config.data.num_classes)
+    failed = []
+    for path in tqdm(files, desc="predict", unit="img", dynamic_ncols=True):
+        try:
+            image = read_rgb(path)
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            failed.append(path)
+            tqdm.write(f"error: {path}: cannot read the image ({type(err).__name__}: {err})", file=sys.stderr)
+            continue
+        tensor = normalise(image=image)["image"][None].to(device)
+        classes = predict_probs(model, tensor, **settings).argmax(dim=1)[0].cpu().numpy()
+        save_outputs(out, path.stem, image, classes, palette, cfg.overlay_alpha)
+    done = len(files) - len(failed)
+    print(f"{done} of {len(files)} images: masks and overlays in {out}")
+    if failed:
+        print(f"error: {len(failed)} of {len(files)} images could not be read: "
+              f"{', '.join(str(p) for p in failed)}", file=sys.stderr)
+    return len(failed)

@@ -1,0 +1,75 @@
+"""eval.py as a user runs it on a checkpoint: metrics, files, agreement with training's validation."""
+
+import csv
+import json
+
+import pytest
+from PIL import Image
+
+from ..conftest import run_train
+
+METRIC_KEYS = {"mIoU", "pixel_acc", "per_class_iou", "images", "images_per_sec"}
+CLASSES = ["background", "blob", "ring", "stripes", "checker"]
+
+
+def run_eval(out_dir, checkpoint, *args):
+    return run_train(out_dir, f"ckpt_path={checkpoint}", *args, script="eval.py")
+
+
+def test_eval_equals_the_validation_logged_in_training(trained_run, tmp_path):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    result = run_eval(tmp_path / "eval", summary["best_ckpt"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert METRIC_KEYS <= metrics.keys()
+    assert metrics["mIoU"] == pytest.approx(summary["val/mIoU_best"], abs=1e-6)
+    assert metrics["pixel_acc"] == pytest.approx(summary["val/pixel_acc"], abs=1e-6)
+    assert metrics["images"] == 12 and metrics["images_per_sec"] > 0
+    assert list(metrics["per_class_iou"]) == CLASSES
+    for name, iou in summary["per_class_iou"].items():
+        assert metrics["per_class_iou"][name] == pytest.approx(iou, abs=1e-6)
+    with (tmp_path / "eval" / "per_class_iou.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["class"] for r in rows] == CLASSES
+    assert sum(int(r["gt_pixels"]) for r in rows) > 0
+    with Image.open(tmp_path / "eval" / "confusion_matrix.png") as picture:
+        assert picture.format == "PNG" and min(picture.size) >= 300
+
+
+def test_paper_settings_and_the_table(trained_run, tmp_path):
+    out = tmp_path / "paper"
+    result = run_eval(out, trained_run / "checkpoints" / "best.ckpt", "eval.output_stride=8",
+                      "eval.scales=[0.75,1.0,1.25]", "eval.flip=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert METRIC_KEYS <= metrics.keys()
+    assert (metrics["output_stride"], metrics["train_output_stride"]) == (8, 16)
+    assert metrics["scales"] == [0.75, 1.0, 1.25] and metrics["flip"] is True
+    table = result.stdout.splitlines()
+    assert table[0].split() == ["class", "IoU", "gt", "pixels", "pred", "pixels"]
+    assert [line.split()[0] for line in table[1:6]] == CLASSES
+    assert table[6].startswith("mIoU") and f"{100 * metrics['mIoU']:.2f}%" in table[6]
+
+
+def test_slide_with_a_covering_window_equals_whole(trained_run, tmp_path):
+    checkpoint = trained_run / "checkpoints" / "best.ckpt"
+    results = {}
+    for mode in ("whole", "slide"):
+        result = run_eval(tmp_path / mode, checkpoint, f"eval.mode={mode}", "eval.window=[256,256]")
+        assert result.returncode == 0, result.stderr[-3000:]
+        results[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())["mIoU"]
+    assert results["slide"] == pytest.approx(results["whole"], abs=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval.mode=tiles"], "error: eval.mode=tiles is not allowed; allowed: whole, slide"),
+    (["eval.window=[64,64]", "eval.stride=[80,40]"], "error: eval.stride=[80, 40] is not allowed; allowed: at most "
+                                                     "eval.window=[64, 64], or windows leave gaps"),
+    (["eval=best"], "error: eval=best is not allowed; allowed: default, paper"),
+    (["eval.scale=[1.0]"], "error: eval.scale is not a config key (did you mean eval.scales?)"),
+])
+def test_bad_settings_are_one_line(trained_run, tmp_path, args, message):
+    result = run_eval(tmp_path / "bad", trained_run / "checkpoints" / "best.ckpt", *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "bad" / "metrics.json").exists()

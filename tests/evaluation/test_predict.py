@@ -1,0 +1,64 @@
+"""predict.py on real images: one palette mask and one overlay per image, at the image's size."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deeplab.data.palette import voc_palette
+
+from ..conftest import ROOT, VOC_SAMPLES
+
+
+def run_predict(checkpoint, source, output):
+    return subprocess.run([sys.executable, str(ROOT / "predict.py"), f"ckpt_path={checkpoint}", f"input={source}",
+                           f"output={output}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(not (VOC_SAMPLES / "JPEGImages").is_dir(), reason="the shared VOC samples are absent")
+def test_predict_on_voc_samples(trained_run, tmp_path):
+    images = sorted((VOC_SAMPLES / "JPEGImages").glob("*.jpg"))
+    out = tmp_path / "pred"
+    result = run_predict(trained_run / "checkpoints" / "best.ckpt", VOC_SAMPLES / "JPEGImages", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(images) == 9
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{p.stem}.png" for p in images] + [f"{p.stem}_overlay.jpg" for p in images])
+    for path in images:
+        with Image.open(path) as image, Image.open(out / f"{path.stem}.png") as mask, \
+                Image.open(out / f"{path.stem}_overlay.jpg") as overlay:
+            assert mask.mode == "P" and mask.size == image.size and overlay.size == image.size
+            classes = np.asarray(mask)
+            assert classes.max() < 5
+            palette = np.asarray(mask.getpalette()[:15], dtype=np.uint8).reshape(5, 3)
+            assert (palette == voc_palette()[:5]).all()
+    assert "100%" in result.stderr  # the progress bar ran to the end
+
+
+def test_unreadable_images_are_named_and_the_rest_done(trained_run, tmp_path, small_synthetic):
+    source = tmp_path / "in"
+    source.mkdir()
+    good = sorted((small_synthetic / "synthetic_voc" / "JPEGImages").glob("*.jpg"))[:2]
+    for path in good:
+        (source / path.name).write_bytes(path.read_bytes())
+    (source / "broken.jpg").write_text("not an image\n")
+    (source / "cut.jpg").write_bytes(good[0].read_bytes()[:400])
+    (source / "notes.txt").write_text("ignored: not an image name\n")
+    out = tmp_path / "pred"
+    result = run_predict(trained_run / "checkpoints" / "best.ckpt", source, out)
+    assert result.returncode == 1
+    assert f"error: {source / 'broken.jpg'}: cannot read the image" in result.stderr
+    assert f"error: {source / 'cut.jpg'}: cannot read the image" in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1] == (f"error: 2 of 4 images could not be read: "
+                                                       f"{source / 'broken.jpg'}, {source / 'cut.jpg'}")
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{p.stem}.png" for p in good] + [f"{p.stem}_overlay.jpg" for p in good])
+
+
+def test_missing_input_is_one_line(trained_run, tmp_path):
+    result = run_predict(trained_run / "checkpoints" / "best.ckpt", tmp_path / "nowhere", tmp_path / "o")
+    assert result.returncode == 2
+    assert result.stderr == f"error: input={tmp_path / 'nowhere'} does not exist\n"
+    assert not (tmp_path / "o").exists()
