@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from deeplab.config import check_command_line, one_line_errors
-from deeplab.data.voc import DatasetError
+from deeplab.data.base import DatasetError
 from deeplab.evaluation.evaluate import evaluate
 from deeplab.training.checkpoint import CheckpointError
 

@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from deeplab.config import check_command_line, one_line_errors
-from deeplab.data.voc import DatasetError
+from deeplab.data.base import DatasetError
 from deeplab.training.run import train
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"

@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 
 from deeplab.config import ConfigError, check_command_line, group_options, validate
 from deeplab.data.transforms import evaluation
+from deeplab.evaluation.inference import grid_size
 from deeplab.training.build import resolve_normalisation
 
 from .conftest import CONF_DIR, compose_config
@@ -138,6 +139,8 @@ def test_command_line_quotes_numeric_groups():
     ("data.std=[0.5,0,0.5]", "data.std=[0.5, 0, 0.5] is not allowed; allowed: null (the encoder's pretrained "
                              "statistics) or three numbers > 0"),
     ("data.mean=[0.5]", "data.mean=[0.5] is not allowed"),
+    ("data.colors=[[0,0,0]]", "data.colors=[[0, 0, 0]] is not allowed; allowed: null (the VOC colour map) or 5 "
+                              "[r, g, b] triples of 0..255"),
 ])
 def test_value_errors(override, message):
     with pytest.raises(ConfigError) as err:
@@ -166,3 +169,46 @@ def test_explicit_normalisation_is_kept_and_a_mismatch_is_named():
     assert list(cfg.data.mean) == [0.485, 0.456, 0.406] and list(cfg.data.std) == [0.5] * 3
     assert notes == ["note: data.mean=[0.485, 0.456, 0.406] differs from the [0.5, 0.5, 0.5] that the "
                      "tu-xception65 weights were trained with; null follows the weights"]
+
+
+PROTOCOL = {  # the official protocol (../shared/paper/README.md), common to the three recipes
+    "optim.optimizer._target_": "torch.optim.SGD", "optim.lr": 0.007, "optim.momentum": 0.9,
+    "optim.poly_power": 0.9, "data.batch_size": 16, "aug._target_": "deeplab.data.transforms.deeplab_train",
+    "aug.scale_min": 0.5, "aug.scale_max": 2.0, "aug.scale_step": 0.25, "model.backbone.weights": "imagenet",
+    "model.output_stride": 16, "model.decoder.low_level_channels": 48, "model.decoder.num_convs": 2,
+    "model.decoder.channels": 256, "trainer.max_epochs": -1,
+}
+
+
+@pytest.mark.parametrize("experiment, expected", [
+    ("voc_aug_xception65", {"data.train_split": "train_aug", "data.crop_size": 513, "optim.weight_decay": 4e-5,
+                            "trainer.max_steps": 30000, "model.backbone.name": "tu-xception65",
+                            "model.aspp.separable": True, "model.decoder.separable": True, "eval.output_stride": 8,
+                            "eval.scales": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], "eval.flip": True,
+                            "data.num_classes": 21}),
+    ("voc_aug_resnet101", {"data.train_split": "train_aug", "data.crop_size": 513, "optim.weight_decay": 1e-4,
+                           "trainer.max_steps": 30000, "model.backbone.name": "tu-resnet101s",
+                           "model.backbone.multi_grid": [1, 2, 4], "eval.output_stride": 8,
+                           "eval.scales": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75], "eval.flip": True}),
+    ("cityscapes_xception65", {"data.train_split": "train", "data.crop_size": 769, "optim.weight_decay": 4e-5,
+                               "trainer.max_steps": 90000, "model.backbone.name": "tu-xception65",
+                               "data.num_classes": 19, "eval.output_stride": None, "eval.scales": [1.0],
+                               "eval.flip": False, "eval.mode": "whole"}),
+])
+def test_paper_recipes_carry_the_official_protocol(experiment, expected):
+    cfg = compose_config(f"experiment={experiment}")
+    validate(cfg)
+    for key, value in {**PROTOCOL, **expected}.items():
+        actual = OmegaConf.select(cfg, key)
+        actual = OmegaConf.to_container(actual) if OmegaConf.is_config(actual) else actual
+        assert actual == value, (key, actual, value)
+    if experiment.startswith("cityscapes"):
+        assert grid_size((1024, 2048), cfg.model.output_stride) == (1025, 2049)  # the official eval size
+
+
+@pytest.mark.parametrize("data", ["voc", "voc_aug", "cityscapes", "ade20k", "folder", "synthetic"])
+def test_every_dataset_config_has_consistent_classes(data):
+    cfg = compose_config(f"data={data}")
+    validate(cfg)
+    assert len(cfg.data.class_names) == cfg.data.num_classes
+    assert cfg.data.colors is None or len(cfg.data.colors) == cfg.data.num_classes

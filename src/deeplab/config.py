@@ -150,6 +150,11 @@ def validate(cfg: DictConfig) -> None:
              "an integer >= 2 (batch norm needs two images per step)")
     _require(isinstance(data.num_workers, int) and data.num_workers >= 0, "data.num_workers",
              data.num_workers, "an integer >= 0")
+    colors = data.get("colors")
+    _require(colors is None or len(colors) == data.num_classes and all(
+        len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in colors), "data.colors",
+        colors if colors is None else [list(c) for c in colors],
+        f"null (the VOC colour map) or {data.num_classes} [r, g, b] triples of 0..255")
     for key in ("mean", "std"):
         value = data[key]
         _require(value is None or len(_as_list(value)) == 3 and all(isinstance(v, (int, float)) for v in value)

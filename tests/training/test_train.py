@@ -9,12 +9,12 @@ import torch
 from omegaconf import OmegaConf
 
 from deeplab.data.transforms import evaluation
-from deeplab.data.voc import VOCSegmentation
+from deeplab.data.voc import VOC_CLASSES, VOCSegmentation
 from deeplab.evaluation import SegmentationMetrics, predict_probs
 from deeplab.training.build import build_model
 from deeplab.training.callbacks import CONFIG_KEY
 
-from ..conftest import ROOT, SMALL, run_train
+from ..conftest import ROOT, SMALL, VOC_SAMPLES, run_train
 
 SUMMARY_KEYS = {"val/mIoU", "val/mIoU_best", "best_ckpt", "last_ckpt", "epochs", "global_step", "params",
                 "train_images_per_sec", "duration_s"}
@@ -99,3 +99,16 @@ def test_multirun_sweeps_numeric_output_strides(tmp_path, small_synthetic):
                      if job.is_dir())
     assert strides == [8, 16]
     assert all((sweep / str(n) / "summary.json").is_file() for n in (0, 1))
+
+
+@pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="../shared/data/voc2012_samples not present")
+def test_short_training_on_the_real_voc_samples(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_train(run_dir, "data=voc", f"data.root={VOC_SAMPLES}", "backbone=resnet18", "optim=adamw",
+                       "data.crop_size=193", "data.batch_size=4", "data.num_workers=0", "logger=none",
+                       "trainer.max_epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == 4  # 8 training images, batches of 4, two epochs
+    assert summary["val/mIoU"] is not None and 0 <= summary["val/mIoU"] <= 1
+    assert set(summary["per_class_iou"]) <= set(VOC_CLASSES)

@@ -37,15 +37,18 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def check(self) -> None:
         """Opens both splits' lists and checks their files exist, when the data is already on disk
-        (a `prepare` step writes it later otherwise); raises DatasetError naming what is missing."""
+        (a `prepare` step writes or converts it first otherwise, and setup checks it then); raises
+        DatasetError naming what is missing. tools/check_data.py reads every file."""
         if self.prepare is None:
             self.setup("fit")
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self.dataset(split=self.train_split, transform=self.train_transform)
+            self.train_set.check_files()
         if stage in (None, "fit", "validate") and self.val_set is None:
             self.val_set = self.dataset(split=self.val_split, transform=self.val_transform)
+            self.val_set.check_files()
 
     def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train,

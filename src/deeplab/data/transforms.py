@@ -22,6 +22,13 @@ def _finish(mean, std) -> list:
     return [A.Normalize(mean=mean, std=std), ToTensorV2()]
 
 
+def _photometric(brightness: float, contrast: float, saturation: float, hue: float) -> list:
+    """Colour changes on the image only (the mask is untouched); all zero: none."""
+    if not any((brightness, contrast, saturation, hue)):
+        return []
+    return [A.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, p=1.0)]
+
+
 def _pad_and_crop(crop_size, mean, ignore_index: int, random: bool = True) -> list:
     """Pad the image with the mean pixel and the label with ignore_index, then crop: padded pixels
     become zeros after normalisation and never count in the loss."""
@@ -36,17 +43,21 @@ def _pad_and_crop(crop_size, mean, ignore_index: int, random: bool = True) -> li
 
 
 def deeplab_train(crop_size=513, scale_min: float = 0.5, scale_max: float = 2.0, scale_step: float = 0.25,
-                  flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.Compose:
+                  flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                  brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
+                  hue: float = 0.0) -> A.Compose:
     """The DeepLab protocol: random scale from a discrete set, pad, random crop, horizontal flip."""
     scales = np.arange(scale_min, scale_max + scale_step / 2, scale_step) if scale_step > 0 else [scale_min]
     # RandomScale multiplies by 1 + limit: a degenerate range gives exactly one scale.
     rescale = A.OneOf([A.RandomScale(scale_limit=(s - 1, s - 1), p=1.0) for s in scales], p=1.0)
     return A.Compose([rescale, *_pad_and_crop(crop_size, mean, ignore_index), A.HorizontalFlip(p=flip),
-                      *_finish(mean, std)])
+                      *_photometric(brightness, contrast, saturation, hue), *_finish(mean, std)])
 
 
 def keras_train(crop_size=513, rotation: float = 20, shift: float = 0.1, shear: float = 0.1, zoom: float = 0.1,
-                flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.Compose:
+                flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
+                hue: float = 0.0) -> A.Compose:
     """Keras ImageDataGenerator's classic recipe: rotation (degrees), shift (fraction), shear
     (radians, as the classic recipe had it), zoom (fraction), horizontal flip, 'nearest' fill."""
     affine = A.Affine(rotate=(-rotation, rotation), translate_percent=(-shift, shift),
@@ -54,7 +65,7 @@ def keras_train(crop_size=513, rotation: float = 20, shift: float = 0.1, shear: 
                       scale={"x": (1 - zoom, 1 + zoom), "y": (1 - zoom, 1 + zoom)},
                       border_mode=cv2.BORDER_REPLICATE, p=1.0)
     return A.Compose([affine, A.HorizontalFlip(p=flip), *_pad_and_crop(crop_size, mean, ignore_index),
-                      *_finish(mean, std)])
+                      *_photometric(brightness, contrast, saturation, hue), *_finish(mean, std)])
 
 
 def plain_train(crop_size=513, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.Compose:

@@ -1,0 +1,100 @@
+"""What every dataset shares: a list of (image, mask) files, a label mapping, one way to read."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+
+class DatasetError(ValueError):
+    """A dataset on disk is missing or malformed; the message names the path."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    image: Path
+    mask: Path | None  # None: the split has no labels (a test split)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3), decoded by OpenCV (faster than PIL for JPEG); grayscale is expanded."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DatasetError(f"{path}: cannot read the image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """The stored label values (H, W): palette indices for palette PNGs, the values of 8-bit
+    PNGs. PIL, not OpenCV, which would turn a palette PNG into colours."""
+    try:
+        with Image.open(path) as mask:
+            if mask.mode not in ("P", "L"):
+                raise DatasetError(f"{path}: mask has mode {mask.mode}; expected a palette or 8-bit index PNG")
+            return np.array(mask)
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read the mask ({err})") from err
+
+
+def label_lookup(mapping: dict[int, int], ignore_index: int = 255) -> np.ndarray:
+    """A 256-entry table from stored values to class ids; values not in `mapping` become ignore_index."""
+    table = np.full(256, ignore_index, dtype=np.uint8)
+    for stored, label in mapping.items():
+        table[stored] = label
+    return table
+
+
+class SegmentationDataset(Dataset):
+    """Samples read from files; `lookup` (256 entries) maps stored mask values to class ids.
+
+    Returns dicts with `image` (CHW after the transform), `mask` (long HW) and `name`."""
+
+    def __init__(self, samples: list[Sample], transform=None, lookup: np.ndarray | None = None,
+                 source: str = "the split list"):
+        if not samples:
+            raise DatasetError(f"{source} lists no samples")
+        self.samples = samples
+        self.transform = transform
+        self.lookup = lookup
+        self.source = source
+
+    def missing_files(self) -> list[Path]:
+        """Every listed image or mask that is not on disk."""
+        paths = [p for s in self.samples for p in (s.image, s.mask) if p is not None]
+        return [p for p in paths if not p.is_file()]
+
+    def check_files(self) -> None:
+        """The cheap check training runs at start: every listed file exists."""
+        missing = self.missing_files()
+        if missing:
+            raise DatasetError(f"{len(missing)} files listed by {self.source} are missing, first: {missing[0]}")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The image and its class-id mask, before any transform."""
+        sample = self.samples[index]
+        image = read_image(sample.image)
+        mask = read_mask(sample.mask) if sample.mask is not None else np.full(image.shape[:2], 255, np.uint8)
+        if self.lookup is not None:
+            mask = self.lookup[mask]
+        if mask.shape != image.shape[:2]:
+            raise DatasetError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, image {sample.image} is "
+                               f"{image.shape[1]}x{image.shape[0]}")
+        return image, mask
+
+    def __getitem__(self, index: int) -> dict:
+        image, mask = self.load(index)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        else:
+            image = torch.from_numpy(image.copy()).permute(2, 0, 1)
+            mask = torch.from_numpy(mask.copy())
+        return {"image": image, "mask": torch.as_tensor(mask, dtype=torch.long), "name": self.samples[index].name}

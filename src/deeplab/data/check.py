@@ -1,0 +1,92 @@
+"""Reads every sample of a split once and lists what is wrong with it, each problem naming its file."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from deeplab.data.base import SegmentationDataset
+
+
+@dataclass
+class SplitReport:
+    split: str
+    samples: int = 0
+    min_size: tuple[int, int] | None = None  # (height, width)
+    max_size: tuple[int, int] | None = None
+    class_pixels: np.ndarray | None = None  # per class id, ignore_index pixels in the last slot
+    problems: list[str] = field(default_factory=list)
+
+    def add_size(self, height: int, width: int) -> None:
+        self.min_size = (height, width) if self.min_size is None else (min(self.min_size[0], height),
+                                                                      min(self.min_size[1], width))
+        self.max_size = (height, width) if self.max_size is None else (max(self.max_size[0], height),
+                                                                      max(self.max_size[1], width))
+
+
+def _open(path, kind: str, report: SplitReport) -> Image.Image | None:
+    if not path.is_file():
+        report.problems.append(f"missing {kind}: {path}")
+        return None
+    try:
+        image = Image.open(path)
+        image.load()  # decodes the whole file: a truncated one fails here
+        return image
+    except OSError as err:
+        report.problems.append(f"unreadable {kind}: {path} ({err})")
+        return None
+
+
+def check_split(dataset: SegmentationDataset, split: str, num_classes: int, ignore_index: int) -> SplitReport:
+    report = SplitReport(split, class_pixels=np.zeros(num_classes + 1, dtype=np.int64))
+    lookup, known = dataset.lookup, getattr(dataset, "known_values", None)
+    for sample in dataset.samples:
+        report.samples += 1
+        image = _open(sample.image, "image", report)
+        if image is not None:
+            if image.mode in ("L", "I", "I;16", "F", "1"):
+                report.problems.append(f"grayscale image (mode {image.mode}, expected RGB): {sample.image}")
+            elif image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                report.problems.append(f"image with an alpha channel (mode {image.mode}, expected RGB): "
+                                       f"{sample.image}")
+            report.add_size(image.height, image.width)
+        if sample.mask is None:
+            continue
+        mask = _open(sample.mask, "mask", report)
+        if mask is None:
+            continue
+        if mask.mode not in ("P", "L"):
+            report.problems.append(f"mask of mode {mask.mode} (expected a palette or 8-bit index PNG): {sample.mask}")
+            continue
+        if image is not None and image.size != mask.size:
+            report.problems.append(f"size mismatch: image {image.width}x{image.height}, mask "
+                                   f"{mask.width}x{mask.height}: {sample.mask}")
+        values = np.array(mask)
+        stored = np.unique(values)
+        if known is not None:
+            foreign = [int(v) for v in stored if int(v) not in known]
+            if foreign:
+                report.problems.append(f"mask values {foreign} are not labels of this dataset: {sample.mask}")
+        labels = lookup[values] if lookup is not None else values
+        counts = np.bincount(labels.ravel(), minlength=256)
+        outside = [v for v in np.flatnonzero(counts) if v >= num_classes and v != ignore_index]
+        if outside:
+            report.problems.append(f"mask values {[int(v) for v in outside]} outside 0..{num_classes - 1} and not "
+                                   f"ignore_index={ignore_index}: {sample.mask}")
+        report.class_pixels[:num_classes] += counts[:num_classes]
+        report.class_pixels[num_classes] += counts[ignore_index]
+    return report
+
+
+def format_report(report: SplitReport, class_names: list[str]) -> str:
+    lines = [f"split {report.split}: {report.samples} samples"]
+    if report.min_size is not None:
+        lines.append(f"  image sizes (h x w): {report.min_size[0]}x{report.min_size[1]} to "
+                     f"{report.max_size[0]}x{report.max_size[1]}")
+    total = report.class_pixels.sum()
+    if total:
+        lines.append("  class pixel frequencies:")
+        for name, count in zip([*class_names, "(ignore)"], report.class_pixels.tolist(), strict=True):
+            lines.append(f"    {name:<24} {100 * count / total:7.3f}%  {count:>14}")
+    lines.extend(f"  problem: {p}" for p in report.problems)
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Your own data: `root/images/` and `root/masks/`, matched by file stem."""
+
+import zlib
+from pathlib import Path
+
+from deeplab.data.base import DatasetError, Sample, SegmentationDataset
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+FOLDER_HELP = "data.root must hold images/ (any of {}) and masks/ (<same name>.png)".format(" ".join(IMAGE_SUFFIXES))
+
+
+def in_val(stem: str, val_fraction: float) -> bool:
+    """A split that stays put as files are added: a hash of the name, not its position."""
+    return zlib.crc32(stem.encode()) % 10_000 < val_fraction * 10_000
+
+
+class FolderSegmentation(SegmentationDataset):
+    """Masks are palette PNGs or 8-bit index PNGs whose values are class ids (ignore_index: void).
+    The split comes from `root/splits/<split>.txt` (one stem a line) when that file exists;
+    without a splits/ folder, `train` and `val` divide the images by a hash of their names,
+    `val_fraction` of them to val."""
+
+    def __init__(self, root: str | Path, split: str = "train", transform=None, images: str = "images",
+                 masks: str = "masks", val_fraction: float = 0.1):
+        self.root = Path(root)
+        image_dir, mask_dir, split_dir = self.root / images, self.root / masks, self.root / "splits"
+        if not image_dir.is_dir():
+            raise DatasetError(f"data.root={self.root} has no {images}/ folder; {FOLDER_HELP}")
+        files = [p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+        by_stem = {p.stem: p for p in files}
+        if len(by_stem) < len(files):
+            twins = [p.name for p in files if sum(q.stem == p.stem for q in files) > 1]
+            raise DatasetError(f"{image_dir}: images share a name, so their masks would too: {', '.join(twins[:4])}")
+        list_file = split_dir / f"{split}.txt"
+        if list_file.is_file():
+            stems = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+            unknown = [s for s in stems if s not in by_stem]
+            if unknown:
+                raise DatasetError(f"{list_file} lists {len(unknown)} names with no image in {image_dir}, "
+                                   f"first: {unknown[0]}")
+            source = str(list_file)
+        elif split_dir.is_dir():
+            found = sorted(p.stem for p in split_dir.glob("*.txt"))
+            raise DatasetError(f"split list {list_file} not found; splits present: {found or 'none'}")
+        elif split in ("train", "val"):
+            stems = [s for s in by_stem if in_val(s, val_fraction) == (split == "val")]
+            source = f"{image_dir} ({split}: {'' if split == 'val' else 'all but '}{val_fraction:g} of the images)"
+        else:
+            raise DatasetError(f"split {split!r} needs {list_file}; without a splits/ folder only train and val exist")
+        samples = [Sample(s, by_stem[s], mask_dir / f"{s}.png") for s in stems]
+        super().__init__(samples, transform, source=source)

@@ -1,0 +1,62 @@
+"""Over many random draws, augmentation keeps masks to class values and 255, pads labels with 255,
+and moves image and mask together."""
+
+import albumentations as A
+import numpy as np
+import pytest
+from hydra.utils import instantiate
+
+from deeplab.data import transforms as T
+from deeplab.training.build import resolve_normalisation
+
+from ..conftest import compose_config
+from .layouts import scene
+
+IDENTITY = {"mean": (0.0, 0.0, 0.0), "std": (1 / 255, 1 / 255, 1 / 255)}  # normalised image = pixel values
+
+
+def decoded_labels(image: np.ndarray) -> np.ndarray:
+    """The label each pixel's colour encodes (label * 60 + 20, see layouts.scene)."""
+    return np.rint((image[0] - 20) / 60).astype(np.int64)
+
+
+@pytest.mark.parametrize("name, transform", [
+    ("deeplab", T.deeplab_train(crop_size=48, **IDENTITY)),
+    ("keras", T.keras_train(crop_size=64, **IDENTITY)),
+    ("none", T.plain_train(crop_size=48, **IDENTITY)),
+])
+def test_masks_stay_labels_padding_is_void_and_pixels_stay_aligned(name, transform):
+    agreement, padded_draws = [], 0
+    for seed in range(150):
+        image, mask = scene(seed, height=40, width=56)
+        out = transform(image=image, mask=mask)
+        pixels, labels = out["image"].numpy(), out["mask"].numpy()
+        assert set(np.unique(labels).tolist()) <= {0, 1, 2, 255}, name
+        padding = (pixels == 0).all(axis=0)  # the fill colour, 255 * mean = 0, appears nowhere in a scene
+        assert np.array_equal(labels == 255, padding), name  # void exactly where the image was padded
+        padded_draws += bool(padding.any())
+        labelled = labels != 255
+        agreement.append((decoded_labels(pixels)[labelled] == labels[labelled]).mean())
+    # every pixel keeps its label, but for the few that bilinear resampling blends at band edges
+    assert np.mean(agreement) > 0.97 and min(agreement) > 0.9, (name, np.mean(agreement), min(agreement))
+    if name != "keras":  # keras pads only when its crop exceeds the image
+        assert padded_draws > 10
+
+
+def test_deeplab_scales_come_from_the_official_set():
+    transform = T.deeplab_train(crop_size=400, flip=0.0, **IDENTITY)
+    image, mask = scene(0, height=40, width=56)
+    heights = {int((transform(image=image, mask=mask)["mask"] != 255).any(axis=1).sum()) for _ in range(200)}
+    assert heights == {20, 30, 40, 50, 60, 70, 80}  # 0.5 .. 2.0 in steps of 0.25, all drawn
+
+
+def test_photometric_options_change_colours_only():
+    cfg = compose_config("aug=deeplab", "aug.brightness=0.4", "aug.contrast=0.4", "aug.hue=0.1", "data.crop_size=48")
+    resolve_normalisation(cfg)
+    transform = instantiate(cfg.aug)
+    assert any(isinstance(t, A.ColorJitter) for t in transform.transforms)
+    assert not any(isinstance(t, A.ColorJitter) for t in T.deeplab_train().transforms)  # off by default
+    for seed in range(50):
+        image, mask = scene(seed, height=40, width=56)
+        labels = transform(image=image, mask=mask)["mask"].numpy()
+        assert set(np.unique(labels).tolist()) <= {0, 1, 2, 255}

@@ -1,0 +1,83 @@
+"""tools/check_data.py finds every planted problem, names its file, and passes a clean set."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from ..conftest import ROOT
+from .layouts import save_index, save_palette, save_rgb, scene, write_voc
+
+
+def check_data(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "check_data.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def folder_args(root) -> list[str]:
+    return ["data=folder", f"data.root={root}", "data.num_classes=3", "data.class_names=[sky,road,car]"]
+
+
+def test_clean_dataset_passes(tmp_path):
+    masks = {"a": np.zeros((24, 30), np.uint8), "b": np.full((24, 30), 2, np.uint8)}
+    masks["b"][:, :5] = 255
+    root = write_voc(tmp_path / "VOC2012", {"train": ["a"], "val": ["b"]}, masks)
+    result = check_data("data=voc", f"data.root={root}", "data.num_classes=3", "data.class_names=[x,y,z]")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "split train: 1 samples" in result.stdout and "split val: 1 samples" in result.stdout
+    assert "image sizes (h x w): 24x30 to 24x30" in result.stdout
+    assert "no problems found" in result.stdout and "problem:" not in result.stdout
+    assert json.loads(result.stdout.splitlines()[-1]) == {"splits": {"train": {"samples": 1, "problems": 0},
+                                                                     "val": {"samples": 1, "problems": 0}},
+                                                          "problems": 0}
+
+
+def test_every_planted_problem_is_named(tmp_path):
+    root = tmp_path / "mine"
+    images, masks = root / "images", root / "masks"
+    image, mask = scene(0, 24, 30)
+    for name in ("good", "mismatch", "values", "nomask", "gray", "rgba", "colourmask"):
+        save_rgb(images / f"{name}.png", image)
+        save_palette(masks / f"{name}.png", mask)
+    (images / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    save_palette(masks / "broken.png", mask)
+    save_palette(masks / "mismatch.png", np.zeros((20, 30), np.uint8))
+    bad_values = mask.copy()
+    bad_values[0, 0] = 7
+    save_index(masks / "values.png", bad_values)
+    (masks / "nomask.png").unlink()
+    save_rgb(images / "gray.png", image[..., 0], mode="L")
+    save_rgb(images / "rgba.png", np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]), mode="RGBA")
+    Image.fromarray(image).save(masks / "colourmask.png")
+    (root / "splits").mkdir()
+    names = ["good", "broken", "mismatch", "values", "nomask", "gray", "rgba", "colourmask"]
+    (root / "splits" / "train.txt").write_text("\n".join(names) + "\n")
+    (root / "splits" / "val.txt").write_text("good\n")
+
+    result = check_data(*folder_args(root))
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = [line.strip().removeprefix("problem: ") for line in result.stdout.splitlines() if "problem:" in line]
+    expected = [
+        f"unreadable image: {images / 'broken.jpg'}",
+        f"size mismatch: image 30x24, mask 30x20: {masks / 'mismatch.png'}",
+        f"mask values [7] outside 0..2 and not ignore_index=255: {masks / 'values.png'}",
+        f"missing mask: {masks / 'nomask.png'}",
+        f"grayscale image (mode L, expected RGB): {images / 'gray.png'}",
+        f"image with an alpha channel (mode RGBA, expected RGB): {images / 'rgba.png'}",
+        f"mask of mode RGB (expected a palette or 8-bit index PNG): {masks / 'colourmask.png'}",
+    ]
+    assert len(problems) == len(expected), problems
+    for problem, start in zip(problems, expected, strict=True):
+        assert problem.startswith(start), (problem, start)
+    assert "7 problems found" in result.stdout
+    assert "split train: 8 samples" in result.stdout and "split val: 1 samples" in result.stdout
+    assert "sky" in result.stdout and "(ignore)" in result.stdout  # the class pixel frequencies
+
+
+def test_a_split_that_cannot_open_is_a_problem(tmp_path):
+    root = write_voc(tmp_path / "VOC2012", {"train": ["a"]}, {"a": np.zeros((24, 30), np.uint8)})
+    result = check_data("data=voc", f"data.root={root}")
+    assert result.returncode == 1
+    assert f"problem: split list {root / 'ImageSets' / 'Segmentation' / 'val.txt'} not found" in result.stdout
