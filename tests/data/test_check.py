@@ -81,3 +81,4 @@ def test_a_split_that_cannot_open_is_a_problem(tmp_path):
     result = check_data("data=voc", f"data.root={root}")
     assert result.returncode == 1
     assert f"problem: split list {root / 'ImageSets' / 'Segmentation' / 'val.txt'} not found" in result.stdout
+
