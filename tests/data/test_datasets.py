@@ -122,7 +122,11 @@ def test_missing_mask_fails_fast_naming_it(tmp_path):
     root = write_voc(tmp_path / "VOC2012", {"train": ["a", "b"]}, {"a": band_mask([0]), "b": band_mask([1])})
     (root / "SegmentationClass" / "b.png").unlink()
     dataset = VOCSegmentation(root, "train")
-    with pytest.raises(DatasetError, match=r"1 files listed by .*train.txt are missing, first: .*Class/b.png"):
+    with pytest.raises(DatasetError, match=r"^missing mask: .*SegmentationClass/b.png$"):
+        dataset.check_files()
+    (root / "JPEGImages" / "a.jpg").unlink()
+    with pytest.raises(DatasetError, match=r"^missing image: .*JPEGImages/a.jpg \(1 more files listed by .*train.txt "
+                                           r"are missing too\)$"):
         dataset.check_files()
     (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n")
     with pytest.raises(DatasetError, match=r"split list .*train.txt is empty"):

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -15,6 +16,7 @@ from deeplab.training.build import build_model
 from deeplab.training.callbacks import CONFIG_KEY
 
 from ..conftest import ROOT, SMALL, VOC_SAMPLES, run_train
+from ..data.layouts import write_voc
 
 SUMMARY_KEYS = {"val/mIoU", "val/mIoU_best", "best_ckpt", "last_ckpt", "epochs", "global_step", "params",
                 "train_images_per_sec", "duration_s"}
@@ -112,3 +114,13 @@ def test_short_training_on_the_real_voc_samples(tmp_path):
     assert summary["global_step"] == 4  # 8 training images, batches of 4, two epochs
     assert summary["val/mIoU"] is not None and 0 <= summary["val/mIoU"] <= 1
     assert set(summary["per_class_iou"]) <= set(VOC_CLASSES)
+
+
+def test_missing_file_stops_training_at_start(tmp_path):
+    masks = {name: np.zeros((40, 50), np.uint8) for name in ("a", "b", "c")}
+    root = write_voc(tmp_path / "VOC2012", {"train": ["a", "b"], "val": ["c"]}, masks)
+    (root / "SegmentationClass" / "b.png").unlink()
+    result = run_train(tmp_path / "run", "data=voc", f"data.root={root}", "logger=none", "backbone=resnet18")
+    assert result.returncode == 2
+    assert result.stderr == f"error: missing mask: {root / 'SegmentationClass' / 'b.png'}\n"
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -63,16 +63,21 @@ class SegmentationDataset(Dataset):
         self.lookup = lookup
         self.source = source
 
-    def missing_files(self) -> list[Path]:
-        """Every listed image or mask that is not on disk."""
-        paths = [p for s in self.samples for p in (s.image, s.mask) if p is not None]
-        return [p for p in paths if not p.is_file()]
+    def missing_files(self) -> list[tuple[str, Path]]:
+        """Every listed image or mask that is not on disk, as (kind, path)."""
+        paths = [(kind, p) for s in self.samples for kind, p in (("image", s.image), ("mask", s.mask))
+                 if p is not None]
+        return [(kind, p) for kind, p in paths if not p.is_file()]
 
     def check_files(self) -> None:
-        """The cheap check training runs at start: every listed file exists."""
+        """The cheap check training runs at start: every listed file exists. Worded as
+        tools/check_data.py words it."""
         missing = self.missing_files()
         if missing:
-            raise DatasetError(f"{len(missing)} files listed by {self.source} are missing, first: {missing[0]}")
+            kind, path = missing[0]
+            more = f" ({len(missing) - 1} more files listed by {self.source} are missing too)" if len(missing) > 1 \
+                else ""
+            raise DatasetError(f"missing {kind}: {path}{more}")
 
     def __len__(self) -> int:
         return len(self.samples)
