@@ -24,6 +24,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.class_names = list(class_names)
         self.ignore_index = ignore_index
         self.train_transform = train_transform
+        self.mean, self.std = tuple(mean), tuple(std)  # to show normalised images again
         self.val_transform = evaluation(mean=mean, std=std)
         self.prepare = prepare
         self.train_split, self.val_split = train_split, val_split

@@ -24,9 +24,10 @@ class ConfigInCheckpoint(pl.Callback):
 class RunSummary(pl.Callback):
     """Measures training throughput (validation excluded) and writes `summary.json` when fit ends."""
 
-    def __init__(self, output_dir: str, params: int | None = None):
+    def __init__(self, output_dir: str, params: int | None = None, madds: int | None = None,
+                 settings: dict | None = None):
         self.path = Path(output_dir) / "summary.json"
-        self.params = params
+        self.params, self.madds, self.settings = params, madds, settings or {}
         self.train_seconds = 0.0
         self.train_images = 0
         self._fit_start = self._batch_start = None
@@ -64,6 +65,8 @@ class RunSummary(pl.Callback):
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,
             "params": self.params,
+            "madds": self.madds,
+            "settings": self.settings,
             "train_images_per_sec": self.train_images / self.train_seconds if self.train_seconds else None,
             "duration_s": time.perf_counter() - self._fit_start if self._fit_start else None,
         }

@@ -34,6 +34,8 @@ def wandb_logger(project: str = "deeplab", save_dir: str = ".", mode: str = "aut
     sync_hint = f"upload later with `wandb sync {save_dir}/wandb/offline-run-*`"
 
     def make(offline: bool) -> WandbLogger:
+        if offline and log_model:  # Lightning uploads checkpoints only from online runs
+            _say("W&B: logger.wandb.log_model=true has no effect offline; the checkpoints stay in checkpoints/")
         return WandbLogger(project=project, entity=entity, name=name, group=group, tags=list(tags),
                            save_dir=save_dir, offline=offline, log_model=log_model and not offline,
                            mode="offline" if offline else "online",

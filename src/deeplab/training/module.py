@@ -28,6 +28,7 @@ class SegmentationModule(pl.LightningModule):
         # Plain lists keep these models out of state_dict, checkpoints and DDP.
         self._other_stride_model: list[nn.Module] = []
         self._eval_model: list[nn.Module] = []
+        self.last_confmat: torch.Tensor | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
@@ -62,6 +63,7 @@ class SegmentationModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         result = self.val_metrics.compute()
         self.val_metrics.reset()
+        self.last_confmat = result["confmat"].cpu()  # for the W&B confusion matrix
         miou = result["mIoU"].float()
         if not self.trainer.sanity_checking:
             self.best_miou = torch.maximum(self.best_miou, miou.to(self.best_miou.device))

@@ -1,14 +1,19 @@
 """One training run from a composed config: build, fit, report the best validation mIoU."""
 
+import copy
+
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.config import describe, validate
+from deeplab.tools.complexity import count_madds
 from deeplab.training.build import build_datamodule, build_model, inference_settings, resolve_normalisation
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
 from deeplab.training.module import SegmentationModule
+from deeplab.training.sweep import job_identity
+from deeplab.training.wandb_media import WandbMedia, finish_wandb
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -45,13 +50,45 @@ def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
 
     config = OmegaConf.to_container(cfg, resolve=True)
     params = sum(p.numel() for p in model.parameters())
+    madds = inference_madds(model, cfg)
+    settings = run_settings(cfg, identity := job_identity(choices))
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    callbacks += [ConfigInCheckpoint(config), RunSummary(cfg.paths.output_dir, params=params)]
-    loggers = [instantiate(c) for c in cfg.logger.values() if c is not None]
+    callbacks += [ConfigInCheckpoint(config), RunSummary(cfg.paths.output_dir, params=params, madds=madds,
+                                                         settings=settings),
+                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds)]
+    loggers = [instantiate(c, **_unset(c, identity)) for c in cfg.logger.values() if c is not None]
     for logger in loggers:
-        logger.log_hyperparams({**_flatten(config), "params": params})
+        logger.log_hyperparams({**_flatten(config), "params": params, "madds": madds})
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except BaseException:
+        finish_wandb(loggers, failed=True)  # the run is closed, marked failed, and the sweep goes on
+        raise
+    finish_wandb(loggers, failed=False)
 
     best = trainer.callback_metrics.get("val/mIoU_best")
     return float(best) if best is not None else None
+
+
+def _unset(node: DictConfig, identity: dict) -> dict:
+    """The sweep identity for the logger arguments the config leaves empty (W&B group, name, tags)."""
+    return {key: value for key, value in identity.items() if key in node and node[key] in (None, [])}
+
+
+def inference_madds(model, cfg: DictConfig) -> int:
+    """Multiply-Adds of one 513x513 inference at the run's eval settings, as the paper reports."""
+    counted = copy.deepcopy(model)
+    if cfg.eval.output_stride:
+        counted.set_output_stride(cfg.eval.output_stride)
+    return count_madds(counted, (513, 513), list(cfg.eval.scales), cfg.eval.flip)["madds"]
+
+
+def run_settings(cfg: DictConfig, identity: dict) -> dict:
+    """The paper's table columns for this run, kept in summary.json for the sweep report."""
+    model = cfg.model
+    return {"name": identity.get("name", ""), "backbone": model.backbone.name, "train_os": model.output_stride,
+            "eval_os": cfg.eval.output_stride or model.output_stride,
+            "decoder": "deeplabv3plus" if model.decoder is not None else "deeplabv3",
+            "scales": [float(s) for s in cfg.eval.scales], "flip": bool(cfg.eval.flip),
+            "separable": bool(model.aspp.separable and (model.decoder is None or model.decoder.separable))}

@@ -1,0 +1,107 @@
+"""The sweep report: one row a job with the paper's table columns, mIoU against Multiply-Adds.
+
+Written into the sweep dir when a multirun ends (a Hydra callback) and by
+`python tools/report.py SWEEP_DIR`, from each job's summary.json."""
+
+import csv
+import json
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+COLUMNS = ("job", "name", "backbone", "train_os", "eval_os", "decoder", "scales", "flip", "separable", "mIoU",
+           "madds_billion", "params_million", "train_images_per_sec", "status")
+
+
+def _job_dirs(sweep_dir: Path) -> list[Path]:
+    jobs = [p for p in sweep_dir.iterdir()
+            if p.is_dir() and ((p / ".hydra").is_dir() or (p / "summary.json").is_file())]
+    return sorted(jobs, key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name))
+
+
+def read_rows(sweep_dir: Path) -> list[dict]:
+    rows = []
+    for job in _job_dirs(sweep_dir):
+        path = job / "summary.json"
+        if not path.is_file():  # a job that failed before writing its summary
+            rows.append({"job": job.name, "status": "failed"})
+            continue
+        summary = json.loads(path.read_text())
+        settings = summary.get("settings") or {}
+        miou = summary.get("val/mIoU_best")
+        rows.append({
+            "job": job.name, "name": settings.get("name", ""), "backbone": settings.get("backbone"),
+            "train_os": settings.get("train_os"), "eval_os": settings.get("eval_os"),
+            "decoder": settings.get("decoder"), "scales": " ".join(f"{s:g}" for s in settings.get("scales", [])),
+            "flip": settings.get("flip"), "separable": settings.get("separable"), "mIoU": miou,
+            "madds_billion": summary["madds"] / 1e9 if summary.get("madds") else None,
+            "params_million": summary["params"] / 1e6 if summary.get("params") else None,
+            "train_images_per_sec": summary.get("train_images_per_sec"),
+            "status": "ok" if miou is not None else "no validation",
+        })
+    return rows
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if value < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def write_report(sweep_dir: str | Path) -> list[dict]:
+    """Writes report.csv, report.md and pareto.png into the sweep dir; returns the rows."""
+    sweep_dir = Path(sweep_dir)
+    rows = read_rows(sweep_dir)
+    with (sweep_dir / "report.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows({c: row.get(c) for c in COLUMNS} for row in rows)
+    header = ("| job | run | backbone | train OS | eval OS | decoder | scales | flip | separable | mIoU | "
+              "Multiply-Adds (B) | params (M) | train img/s | status |")
+    lines = [f"# Sweep {sweep_dir}", "", "Multiply-Adds: one inference of a 513x513 image at the run's eval "
+             "settings (every scale and flip counted).", "", header, "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |" for row in rows]
+    (sweep_dir / "report.md").write_text("\n".join(lines) + "\n")
+    plot_pareto(sweep_dir / "pareto.png", rows)
+    return rows
+
+
+def plot_pareto(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if r.get("mIoU") is not None and r.get("madds_billion") is not None]
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for row in points:
+        ax.scatter(row["madds_billion"], row["mIoU"], color="tab:blue")
+        ax.annotate(row["name"] or f"job {row['job']}", (row["madds_billion"], row["mIoU"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    front, best = [], float("-inf")  # the runs no cheaper run beats
+    for row in sorted(points, key=lambda r: (r["madds_billion"], -r["mIoU"])):
+        if row["mIoU"] > best:
+            front.append(row)
+            best = row["mIoU"]
+    if len(front) > 1:
+        ax.plot([r["madds_billion"] for r in front], [r["mIoU"] for r in front], color="tab:orange",
+                label="Pareto front")
+        ax.legend()
+    ax.set_xlabel("Multiply-Adds per 513x513 image (billions)")
+    ax.set_ylabel("val mIoU (best)")
+    ax.set_title(f"{len(points)} runs")
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+class SweepReport(Callback):
+    """Hydra callback: the report, when a multirun ends (failed jobs included, as rows)."""
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir():
+            rows = write_report(sweep_dir)
+            print(f"sweep report: {sweep_dir / 'report.md'} ({len(rows)} runs)")

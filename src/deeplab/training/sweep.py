@@ -1,0 +1,43 @@
+"""A job's place in a sweep, for the dashboard: one W&B group a sweep, one name a job."""
+
+import sys
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+GROUPS_AS_TAGS = ("data", "backbone", "os", "decoder", "aug", "experiment")
+
+
+def job_identity(choices: dict | None) -> dict:
+    """`group` (the sweep, shared by all its jobs; none for a single run), `name` (the values of
+    the swept keys, e.g. `backbone=xception65,os=8`, else all the job's overrides) and `tags`
+    (the chosen config groups). Empty outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return {}
+    hydra = HydraConfig.get()
+    identity = {"tags": [f"{g}={choices[g]}" for g in GROUPS_AS_TAGS if choices and choices.get(g)]}
+    swept = swept_keys(sys.argv[1:]) | set(hydra.sweeper.get("params") or {})
+    own = [o for o in hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept]
+    if own or hydra.job.override_dirname:
+        identity["name"] = (",".join(own) if own else hydra.job.override_dirname).replace("'", "")
+    if hydra.mode == RunMode.MULTIRUN:
+        sweep = Path(hydra.sweep.dir)
+        identity["group"] = f"{hydra.job.name}-{sweep.parent.name}-{sweep.name}"
+    return identity
+
+
+def swept_keys(args: list[str]) -> set[str]:
+    """The keys a sweep varies (`os=8,16`, `optim.lr=range(...)`): what tells its jobs apart."""
+    parser, keys = OverridesParser.create(), set()
+    for arg in args:
+        if "=" in arg and not arg.startswith("-"):
+            try:
+                override = parser.parse_override(arg)
+            except Exception:  # Hydra reports unparsable arguments itself
+                continue
+            if override.is_sweep_override():
+                keys.add(override.key_or_group)
+    return keys

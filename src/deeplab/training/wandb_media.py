@@ -1,0 +1,78 @@
+"""What a W&B dashboard shows beyond scalars: predicted and true masks, a confusion matrix, and
+the model's size and cost in the run summary."""
+
+import numpy as np
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from deeplab.evaluation import predict_probs
+
+
+def _wandb_logger(trainer) -> WandbLogger | None:
+    return next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
+
+
+class WandbMedia(pl.Callback):
+    """Every `every_n_epochs` validations, logs the first `num_images` validation images with
+    their predicted and true masks (class names as labels) and the confusion matrix as W&B's
+    interactive chart; at the start, puts `params` and `madds` in the run summary. Does nothing
+    without a WandbLogger."""
+
+    def __init__(self, every_n_epochs: int = 1, num_images: int = 4, params: int | None = None,
+                 madds: int | None = None):
+        self.every_n_epochs, self.num_images = every_n_epochs, num_images
+        self.params, self.madds = params, madds
+
+    @rank_zero_only
+    def on_fit_start(self, trainer, pl_module) -> None:
+        logger = _wandb_logger(trainer)
+        if logger is not None:
+            logger.experiment.summary.update({"params": self.params, "madds": self.madds})
+
+    @rank_zero_only
+    def on_validation_end(self, trainer, pl_module) -> None:  # after the module computed the metrics
+        logger = _wandb_logger(trainer)
+        if logger is None or trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        import wandb
+
+        names = {i: name for i, name in enumerate(pl_module.class_names)}
+        images = self._images(trainer, pl_module, wandb, {**names, 255: "void"})
+        # one key an image: W&B shows a list of images of different sizes wrongly
+        payload = {f"val/prediction_{i}": image for i, image in enumerate(images)}
+        if pl_module.last_confmat is not None:
+            payload["val/confusion_matrix"] = self._confusion(wandb, pl_module.last_confmat.numpy(), names)
+        # WandbLogger keeps W&B's own step; the trainer's step goes in as a value, as for the metrics
+        logger.experiment.log({**payload, "trainer/global_step": trainer.global_step})
+
+    def _images(self, trainer, pl_module, wandb, labels: dict) -> list:
+        datamodule = trainer.datamodule
+        dataset, mean, std = datamodule.val_set, np.array(datamodule.mean), np.array(datamodule.std)
+        model = pl_module.evaluation_model()
+        images = []
+        for index in range(min(self.num_images, len(dataset))):
+            sample = dataset[index]
+            image = sample["image"][None].to(pl_module.device)
+            predicted = predict_probs(model, image, **pl_module.inference).argmax(dim=1)[0]
+            pixels = (sample["image"].permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
+            images.append(wandb.Image((pixels * 255).astype(np.uint8), caption=sample["name"], masks={
+                "prediction": {"mask_data": predicted.cpu().numpy().astype(np.uint8), "class_labels": labels},
+                "ground_truth": {"mask_data": sample["mask"].numpy().astype(np.uint8), "class_labels": labels},
+            }))
+        return images
+
+    @staticmethod
+    def _confusion(wandb, confmat: np.ndarray, names: dict):
+        # The table wandb.plot.confusion_matrix builds, filled from pixel counts instead of labels.
+        rows = [[names[i], names[j], int(confmat[i, j])] for i in names for j in names]
+        table = wandb.Table(columns=["Actual", "Predicted", "nPredictions"], data=rows)
+        fields = {"Actual": "Actual", "Predicted": "Predicted", "nPredictions": "nPredictions"}
+        return wandb.plot_table("wandb/confusion_matrix/v1", table, fields, {"title": "Confusion matrix (pixels)"})
+
+
+def finish_wandb(loggers, failed: bool) -> None:
+    """Closes the job's W&B run, so that the next job of a sweep (same process) starts its own."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish(exit_code=1 if failed else 0)
