@@ -13,7 +13,7 @@ from deeplab.training.build import resolve_normalisation
 from .conftest import CONF_DIR, compose_config
 
 GROUPS = ["backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "data", "logger", "eval", "callbacks",
-          "paths", "hydra", "experiment", "debug"]
+          "paths", "hydra", "experiment", "hparams_search", "debug"]
 
 
 def test_defaults_list_has_every_group():
