@@ -139,12 +139,13 @@ def test_command_line_quotes_numeric_groups():
     ("data.std=[0.5,0,0.5]", "data.std=[0.5, 0, 0.5] is not allowed; allowed: null (the encoder's pretrained "
                              "statistics) or three numbers > 0"),
     ("data.mean=[0.5]", "data.mean=[0.5] is not allowed"),
+    ("trainer=ddp trainer.accelerator=cpu", "trainer.sync_batchnorm=true needs GPUs"),
     ("data.colors=[[0,0,0]]", "data.colors=[[0, 0, 0]] is not allowed; allowed: null (the VOC colour map) or 5 "
                               "[r, g, b] triples of 0..255"),
 ])
 def test_value_errors(override, message):
     with pytest.raises(ConfigError) as err:
-        validate(compose_config(override))
+        validate(compose_config(*override.split()))
     assert str(err.value).startswith(message)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
@@ -166,6 +167,11 @@ def validate(cfg: DictConfig) -> None:
     _require(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "a number >= 0")
     _require(optim.poly_power >= 0, "optim.poly_power", optim.poly_power, "a number >= 0")
     validate_eval(evaluation)
+    trainer = cfg.trainer
+    on_cpu = trainer.accelerator == "cpu" or trainer.accelerator == "auto" and not torch.cuda.is_available()
+    if trainer.get("sync_batchnorm") and on_cpu:
+        raise ConfigError("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
+                          "set trainer.sync_batchnorm=false to train with CPU processes")
 
 
 def _side_pair(value, minimum: int) -> bool:

@@ -3,6 +3,8 @@
 from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
+import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from deeplab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, evaluation
@@ -51,9 +53,9 @@ class SegmentationDataModule(pl.LightningDataModule):
             self.val_set = self.dataset(split=self.val_split, transform=self.val_transform)
             self.val_set.check_files()
 
-    def _loader(self, dataset, batch_size: int, train: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train, drop_last=train,
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
+    def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, drop_last=train,
+                          sampler=sampler, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
@@ -61,4 +63,10 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         # Whole images of different sizes: one per batch unless the user asks otherwise.
-        return self._loader(self.val_set, self.val_batch_size, train=False)
+        sampler = None
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            # Each image on exactly one process: Lightning's default sampler pads the set with
+            # repeats, which would count some images twice in the summed confusion matrix.
+            sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
+        return self._loader(self.val_set, self.val_batch_size, train=False, sampler=sampler)
