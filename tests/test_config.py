@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -28,7 +30,9 @@ def test_every_option_composes(group):
     options = group_options(CONF_DIR, group)
     assert options, f"conf/{group} has no options"
     for option in options:
-        cfg = compose_config(f"{group}='{option}'")
+        # torch's SyncBatchNorm needs CUDA: validate's refusal on CPU is tested in test_value_errors
+        cpu_only = ["trainer.sync_batchnorm=false"] if option == "ddp" and not torch.cuda.is_available() else []
+        cfg = compose_config(f"{group}='{option}'", *cpu_only)
         assert cfg.model.backbone.name
         if group not in ("experiment",):
             validate(cfg)
@@ -213,3 +217,17 @@ def test_every_dataset_config_has_consistent_classes(data):
     validate(cfg)
     assert len(cfg.data.class_names) == cfg.data.num_classes
     assert cfg.data.colors is None or len(cfg.data.colors) == cfg.data.num_classes
+
+
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "slurm"])
+def test_slurm_launchers_compose(launcher):
+    overrides = [f"hydra/launcher={launcher}", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
+                 "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=600"]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launcher_cfg = cfg.hydra.launcher
+    assert launcher_cfg._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher_cfg.partition, launcher_cfg.timeout_min) == ("gpu", 600)
+    if launcher == "slurm":  # sized from the trainer: one task a GPU, the trainer's node count
+        assert (launcher_cfg.gpus_per_node, launcher_cfg.tasks_per_node, launcher_cfg.nodes) == (4, 4, 2)
+    assert cfg.trainer.sync_batchnorm is True and cfg.trainer.strategy == "ddp"
