@@ -23,18 +23,34 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; the message is one line."""
 
 
+class JobFailed(RuntimeError):
+    """A job of a multirun that stopped on a user error: the sweep records it and goes on."""
+
+
 @contextmanager
 def one_line_errors(*error_types: type[Exception]) -> Iterator[None]:
-    """What the entry points do with a user's mistake: `error: ...` on stderr and exit status 2."""
+    """What the entry points do with a user's mistake: `error: ...` on stderr and exit status 2.
+    Inside a multirun the job fails instead (JobFailed), so the other jobs of the sweep still run."""
     try:
         yield
     except MissingMandatoryValue as err:
-        print(f"error: {err.full_key} is required; give it on the command line: {err.full_key}=VALUE",
-              file=sys.stderr)
-        sys.exit(2)
+        _stop(f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE")
     except (ConfigError, *error_types) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _stop(str(err))
+
+
+def _stop(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    if _in_multirun():
+        raise JobFailed(message) from None
+    sys.exit(2)
+
+
+def _in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _suggest(value: str, allowed: Iterable[str]) -> str:

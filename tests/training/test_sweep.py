@@ -84,3 +84,15 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, small_syntheti
     assert {"optim.lr", "optim.weight_decay"} <= set(best.best_params)
     lrs = [OmegaConf.load(sweep / str(n) / ".hydra" / "config.yaml").optim.lr for n in (0, 1)]
     assert lrs[0] != lrs[1] and all(1e-4 <= lr <= 1e-2 for lr in lrs)
+
+
+def test_a_failed_job_does_not_stop_the_sweep(tmp_path, small_synthetic):
+    result = multirun(tmp_path, small_synthetic, "model.decoder.num_convs=5,2")
+    assert result.returncode != 0  # the sweep says it had a failure
+    assert "error: model.decoder.num_convs=5 is not allowed; allowed: 1, 2, 3" in result.stderr
+    sweep = tmp_path / "sweep"
+    assert (sweep / "1" / "summary.json").is_file()  # the job after the failed one still ran
+    with (sweep / "report.csv").open() as handle:
+        rows = {r["job"]: r for r in csv.DictReader(handle)}
+    assert rows["0"]["status"] == "failed" and rows["0"]["name"] == "model.decoder.num_convs=5"
+    assert rows["1"]["status"] == "ok" and rows["1"]["name"] == "model.decoder.num_convs=2"

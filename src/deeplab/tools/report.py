@@ -19,12 +19,29 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(jobs, key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name))
 
 
+def _varying_overrides(jobs: list[Path]) -> dict[str, str]:
+    """Each job's overrides of the keys whose values differ across the sweep: its name."""
+    from omegaconf import OmegaConf
+
+    overrides = {}
+    for job in jobs:
+        path = job / ".hydra" / "overrides.yaml"
+        pairs = [o.split("=", 1) for o in OmegaConf.load(path)] if path.is_file() else []
+        overrides[job.name] = {key: value for key, value in pairs}
+    keys = {k for o in overrides.values() for k in o}
+    varying = [k for k in sorted(keys) if len({o.get(k) for o in overrides.values()}) > 1]
+    return {name: ",".join(f"{k}={o[k]}" for k in varying if k in o).replace("'", "")
+            for name, o in overrides.items()}
+
+
 def read_rows(sweep_dir: Path) -> list[dict]:
     rows = []
-    for job in _job_dirs(sweep_dir):
+    jobs = _job_dirs(sweep_dir)
+    names = _varying_overrides(jobs)
+    for job in jobs:
         path = job / "summary.json"
         if not path.is_file():  # a job that failed before writing its summary
-            rows.append({"job": job.name, "status": "failed"})
+            rows.append({"job": job.name, "name": names[job.name], "status": "failed"})
             continue
         summary = json.loads(path.read_text())
         settings = summary.get("settings") or {}
@@ -98,7 +115,15 @@ def plot_pareto(path: Path, rows: list[dict]) -> None:
 
 
 class SweepReport(Callback):
-    """Hydra callback: the report, when a multirun ends (failed jobs included, as rows)."""
+    """Hydra callback: the report, rewritten as each job of a multirun ends (so that it exists
+    even when a failed job stops the sweep, and on SLURM, where jobs end elsewhere) and when the
+    multirun ends. Failed jobs are rows too."""
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        from hydra.types import RunMode
+
+        if config.hydra.mode == RunMode.MULTIRUN:
+            write_report(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
