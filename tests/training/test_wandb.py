@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..conftest import SMALL, run_train
+from ..data.layouts import write_voc
 
 
 def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic):
@@ -44,3 +47,19 @@ def test_unreachable_server_falls_back_to_offline(tmp_path):
     assert "logging offline instead; upload later with `wandb sync" in result.stdout
     assert result.stdout.strip().endswith("offline")
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_a_failing_job_closes_its_run_as_failed(tmp_path):
+    masks = {name: np.zeros((40, 50), np.uint8) for name in ("a", "b", "c", "d")}
+    root = write_voc(tmp_path / "VOC2012", {"train": ["a", "b", "c", "d"], "val": ["a"]}, masks)
+    (root / "JPEGImages" / "c.jpg").write_bytes(b"\xff\xd8 truncated")  # found at start, unreadable at step 2
+    run_dir = tmp_path / "run"
+    result = run_train(run_dir, "data=voc", f"data.root={root}", "logger=wandb", "backbone=resnet18",
+                       "data.batch_size=2", "data.num_workers=0", "data.crop_size=32", "aug=none")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: {root / 'JPEGImages' / 'c.jpg'}: cannot read the image"
+    wandb_cli = Path(sys.executable).parent / "wandb"
+    inspect = subprocess.run([str(wandb_cli), "leet", "inspect", "--summary", "--json", str(run_dir / "wandb")],
+                             capture_output=True, text=True, timeout=120)
+    run = json.loads(inspect.stdout)
+    assert run["exit_code"] == 1 and run["state"] != "running"
