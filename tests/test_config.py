@@ -14,8 +14,8 @@ from deeplab.training.build import resolve_normalisation
 
 from .conftest import CONF_DIR, compose_config
 
-GROUPS = ["backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "data", "logger", "eval", "callbacks",
-          "paths", "hydra", "experiment", "hparams_search", "debug"]
+GROUPS = ["backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "data", "logger", "finetune", "eval",
+          "callbacks", "paths", "hydra", "experiment", "hparams_search", "debug"]
 
 
 def test_defaults_list_has_every_group():
@@ -231,3 +231,16 @@ def test_slurm_launchers_compose(launcher):
     if launcher == "slurm":  # sized from the trainer: one task a GPU, the trainer's node count
         assert (launcher_cfg.gpus_per_node, launcher_cfg.tasks_per_node, launcher_cfg.nodes) == (4, 4, 2)
     assert cfg.trainer.sync_batchnorm is True and cfg.trainer.strategy == "ddp"
+
+
+def test_finetune_choices():
+    keras = compose_config("finetune=keras")
+    assert keras.optim.optimizer._target_ == "torch.optim.RMSprop" and keras.optim.lr == 1e-5
+    assert keras.finetune.stages[0].trainable[0] == "encoder.layer4+"
+    paper = compose_config("finetune=paper", "data=voc")
+    assert paper.model.output_stride == 16 and paper.optim.lr == 0.007  # stage 1 as configured
+    overrides = paper.finetune.second_stage.overrides
+    assert (overrides["model.output_stride"], overrides["optim.lr"], overrides["data.train_split"]) == (8, 1e-4,
+                                                                                                      "trainval")
+    assert list(overrides["model.aspp.rates"]) == [12, 24, 36] and paper.finetune.second_stage.freeze_bn == "all"
+    assert compose_config("finetune=staged").finetune.stages[1].trainable[0] == "encoder.last_stage"

@@ -22,6 +22,9 @@ def test_voc_layout(synthetic):
             label = Image.open(synthetic / "SegmentationClass" / f"{sample_id}.png")
             assert label.mode == "P"  # palette PNG, as VOC ships
             assert label.getpalette()[:6] == [0, 0, 0, 128, 0, 0]  # VOC colour map
+    lists = synthetic / "ImageSets" / "Segmentation"
+    assert (lists / "trainval.txt").read_text().split() == (lists / "train.txt").read_text().split() + (
+        lists / "val.txt").read_text().split()  # VOC's third split
 
 
 def test_deterministic_and_regenerated_only_on_change(synthetic, tmp_path):

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,7 +11,7 @@ import onnxruntime
 import pytest
 import torch
 
-from deeplab.training.checkpoint import model_from_checkpoint
+from deeplab.training.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 
 from ..conftest import ROOT
 
@@ -59,30 +60,40 @@ def test_export_check_fails_loudly(checkpoint, tmp_path):
     assert result.stderr.startswith(f"error: {tmp_path / 'm.onnx'}: onnxruntime and PyTorch logits differ by up to")
 
 
-class RunsCode:
+class CreatesFile:
+    """A pickle payload: unpickling it would create a file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
     def __reduce__(self):
-        return (print, ("code ran on load",))
+        return (Path.touch, (self.path,))
 
 
-def test_bad_checkpoints_are_one_line(tmp_path, checkpoint):
-    torch.save({"state_dict": {}, "payload": RunsCode()}, tmp_path / "evil.ckpt")
+def test_bad_checkpoints_are_refused_in_one_line(tmp_path, checkpoint):
+    planted = tmp_path / "code_ran"
+    torch.save({"state_dict": {}, "payload": CreatesFile(planted)}, tmp_path / "evil.ckpt")
     (tmp_path / "notes.txt").write_text("not a checkpoint\n")
     data = checkpoint.read_bytes()
     (tmp_path / "cut.ckpt").write_bytes(data[: len(data) // 2])
     torch.save({"state_dict": {}}, tmp_path / "foreign.ckpt")
     cases = {
         tmp_path / "missing.ckpt": "does not exist",
-        tmp_path / "evil.ckpt": "is refused: loading it would call print",
+        tmp_path / "evil.ckpt": "is refused: loading it would call ",
         tmp_path / "notes.txt": "is not a PyTorch checkpoint",
         tmp_path / "cut.ckpt": "is not a PyTorch checkpoint",
         tmp_path / "foreign.ckpt": "is not a checkpoint written by train.py",
     }
     for path, message in cases.items():
-        result = export(f"ckpt_path={path}")
-        assert result.returncode == 2, (path, result.stderr[-2000:])
-        assert result.stderr.startswith(f"error: ckpt_path={path} {message}"), result.stderr
-        assert result.stderr.count("\n") == 1 and "code ran on load" not in result.stdout + result.stderr
-    assert not list(tmp_path.glob("*.onnx"))
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(path)
+        assert str(err.value).startswith(f"ckpt_path={path} {message}") and "\n" not in str(err.value)
+    assert not planted.exists()
+
+    result = export(f"ckpt_path={tmp_path / 'evil.ckpt'}")  # the command line says the same, in one line
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: ckpt_path={tmp_path / 'evil.ckpt'} is refused")
+    assert not planted.exists() and not list(tmp_path.glob("*.onnx"))
     missing = export()
     assert missing.returncode == 2 and missing.stderr == "error: ckpt_path is required; give it on the command " \
                                                          "line: ckpt_path=VALUE\n"

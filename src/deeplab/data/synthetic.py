@@ -94,13 +94,15 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
 
 def make_synthetic_voc(root: str | Path, num_train: int = 300, num_val: int = 60, min_side: int = 112,
                        max_side: int = 192, seed: int = 0) -> Path:
-    """Writes JPEGImages/, SegmentationClass/ (palette PNGs) and ImageSets/Segmentation/{train,val}.txt
-    under `root`, once: a stamp records the arguments, and the set is rebuilt only when they change."""
+    """Writes JPEGImages/, SegmentationClass/ (palette PNGs) and ImageSets/Segmentation/{train,val,
+    trainval}.txt under `root`, once: a stamp records the arguments, and the set is rebuilt only
+    when they change."""
     root = Path(root)
     params = dict(num_train=num_train, num_val=num_val, min_side=min_side, max_side=max_side, seed=seed,
                   version=GENERATOR_VERSION)
     stamp = root / "synthetic.json"
     if stamp.exists() and json.loads(stamp.read_text()) == params:
+        _write_trainval(root / "ImageSets" / "Segmentation")  # sets written before it existed lack it
         return root
     images, labels, lists = root / "JPEGImages", root / "SegmentationClass", root / "ImageSets" / "Segmentation"
     for folder in (images, labels, lists):
@@ -119,5 +121,13 @@ def make_synthetic_voc(root: str | Path, num_train: int = 300, num_val: int = 60
             png.save(labels / f"{name}.png")
             names.append(name)
         (lists / f"{split}.txt").write_text("\n".join(names) + "\n")
+    _write_trainval(lists)
     stamp.write_text(json.dumps(params))
     return root
+
+
+def _write_trainval(lists: Path) -> None:
+    """VOC's third split, train and val together (the paper's second fine-tuning stage uses it)."""
+    trainval = lists / "trainval.txt"
+    if not trainval.is_file():
+        trainval.write_text((lists / "train.txt").read_text() + (lists / "val.txt").read_text())

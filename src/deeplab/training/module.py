@@ -14,7 +14,8 @@ from deeplab.evaluation import SegmentationMetrics, predict_probs
 class SegmentationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable,
                  num_classes: int, class_names: Sequence[str], ignore_index: int = 255,
-                 eval_output_stride: int | None = None, inference: dict | None = None):
+                 eval_output_stride: int | None = None, inference: dict | None = None,
+                 param_groups: Callable[[nn.Module], list[dict]] | None = None):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -22,6 +23,7 @@ class SegmentationModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.class_names = list(class_names)
         self.eval_output_stride = eval_output_stride
+        self.param_groups = param_groups  # layer-wise learning rates; None: one group
         self.inference = dict(inference or {})  # predict_probs arguments: scales, flip, mode, window, stride
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
         self.register_buffer("best_miou", torch.tensor(float("-inf")), persistent=True)
@@ -37,7 +39,12 @@ class SegmentationModule(pl.LightningModule):
         loss = self.loss(self.model(batch["image"]), batch["mask"])
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         # logged here rather than by LearningRateMonitor, which refuses to run without a logger
-        self.log("lr", self.optimizers().param_groups[0]["lr"], batch_size=batch["image"].shape[0])
+        groups = self.optimizers().param_groups
+        base = next((g for g in groups if g.get("name") == "head"), groups[0])  # the head's lr is the base lr
+        self.log("lr", base["lr"], batch_size=batch["image"].shape[0])
+        if len(groups) > 1:  # layer-wise rates and fine-tuning stages: each group's own
+            for index, group in enumerate(groups):
+                self.log(f"lr/{group.get('name', index)}", group["lr"], batch_size=batch["image"].shape[0])
         return loss
 
     def evaluation_model(self) -> nn.Module:
@@ -75,6 +82,10 @@ class SegmentationModule(pl.LightningModule):
                 self.log(f"val/iou/{name}", iou)
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.param_groups is not None:
+            params = self.param_groups(self.model)
+        else:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
         scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

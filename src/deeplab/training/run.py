@@ -1,16 +1,20 @@
 """One training run from a composed config: build, fit, report the best validation mIoU."""
 
 import copy
+from functools import partial
+from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
-from deeplab.config import describe, validate
+from deeplab.config import ConfigError, describe, validate
 from deeplab.tools.complexity import count_madds
 from deeplab.training.build import build_datamodule, build_model, inference_settings, resolve_normalisation
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
+from deeplab.training.checkpoint import model_from_checkpoint
+from deeplab.training.finetune import StagedFinetuning, parameter_groups, resolve_group
 from deeplab.training.module import SegmentationModule
 from deeplab.training.sweep import job_identity
 from deeplab.training.wandb_media import WandbMedia, finish_wandb
@@ -26,7 +30,8 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
+def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | None = None) -> float | None:
+    """Trains one run (and, with finetune=paper, its second stage); returns val/mIoU_best."""
     validate(cfg)
     for note in resolve_normalisation(cfg):
         rank_zero_only(print)(note)
@@ -36,6 +41,11 @@ def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
     datamodule = build_datamodule(cfg.data, cfg.aug)
     datamodule.check()  # fail fast on missing data, before models and loggers start
     model = build_model(cfg.model, num_classes=cfg.data.num_classes)
+    if initial_weights is not None:  # the paper's second stage starts from the first one's best weights
+        model.load_state_dict(model_from_checkpoint(initial_weights)[0].state_dict())
+    stages = OmegaConf.to_container(cfg.finetune.stages)
+    check_stages(model, stages)
+    optim = cfg.optim
     module = SegmentationModule(
         model=model,
         loss=instantiate(cfg.loss),
@@ -46,6 +56,8 @@ def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
         ignore_index=cfg.data.ignore_index,
         eval_output_stride=cfg.eval.output_stride,
         inference=inference_settings(cfg.eval, cfg.data.crop_size),
+        param_groups=partial(parameter_groups, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult,
+                             bias_lr_mult=optim.bias_lr_mult),
     )
 
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -56,6 +68,8 @@ def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
     callbacks += [ConfigInCheckpoint(config), RunSummary(cfg.paths.output_dir, params=params, madds=madds,
                                                          settings=settings),
                   WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds)]
+    if stages:
+        callbacks.append(StagedFinetuning(stages, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult))
     loggers = [instantiate(c, **_unset(c, identity)) for c in cfg.logger.values() if c is not None]
     for logger in loggers:
         logger.log_hyperparams({**_flatten(config), "params": params, "madds": madds})
@@ -68,7 +82,36 @@ def train(cfg: DictConfig, choices: dict | None = None) -> float | None:
     finish_wandb(loggers, failed=False)
 
     best = trainer.callback_metrics.get("val/mIoU_best")
+    if cfg.finetune.get("second_stage"):
+        return train_second_stage(cfg, choices, trainer.checkpoint_callback.best_model_path)
     return float(best) if best is not None else None
+
+
+def train_second_stage(cfg: DictConfig, choices: dict | None, first_best: str) -> float | None:
+    """The paper's second stage: the first stage's config with `finetune.second_stage.overrides`,
+    from its best weights, every batch norm held as `second_stage.freeze_bn` says, in <run>/stage2."""
+    second = cfg.finetune.second_stage
+    if not first_best:
+        raise ConfigError("finetune=paper: stage 1 wrote no best checkpoint (did it validate?); stage 2 needs one")
+    staged = copy.deepcopy(cfg)
+    for key, value in second.overrides.items():
+        OmegaConf.update(staged, key, value, merge=False)
+    staged.paths.output_dir = str(Path(cfg.paths.output_dir) / "stage2")
+    parts = ["encoder", "aspp", "head"] + (["decoder"] if staged.model.decoder is not None else [])
+    staged.finetune = {"stages": [{"start_epoch": 0, "trainable": parts, "freeze_bn": second.freeze_bn}],
+                       "second_stage": None}
+    rank_zero_only(print)(f"finetune=paper: stage 2 from {first_best}")
+    return train(staged, choices, initial_weights=first_best)
+
+
+def check_stages(model, stages: list[dict]) -> None:
+    """Every group a stage names exists in this model: said now, in one line, not mid-training."""
+    for stage in stages:
+        for group in stage.get("trainable", []):
+            try:
+                resolve_group(model, group)
+            except ValueError as err:
+                raise ConfigError(str(err)) from err
 
 
 def _unset(node: DictConfig, identity: dict) -> dict:
