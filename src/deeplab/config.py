@@ -138,6 +138,8 @@ def validate(cfg: DictConfig) -> None:
     _require(model.output_stride in OUTPUT_STRIDES, "model.output_stride", model.output_stride, "8, 16, 32")
     _require(model.backbone.weights in BACKBONE_WEIGHTS, "model.backbone.weights", model.backbone.weights,
              "imagenet, null")
+    for key in ("channels_last", "compile"):
+        _require(isinstance(model.get(key, False), bool), f"model.{key}", model.get(key), "true, false")
     rates = _as_list(model.aspp.rates)
     _require(len(rates) > 0 and all(isinstance(r, int) and r > 0 for r in rates), "model.aspp.rates",
              rates, "a list of positive integers")

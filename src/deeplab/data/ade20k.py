@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from deeplab.data.base import DatasetError, Sample, SegmentationDataset, label_lookup
+from deeplab.data.base import Sample, SegmentationDataset, label_lookup, split_folder
 
 NUM_CLASSES = 150
 ADE_HELP = "download ADEChallengeData2016.zip and extract it so that data.root holds images/ and annotations/"
@@ -14,12 +14,7 @@ class ADE20KSegmentation(SegmentationDataset):
 
     def __init__(self, root: str | Path, split: str = "training", transform=None, ignore_index: int = 255):
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DatasetError(f"data.root={self.root} does not exist; {ADE_HELP}")
-        image_dir = self.root / "images" / split
-        if not image_dir.is_dir():
-            found = sorted(p.name for p in (self.root / "images").glob("*") if p.is_dir())
-            raise DatasetError(f"split folder {image_dir} not found; splits present: {found or 'none'}")
+        image_dir = split_folder(self.root, "images", split, ADE_HELP)
         samples = [Sample(p.stem, p, self.root / "annotations" / split / f"{p.stem}.png")
                    for p in sorted(image_dir.glob("*.jpg"))]
         self.known_values = set(range(NUM_CLASSES + 1))

@@ -21,6 +21,17 @@ class Sample:
     mask: Path | None  # None: the split has no labels (a test split)
 
 
+def split_folder(root: Path, parent: str, split: str, help_text: str) -> Path:
+    """`root/parent/split`, for layouts whose splits are folders; the error names what exists."""
+    if not root.is_dir():
+        raise DatasetError(f"data.root={root} does not exist; {help_text}")
+    folder = root / parent / split
+    if not folder.is_dir():
+        found = sorted(p.name for p in (root / parent).glob("*") if p.is_dir())
+        raise DatasetError(f"split folder {folder} not found; splits present: {found or 'none'}")
+    return folder
+
+
 def read_image(path: Path) -> np.ndarray:
     """RGB uint8 (H, W, 3), decoded by OpenCV (faster than PIL for JPEG); grayscale is expanded."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from deeplab.data.base import DatasetError, Sample, SegmentationDataset, label_lookup
+from deeplab.data.base import Sample, SegmentationDataset, label_lookup, split_folder
 
 # The official labelId -> trainId mapping (cityscapesScripts labels.py): 19 classes, the rest void.
 LABEL_TO_TRAIN_ID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
@@ -18,12 +18,7 @@ class CityscapesSegmentation(SegmentationDataset):
 
     def __init__(self, root: str | Path, split: str = "train", transform=None, ignore_index: int = 255):
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DatasetError(f"data.root={self.root} does not exist; {CITYSCAPES_HELP}")
-        image_dir = self.root / "leftImg8bit" / split
-        if not image_dir.is_dir():
-            found = sorted(p.name for p in (self.root / "leftImg8bit").glob("*") if p.is_dir())
-            raise DatasetError(f"split folder {image_dir} not found; splits present: {found or 'none'}")
+        image_dir = split_folder(self.root, "leftImg8bit", split, CITYSCAPES_HELP)
         samples = []
         for image in sorted(image_dir.glob("*/*_leftImg8bit.png")):
             name = image.name.removesuffix("_leftImg8bit.png")

@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from deeplab.evaluation import SegmentationMetrics, predict_probs
+from deeplab.training.fast import to_channels_last
 
 
 class SegmentationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable,
                  num_classes: int, class_names: Sequence[str], ignore_index: int = 255,
                  eval_output_stride: int | None = None, inference: dict | None = None,
-                 param_groups: Callable[[nn.Module], list[dict]] | None = None):
+                 param_groups: Callable[[nn.Module], list[dict]] | None = None, channels_last: bool = False):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -24,6 +25,7 @@ class SegmentationModule(pl.LightningModule):
         self.class_names = list(class_names)
         self.eval_output_stride = eval_output_stride
         self.param_groups = param_groups  # layer-wise learning rates; None: one group
+        self.channels_last = channels_last
         self.inference = dict(inference or {})  # predict_probs arguments: scales, flip, mode, window, stride
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
         self.register_buffer("best_miou", torch.tensor(float("-inf")), persistent=True)
@@ -34,6 +36,11 @@ class SegmentationModule(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model(images)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        if self.channels_last:
+            batch["image"] = to_channels_last(batch["image"])
+        return batch
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.model(batch["image"]), batch["mask"])

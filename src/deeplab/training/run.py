@@ -14,6 +14,7 @@ from deeplab.tools.complexity import count_madds
 from deeplab.training.build import build_datamodule, build_model, inference_settings, resolve_normalisation
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
 from deeplab.training.checkpoint import model_from_checkpoint
+from deeplab.training.fast import apply_fast_path
 from deeplab.training.finetune import StagedFinetuning, parameter_groups, resolve_group
 from deeplab.training.module import SegmentationModule
 from deeplab.training.sweep import job_identity
@@ -45,6 +46,9 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | N
         model.load_state_dict(model_from_checkpoint(initial_weights)[0].state_dict())
     stages = OmegaConf.to_container(cfg.finetune.stages)
     check_stages(model, stages)
+    params = sum(p.numel() for p in model.parameters())
+    madds = inference_madds(model, cfg)
+    model = apply_fast_path(model, cfg.model)
     optim = cfg.optim
     module = SegmentationModule(
         model=model,
@@ -58,11 +62,10 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | N
         inference=inference_settings(cfg.eval, cfg.data.crop_size),
         param_groups=partial(parameter_groups, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult,
                              bias_lr_mult=optim.bias_lr_mult),
+        channels_last=cfg.model.channels_last,
     )
 
     config = OmegaConf.to_container(cfg, resolve=True)
-    params = sum(p.numel() for p in model.parameters())
-    madds = inference_madds(model, cfg)
     settings = run_settings(cfg, identity := job_identity(choices))
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     callbacks += [ConfigInCheckpoint(config), RunSummary(cfg.paths.output_dir, params=params, madds=madds,

@@ -1,0 +1,192 @@
+"""`tools/bench.py`: training-step and inference speed of the composed model, through Lightning
+and through a bare PyTorch loop over the same nn.Module and batch; the ratio is the headline."""
+
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+
+from deeplab.config import validate
+from deeplab.evaluation import predict_probs
+from deeplab.tools.complexity import count_madds
+from deeplab.training.build import build_datamodule, build_model, inference_settings, resolve_normalisation
+from deeplab.training.fast import apply_fast_path, to_channels_last
+from deeplab.training.module import SegmentationModule
+
+
+class _SameBatch(Dataset):
+    """One fixed batch, served `length` times: the model's cost without any data loading."""
+
+    def __init__(self, batch: dict, length: int):
+        self.batch, self.length = batch, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        return self.batch
+
+
+class _StepTimer(pl.Callback):
+    def __init__(self, device: torch.device):
+        self.device, self.times, self._start = device, [], None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        _sync(self.device)
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        _sync(self.device)
+        self.times.append(time.perf_counter() - self._start)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _module(cfg: DictConfig, model: torch.nn.Module) -> SegmentationModule:
+    return SegmentationModule(model=model, loss=instantiate(cfg.loss), optimizer=instantiate(cfg.optim.optimizer),
+                              scheduler=instantiate(cfg.optim.scheduler), num_classes=cfg.data.num_classes,
+                              class_names=list(cfg.data.class_names), ignore_index=cfg.data.ignore_index,
+                              inference=inference_settings(cfg.eval, cfg.data.crop_size),
+                              channels_last=cfg.model.channels_last)
+
+
+def framework_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
+    """Seconds per training step through the framework's LightningModule and a Lightning Trainer
+    with the configured precision; the batch is already in memory."""
+    timer = _StepTimer(device)
+    trainer = pl.Trainer(accelerator=device.type, devices=1, precision=cfg.trainer.precision, max_steps=steps,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0, callbacks=[timer],
+                         benchmark=cfg.trainer.benchmark)
+    loader = DataLoader(_SameBatch(batch, steps), batch_size=None)
+    trainer.fit(_module(cfg, model), train_dataloaders=loader)
+    return timer.times
+
+
+def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
+    """Seconds per training step of a hand-written loop: the same module, loss, optimizer,
+    schedule and precision, nothing else."""
+    model.to(device).train()
+    loss_fn = instantiate(cfg.loss)
+    optimizer = instantiate(cfg.optim.optimizer)(params=[p for p in model.parameters() if p.requires_grad])
+    scheduler = instantiate(cfg.optim.scheduler)(optimizer, total_steps=steps)
+    images, masks = batch["image"].to(device), batch["mask"].to(device)
+    if cfg.model.channels_last:
+        images = to_channels_last(images)
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(model(images), masks)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+@torch.no_grad()
+def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
+    model.to(device).eval()
+    images = batch["image"].to(device)
+    if cfg.model.channels_last:
+        images = to_channels_last(images)
+    settings = inference_settings(cfg.eval, cfg.data.crop_size)
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        start = time.perf_counter()
+        predict_probs(model, images, **settings)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def loader_rate(cfg: DictConfig, batches: int) -> float:
+    datamodule = build_datamodule(cfg.data, cfg.aug)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    loader = iter(datamodule.train_dataloader())
+    next(loader)
+    images, start = 0, time.perf_counter()
+    for _ in range(batches):
+        batch = next(loader, None)
+        if batch is None:
+            break
+        images += batch["image"].shape[0]
+    return images / (time.perf_counter() - start)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run(cfg: DictConfig) -> dict:
+    validate(cfg)
+    resolve_normalisation(cfg)
+    bench = cfg.bench
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
+    torch.manual_seed(cfg.seed)
+    height, width = bench.input_size
+    size = cfg.data.batch_size
+    batch = {"image": torch.randn(size, 3, height, width),
+             "mask": torch.randint(0, cfg.data.num_classes, (size, height, width))}
+    model = apply_fast_path(build_model(cfg.model, num_classes=cfg.data.num_classes), cfg.model)
+    steps = bench.warmup + bench.iterations
+    framework, bare = [], []
+    for _ in range(bench.repeats):  # alternated, so that drifts in the machine hit both alike
+        framework += framework_steps(cfg, model, batch, steps, device)[bench.warmup:]
+        bare += bare_steps(cfg, model, batch, steps, device)[bench.warmup:]
+    infer = inference_time(cfg, model, batch, steps, device)[bench.warmup:]
+    framework_s, bare_s, infer_s = (statistics.median(t) for t in (framework, bare, infer))
+    madds = count_madds(model, (height, width))["madds"]
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "backbone": cfg.model.backbone.name, "batch_size": size, "input_size": [height, width],
+        "precision": str(cfg.trainer.precision), "channels_last": bool(cfg.model.channels_last),
+        "compile": bool(cfg.model.compile), "steps_timed": len(framework),
+        "train_ms_per_step": 1000 * framework_s, "bare_train_ms_per_step": 1000 * bare_s,
+        "train_images_per_sec": size / framework_s, "bare_train_images_per_sec": size / bare_s,
+        "overhead_ratio": framework_s / bare_s,
+        "infer_ms_per_batch": 1000 * infer_s, "infer_images_per_sec": size / infer_s,
+        "madds_per_image": madds, "peak_memory_mb": peak_memory_mb(device),
+    }
+    if bench.loader_batches:
+        result["loader_images_per_sec"] = loader_rate(cfg, bench.loader_batches)
+    if bench.peak_tflops:  # a forward and a backward pass: about 3 x the forward's multiply-adds, 2 FLOPs each
+        result["train_mfu"] = 6 * madds * size / framework_s / (bench.peak_tflops * 1e12)
+        result["peak_tflops"] = bench.peak_tflops
+    Path(bench.output).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def report(cfg: DictConfig) -> dict:
+    r = run(cfg)
+    print(f"{r['backbone']}  batch {r['batch_size']}  {r['input_size'][0]}x{r['input_size'][1]}  {r['precision']}  "
+          f"channels_last={r['channels_last']}  compile={r['compile']}  on {r['device']}  ({r['steps_timed']} steps)")
+    print(f"{'':<22}{'ms/step':>10}{'images/s':>10}")
+    print(f"{'train (framework)':<22}{r['train_ms_per_step']:>10.1f}{r['train_images_per_sec']:>10.2f}")
+    print(f"{'train (bare loop)':<22}{r['bare_train_ms_per_step']:>10.1f}{r['bare_train_images_per_sec']:>10.2f}")
+    print(f"{'inference':<22}{r['infer_ms_per_batch']:>10.1f}{r['infer_images_per_sec']:>10.2f}")
+    if "loader_images_per_sec" in r:
+        print(f"{'data loader':<22}{'':>10}{r['loader_images_per_sec']:>10.2f}")
+    print(f"overhead framework / bare loop: {r['overhead_ratio']:.4f}   peak memory {r['peak_memory_mb']:.0f} MB"
+          + (f"   train MFU {100 * r['train_mfu']:.1f}% of {r['peak_tflops']} TFLOPS" if "train_mfu" in r else ""))
+    print(f"wrote {cfg.bench.output}")
+    return r
