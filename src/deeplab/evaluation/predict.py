@@ -9,13 +9,12 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from deeplab.config import validate_eval
+from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.palette import voc_palette
 from deeplab.data.transforms import evaluation
 from deeplab.evaluation.inference import predict_probs
 from deeplab.training.build import inference_settings, pick_device
 from deeplab.training.checkpoint import model_from_checkpoint
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class PredictError(ValueError):

@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 from deeplab.config import validate
 from deeplab.evaluation import predict_probs
 from deeplab.tools.complexity import count_madds
-from deeplab.training.build import build_datamodule, build_model, inference_settings, resolve_normalisation
+from deeplab.tools.loader_bench import time_loader
+from deeplab.training.build import build_model, inference_settings, resolve_normalisation
 from deeplab.training.fast import apply_fast_path, to_channels_last
 from deeplab.training.module import SegmentationModule
 
@@ -116,21 +117,6 @@ def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torc
     return times
 
 
-def loader_rate(cfg: DictConfig, batches: int) -> float:
-    datamodule = build_datamodule(cfg.data, cfg.aug)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    loader = iter(datamodule.train_dataloader())
-    next(loader)
-    images, start = 0, time.perf_counter()
-    for _ in range(batches):
-        batch = next(loader, None)
-        if batch is None:
-            break
-        images += batch["image"].shape[0]
-    return images / (time.perf_counter() - start)
-
-
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -168,7 +154,8 @@ def run(cfg: DictConfig) -> dict:
         "madds_per_image": madds, "peak_memory_mb": peak_memory_mb(device),
     }
     if bench.loader_batches:
-        result["loader_images_per_sec"] = loader_rate(cfg, bench.loader_batches)
+        images, seconds = time_loader(cfg.data, cfg.aug, bench.loader_batches)
+        result["loader_images_per_sec"] = images / seconds
     if bench.peak_tflops:  # a forward and a backward pass: about 3 x the forward's multiply-adds, 2 FLOPs each
         result["train_mfu"] = 6 * madds * size / framework_s / (bench.peak_tflops * 1e12)
         result["peak_tflops"] = bench.peak_tflops

@@ -9,28 +9,33 @@ from deeplab.config import validate
 from deeplab.training.build import build_datamodule, resolve_normalisation
 
 
+def time_loader(data: DictConfig, aug: DictConfig, batches: int) -> tuple[int, float]:
+    """Images delivered and seconds taken by the training loader over `batches` batches, after
+    the first (workers started, first batch decoded: not counted)."""
+    datamodule = build_datamodule(data, aug)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    loader = iter(datamodule.train_dataloader())
+    next(loader)
+    images, start = 0, time.perf_counter()
+    for _ in range(batches):
+        batch = next(loader, None)
+        if batch is None:
+            break
+        images += batch["image"].shape[0]
+    return images, time.perf_counter() - start
+
+
 def measure(cfg: DictConfig) -> list[dict]:
     validate(cfg)
     resolve_normalisation(cfg)
     results = []
     for workers in cfg.workers:
         cfg.data.num_workers = int(workers)
-        datamodule = build_datamodule(cfg.data, cfg.aug)
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-        loader = iter(datamodule.train_dataloader())
-        next(loader)  # workers started, first batch decoded: not counted
-        images, start = 0, time.perf_counter()
-        for _ in range(cfg.batches):
-            batch = next(loader, None)
-            if batch is None:
-                break
-            images += batch["image"].shape[0]
-        seconds = time.perf_counter() - start
+        images, seconds = time_loader(cfg.data, cfg.aug, cfg.batches)
         rate = images / seconds
         results.append({"workers": int(workers), "images": images, "seconds": seconds, "images_per_sec": rate,
                         "images_per_sec_per_worker": rate / max(1, int(workers))})
-        del loader
     return results
 
 
