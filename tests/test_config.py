@@ -54,6 +54,14 @@ def test_output_stride_sets_rates(stride, rates):
     assert list(cfg.model.aspp.rates) == rates
 
 
+def test_gpu_trainer_turns_on_the_fast_path_and_the_command_line_still_wins():
+    cfg = compose_config("trainer=gpu")
+    assert (cfg.trainer.accelerator, cfg.trainer.precision, cfg.trainer.benchmark) == ("gpu", "bf16-mixed", True)
+    assert cfg.model.channels_last is True and cfg.trainer.max_epochs == 5  # the rest from trainer/default
+    cfg = compose_config("trainer=gpu", "trainer.precision=32-true", "model.channels_last=false")
+    assert (cfg.trainer.precision, cfg.model.channels_last) == ("32-true", False)
+
+
 def test_decoder_options():
     plus = compose_config("decoder=deeplabv3plus").model.decoder
     assert dict(plus) == {"low_level_channels": 48, "channels": 256, "num_convs": 2, "separable": True}
@@ -144,6 +152,7 @@ def test_command_line_quotes_numeric_groups():
                              "statistics) or three numbers > 0"),
     ("data.mean=[0.5]", "data.mean=[0.5] is not allowed"),
     ("trainer=ddp trainer.accelerator=cpu", "trainer.sync_batchnorm=true needs GPUs"),
+    ("data.prefetch_factor=0", "data.prefetch_factor=0 is not allowed; allowed: an integer >= 1"),
     ("data.colors=[[0,0,0]]", "data.colors=[[0, 0, 0]] is not allowed; allowed: null (the VOC colour map) or 5 "
                               "[r, g, b] triples of 0..255"),
 ])

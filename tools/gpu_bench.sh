@@ -16,10 +16,10 @@ peak=${PEAK_TFLOPS:-989}
 common=(os=16 data.batch_size=16 bench.input_size=[513,513] bench.warmup=5 bench.iterations=20 bench.repeats=3
         bench.loader_batches=0 bench.peak_tflops=$peak trainer=gpu data=voc)
 for backbone in resnet101 xception65; do
-  python3 tools/bench.py backbone=$backbone "${common[@]}" trainer.precision=32-true \
+  python3 tools/bench.py backbone=$backbone "${common[@]}" trainer.precision=32-true model.channels_last=false \
     bench.output="$out/$backbone-fp32.json"
-  python3 tools/bench.py backbone=$backbone "${common[@]}" trainer.precision=bf16-mixed model.channels_last=true \
+  python3 tools/bench.py backbone=$backbone "${common[@]}" \
     bench.output="$out/$backbone-bf16-cl.json"
-  python3 tools/bench.py backbone=$backbone "${common[@]}" trainer.precision=bf16-mixed model.channels_last=true \
+  python3 tools/bench.py backbone=$backbone "${common[@]}" \
     model.compile=true bench.output="$out/$backbone-bf16-cl-compile.json"
 done

@@ -169,6 +169,8 @@ def validate(cfg: DictConfig) -> None:
              "an integer >= 2 (batch norm needs two images per step)")
     _require(isinstance(data.num_workers, int) and data.num_workers >= 0, "data.num_workers",
              data.num_workers, "an integer >= 0")
+    prefetch = data.get("prefetch_factor", 2)
+    _require(isinstance(prefetch, int) and prefetch >= 1, "data.prefetch_factor", prefetch, "an integer >= 1")
     colors = data.get("colors")
     _require(colors is None or len(colors) == data.num_classes and all(
         len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in colors), "data.colors",

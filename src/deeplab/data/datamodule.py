@@ -18,7 +18,7 @@ class SegmentationDataModule(pl.LightningDataModule):
                  train_transform: Callable | None = None, prepare: Callable | None = None,
                  train_split: str = "train", val_split: str = "val", batch_size: int = 8,
                  val_batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False,
-                 ignore_index: int = 255, mean: Sequence[float] = IMAGENET_MEAN,
+                 prefetch_factor: int = 2, ignore_index: int = 255, mean: Sequence[float] = IMAGENET_MEAN,
                  std: Sequence[float] = IMAGENET_STD):
         super().__init__()
         self.dataset = dataset
@@ -32,6 +32,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.train_split, self.val_split = train_split, val_split
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.prefetch_factor = prefetch_factor
         self.train_set = self.val_set = None
 
     def prepare_data(self) -> None:
@@ -56,7 +57,8 @@ class SegmentationDataModule(pl.LightningDataModule):
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, drop_last=train,
                           sampler=sampler, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+                          persistent_workers=self.num_workers > 0,
+                          prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, self.batch_size, train=True)

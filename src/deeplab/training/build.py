@@ -55,6 +55,7 @@ def build_datamodule(data: DictConfig, aug: DictConfig) -> SegmentationDataModul
         val_batch_size=data.val_batch_size,
         num_workers=data.num_workers,
         pin_memory=data.pin_memory,
+        prefetch_factor=data.get("prefetch_factor", 2),  # configs stored before the key existed
         mean=list(data.mean),
         std=list(data.std),
     )
