@@ -9,6 +9,8 @@ from omegaconf import DictConfig
 
 from deeplab.config import check_command_line, one_line_errors
 from deeplab.data.base import DatasetError
+from deeplab.training.checkpoint import CheckpointError
+from deeplab.training.resume import Interrupted, NonFiniteLoss, resume_command_line
 from deeplab.training.run import train
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
@@ -16,11 +18,11 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with one_line_errors(DatasetError):
+    with one_line_errors(DatasetError, CheckpointError, NonFiniteLoss, Interrupted):
         return train(cfg, choices=dict(HydraConfig.get().runtime.choices))
 
 
 if __name__ == "__main__":
-    with one_line_errors():
-        sys.argv[1:] = check_command_line(sys.argv[1:], CONF_DIR)
+    with one_line_errors(CheckpointError):
+        sys.argv[1:] = check_command_line(resume_command_line(sys.argv[1:]), CONF_DIR)
     main()

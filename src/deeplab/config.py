@@ -36,14 +36,14 @@ def one_line_errors(*error_types: type[Exception]) -> Iterator[None]:
     except MissingMandatoryValue as err:
         _stop(f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE")
     except (ConfigError, *error_types) as err:
-        _stop(str(err))
+        _stop(str(err), getattr(err, "exit_code", 2))
 
 
-def _stop(message: str) -> None:
+def _stop(message: str, exit_code: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr)
     if _in_multirun():
         raise JobFailed(message) from None
-    sys.exit(2)
+    sys.exit(exit_code)
 
 
 def _in_multirun() -> bool:

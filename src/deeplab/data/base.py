@@ -105,8 +105,12 @@ class SegmentationDataset(Dataset):
                                f"{image.shape[1]}x{image.shape[0]}")
         return image, mask
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        # (index, seed) from ResumableSampler: the augmentation of this draw is fixed by its seed
+        index, seed = item if isinstance(item, tuple) else (item, None)
         image, mask = self.load(index)
+        if seed is not None and hasattr(self.transform, "set_random_seed"):
+            self.transform.set_random_seed(seed)
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]

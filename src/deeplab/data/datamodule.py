@@ -7,6 +7,7 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
+from deeplab.data.sampling import ResumableSampler
 from deeplab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, evaluation
 
 
@@ -18,8 +19,8 @@ class SegmentationDataModule(pl.LightningDataModule):
                  train_transform: Callable | None = None, prepare: Callable | None = None,
                  train_split: str = "train", val_split: str = "val", batch_size: int = 8,
                  val_batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False,
-                 prefetch_factor: int = 2, ignore_index: int = 255, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD):
+                 prefetch_factor: int = 2, seed: int = 0, ignore_index: int = 255,
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
         super().__init__()
         self.dataset = dataset
         self.num_classes = num_classes
@@ -33,7 +34,10 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.prefetch_factor = prefetch_factor
+        self.seed = seed  # the training order and augmentation follow it alone
         self.train_set = self.val_set = None
+        self.train_sampler: ResumableSampler | None = None
+        self._resume_position: dict | None = None
 
     def prepare_data(self) -> None:
         if self.prepare is not None:
@@ -55,20 +59,45 @@ class SegmentationDataModule(pl.LightningDataModule):
             self.val_set.check_files()
 
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, drop_last=train,
+        return DataLoader(dataset, batch_size=batch_size, drop_last=train,
                           sampler=sampler, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0,
                           prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.batch_size, train=True)
+        replicas, rank = _world()
+        self.train_sampler = ResumableSampler(self.train_set, seed=self.seed, num_replicas=replicas, rank=rank)
+        if self._resume_position is not None:
+            epoch = self._resume_position["epoch"]
+            # Lightning draws the first iterator before it sets the epoch, and keeps it on a resume
+            self.train_sampler.set_epoch(epoch)
+            self.train_sampler.resume(epoch, self._resume_position["batches"] * self.batch_size)
+        return self._loader(self.train_set, self.batch_size, train=True, sampler=self.train_sampler)
+
+    def state_dict(self) -> dict:
+        """Where training stands in the epoch, saved in every checkpoint: batches this process has
+        trained on (`processed` also counts the batch whose end a checkpoint is written at)."""
+        if self.trainer is None:
+            return {}
+        loop = self.trainer.fit_loop
+        return {"epoch": loop.epoch_progress.current.processed,
+                "batches": loop.epoch_loop.batch_progress.current.processed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_position = state or None
 
     def val_dataloader(self) -> DataLoader:
         # Whole images of different sizes: one per batch unless the user asks otherwise.
         sampler = None
-        if torch.distributed.is_available() and torch.distributed.is_initialized() \
-                and torch.distributed.get_world_size() > 1:
+        if _world()[0] > 1:
             # Each image on exactly one process: Lightning's default sampler pads the set with
             # repeats, which would count some images twice in the summed confusion matrix.
             sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
         return self._loader(self.val_set, self.val_batch_size, train=False, sampler=sampler)
+
+
+def _world() -> tuple[int, int]:
+    """(processes, this one's rank) of the DDP group, (1, 0) outside one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0

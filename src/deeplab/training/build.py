@@ -41,7 +41,7 @@ def _close(a, b, tol: float = 1e-6) -> bool:
     return len(a) == len(b) and all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
 
 
-def build_datamodule(data: DictConfig, aug: DictConfig) -> SegmentationDataModule:
+def build_datamodule(data: DictConfig, aug: DictConfig, seed: int = 0) -> SegmentationDataModule:
     return SegmentationDataModule(
         dataset=instantiate(data.dataset),
         prepare=instantiate(data.prepare) if data.get("prepare") else None,
@@ -56,6 +56,7 @@ def build_datamodule(data: DictConfig, aug: DictConfig) -> SegmentationDataModul
         num_workers=data.num_workers,
         pin_memory=data.pin_memory,
         prefetch_factor=data.get("prefetch_factor", 2),  # configs stored before the key existed
+        seed=seed,
         mean=list(data.mean),
         std=list(data.std),
     )

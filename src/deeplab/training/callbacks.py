@@ -54,14 +54,16 @@ class RunSummary(pl.Callback):
 
     def summary(self, trainer) -> dict:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
+        checkpoints = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
+        checkpoint = next((c for c in checkpoints if c.monitor), None)  # the ranked one: best.ckpt
+        last = next((c.last_model_path for c in checkpoints if c.last_model_path), None)
         return {
             "val/mIoU": metrics.get("val/mIoU"),
             "val/mIoU_best": metrics.get("val/mIoU_best"),
             "val/pixel_acc": metrics.get("val/pixel_acc"),
             "per_class_iou": {k.removeprefix("val/iou/"): v for k, v in metrics.items() if k.startswith("val/iou/")},
             "best_ckpt": checkpoint.best_model_path or None if checkpoint else None,
-            "last_ckpt": checkpoint.last_model_path or None if checkpoint else None,
+            "last_ckpt": last,
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,
             "params": self.params,

@@ -55,3 +55,20 @@ def model_from_checkpoint(path: str | Path) -> tuple[DeepLab, DictConfig]:
         raise CheckpointError(f"ckpt_path={path}: its weights do not fit the model its config describes "
                               f"({first})") from err
     return model.eval(), config
+
+
+def check_resumable(path: str | Path, cfg: DictConfig) -> None:
+    """The checkpoint loads safely and holds this run's model: same classes, same architecture,
+    said in one line before Lightning would fail on a long state-dict error."""
+    checkpoint = load_checkpoint(path)
+    stored = OmegaConf.create(checkpoint[CONFIG_KEY])
+    if stored.data.num_classes != cfg.data.num_classes:
+        raise CheckpointError(f"data.num_classes={cfg.data.num_classes} but ckpt_path={path} was trained with "
+                              f"{stored.data.num_classes} classes")
+    ours = build_model(cfg.model, num_classes=cfg.data.num_classes).state_dict()
+    theirs = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    if set(ours) != set(theirs) or any(ours[k].shape != theirs[k].shape for k in ours):
+        raise CheckpointError(f"ckpt_path={path} holds another architecture (backbone "
+                              f"{stored.model.backbone.name}, output stride {stored.model.output_stride}); this "
+                              f"run builds backbone {cfg.model.backbone.name}, output stride "
+                              f"{cfg.model.output_stride}")

@@ -10,6 +10,7 @@ from torch import nn
 
 from deeplab.evaluation import SegmentationMetrics, predict_probs
 from deeplab.training.fast import to_channels_last
+from deeplab.training.resume import NonFiniteLoss
 
 
 class SegmentationModule(pl.LightningModule):
@@ -44,6 +45,12 @@ class SegmentationModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.model(batch["image"]), batch["mask"])
+        if not torch.isfinite(loss):  # before backward: the weights and last.ckpt stay the last good ones
+            lr = self.optimizers().param_groups[0]["lr"]
+            names = ", ".join(batch.get("name", [])) or "unnamed"
+            raise NonFiniteLoss(f"the loss is {loss.item()} at step {self.global_step} (lr {lr:.3g}) on images "
+                                f"{names}; lower optim.lr or set trainer.gradient_clip_val, then resume with "
+                                f"ckpt_path=last")
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         # logged here rather than by LearningRateMonitor, which refuses to run without a logger
         groups = self.optimizers().param_groups

@@ -13,10 +13,11 @@ from deeplab.config import ConfigError, describe, validate
 from deeplab.tools.complexity import count_madds
 from deeplab.training.build import build_datamodule, build_model, inference_settings, resolve_normalisation
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
-from deeplab.training.checkpoint import model_from_checkpoint
+from deeplab.training.checkpoint import check_resumable, model_from_checkpoint
 from deeplab.training.fast import apply_fast_path
 from deeplab.training.finetune import StagedFinetuning, parameter_groups, resolve_group
 from deeplab.training.module import SegmentationModule
+from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, RandomState, resolve_ckpt_path
 from deeplab.training.sweep import job_identity
 from deeplab.training.wandb_media import WandbMedia, finish_wandb
 
@@ -39,8 +40,11 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | N
     rank_zero_only(print)(describe(cfg, choices))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = build_datamodule(cfg.data, cfg.aug)
+    datamodule = build_datamodule(cfg.data, cfg.aug, seed=cfg.seed)
     datamodule.check()  # fail fast on missing data, before models and loggers start
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir)
+    if ckpt_path is not None:
+        check_resumable(ckpt_path, cfg)
     model = build_model(cfg.model, num_classes=cfg.data.num_classes)
     if initial_weights is not None:  # the paper's second stage starts from the first one's best weights
         model.load_state_dict(model_from_checkpoint(initial_weights)[0].state_dict())
@@ -70,19 +74,23 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | N
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     callbacks += [ConfigInCheckpoint(config), RunSummary(cfg.paths.output_dir, params=params, madds=madds,
                                                          settings=settings),
-                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds)]
+                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds), RandomState()]
     if stages:
         callbacks.append(StagedFinetuning(stages, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult))
     loggers = [instantiate(c, **_unset(c, identity)) for c in cfg.logger.values() if c is not None]
     for logger in loggers:
         logger.log_hyperparams({**_flatten(config), "params": params, "madds": madds})
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except BaseException:
         finish_wandb(loggers, failed=True)  # the run is closed, marked failed, and the sweep goes on
         raise
     finish_wandb(loggers, failed=False)
+    last = next((c for c in callbacks if isinstance(c, LastCheckpoint)), None)
+    if last is not None and last.interrupted:
+        raise Interrupted(f"stopped by Ctrl-C after step {trainer.global_step}; {last.last_model_path} is "
+                          f"written; resume with ckpt_path={cfg.paths.output_dir}")
 
     best = trainer.callback_metrics.get("val/mIoU_best")
     if cfg.finetune.get("second_stage"):

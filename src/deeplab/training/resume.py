@@ -1,0 +1,164 @@
+"""What makes a killed run continue as if nothing happened: RNG states in every checkpoint,
+checkpoints that a kill cannot half-write, and a stop on a loss that is no longer a number."""
+
+import os
+import random
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
+
+from deeplab.training.checkpoint import CheckpointError
+
+
+class RandomState(Callback):
+    """Stores the torch, NumPy and Python RNG states with every checkpoint and puts them back just
+    before the first step after a resume, so that dropout draws the masks it would have drawn.
+    (Data order and augmentation do not use them: see data/sampling.py.)"""
+
+    def __init__(self):
+        self._to_restore: dict | None = None
+
+    def state_dict(self) -> dict:
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                 # as tensors and numbers: a checkpoint loads with weights_only=True, which refuses arrays
+                 "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._to_restore = state or None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self._to_restore is None:
+            return
+        state, self._to_restore = self._to_restore, None
+        torch.set_rng_state(state["torch"])
+        random.setstate(_as_tuples(state["python"]))
+        kind, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuples(value):
+    return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint beside its destination, flushes it to disk, then renames it over the old
+    one: a kill or a full disk during a save leaves the previous checkpoint whole."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            super().save_checkpoint(checkpoint, partial, storage_options)
+            with open(partial, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(partial, path)
+        except OSError as err:
+            partial.unlink(missing_ok=True)
+            kept = "the previous one is kept" if path.exists() else "no earlier one exists"
+            raise CheckpointError(f"could not write checkpoint {path}: {err.strerror or err}; {kept}") from err
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss became NaN or infinite; the message names the step, learning rate and images."""
+
+
+class Interrupted(RuntimeError):
+    """Ctrl-C stopped the run cleanly after a step, with last.ckpt written."""
+
+    exit_code = 130  # what a shell reports for a process stopped by SIGINT
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """checkpoints/last.ckpt, the one file a resume needs: every `every_n_train_steps` steps and at
+    the end of every epoch (after its validation) whether or not val/mIoU improved (Lightning's
+    save_last follows the ranked saves only). The first Ctrl-C finishes the running step, writes
+    it and stops; a second one interrupts at once."""
+
+    def __init__(self, dirpath: str, every_n_train_steps: int):
+        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps)
+        self.interrupted = False
+        self._previous_handler = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        signal.signal(signal.SIGINT, self._previous_handler or signal.default_int_handler)
+        self.interrupted = True
+        rank_zero_only(print)("\nCtrl-C: stopping after this step with last.ckpt written (again to stop now)")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.interrupted:
+            self._save_last(trainer)
+            trainer.should_stop = True
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._save_last(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+
+    def _save_last(self, trainer) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def resume_command_line(args: list[str]) -> list[str]:
+    """`ckpt_path=RUN_DIR` or `ckpt_path=RUN_DIR/checkpoints/X.ckpt` continues that run where it
+    stands: its stored overrides first (the command line's own come after and win, e.g. a longer
+    trainer.max_steps), `hydra.run.dir=RUN_DIR` so the same folder, logs and W&B run go on, and
+    ckpt_path pointing at the file. `ckpt_path=last` with `hydra.run.dir=RUN_DIR` does the same."""
+    given = {arg.split("=", 1)[0]: arg.split("=", 1)[1] for arg in args if "=" in arg and not arg.startswith("-")}
+    value = given.get("ckpt_path")
+    if value in (None, "null") or "-m" in args or "--multirun" in args:
+        return args
+    if value == "last":
+        if "hydra.run.dir" not in given:
+            return args  # the run's own folder is the new one: train() says there is nothing to resume
+        run_dir = Path(given["hydra.run.dir"])
+        checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    elif Path(value).is_dir():
+        run_dir, checkpoint = Path(value), Path(value) / "checkpoints" / "last.ckpt"
+        if not checkpoint.exists():
+            raise CheckpointError(f"ckpt_path={value} is a folder without checkpoints/last.ckpt; give a run "
+                                  "directory written by train.py or a .ckpt file")
+    else:
+        checkpoint = Path(value)
+        run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+    stored = run_dir / ".hydra" / "overrides.yaml" if run_dir is not None else None
+    if stored is None or not stored.is_file():
+        return args  # a checkpoint from elsewhere: a new run dir, the config of this command line
+    from omegaconf import OmegaConf
+
+    previous = [a for a in OmegaConf.load(stored) if a.split("=", 1)[0] not in ("ckpt_path", "hydra.run.dir")]
+    ours = [a for a in args if a.split("=", 1)[0] not in ("ckpt_path", "hydra.run.dir")]
+    return [*previous, *ours, f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}"]
+
+
+def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
+    """`last` is this run directory's checkpoints/last.ckpt; it must exist (no silent fresh start)."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise CheckpointError(f"ckpt_path=last: {last} does not exist; give the run to resume: "
+                                  "ckpt_path=outputs/runs/DATE/TIME (its folder or a .ckpt in it)")
+        return str(last)
+    return str(ckpt_path)
