@@ -7,7 +7,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from deeplab.config import check_command_line, one_line_errors
+from deeplab.config import check_command_line, check_output_dir, one_line_errors
 from deeplab.data.base import DatasetError
 from deeplab.training.checkpoint import CheckpointError
 from deeplab.training.resume import Interrupted, NonFiniteLoss, resume_command_line
@@ -25,4 +25,5 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     with one_line_errors(CheckpointError):
         sys.argv[1:] = check_command_line(resume_command_line(sys.argv[1:]), CONF_DIR)
+        check_output_dir(sys.argv[1:], CONF_DIR)
     main()

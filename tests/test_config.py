@@ -152,6 +152,10 @@ def test_command_line_quotes_numeric_groups():
                              "statistics) or three numbers > 0"),
     ("data.mean=[0.5]", "data.mean=[0.5] is not allowed"),
     ("trainer=ddp trainer.accelerator=cpu", "trainer.sync_batchnorm=true needs GPUs"),
+    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 is not allowed; allowed: null (off) or a "
+                                     "number > 0"),
+    ("trainer.gradient_clip_algorithm=max", "trainer.gradient_clip_algorithm=max is not allowed; allowed: norm, "
+                                            "value"),
     ("data.prefetch_factor=0", "data.prefetch_factor=0 is not allowed; allowed: an integer >= 1"),
     ("data.colors=[[0,0,0]]", "data.colors=[[0, 0, 0]] is not allowed; allowed: null (the VOC colour map) or 5 "
                               "[r, g, b] triples of 0..255"),

@@ -2,6 +2,7 @@
 and what is allowed, before any work starts."""
 
 import difflib
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -11,12 +12,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 OUTPUT_STRIDES = (8, 16, 32)
 BACKBONE_WEIGHTS = (None, "imagenet")
 EVAL_MODES = ("whole", "slide")
+MAX_CROP = 4096
 
 
 class ConfigError(ValueError):
@@ -36,7 +38,17 @@ def one_line_errors(*error_types: type[Exception]) -> Iterator[None]:
     except MissingMandatoryValue as err:
         _stop(f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE")
     except (ConfigError, *error_types) as err:
-        _stop(str(err), getattr(err, "exit_code", 2))
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise  # the whole traceback, as Hydra's own switch promises
+        _stop(_last_line(str(err)), getattr(err, "exit_code", 2))
+
+
+def _last_line(message: str) -> str:
+    """A DataLoader worker re-raises its error with the worker's traceback in the message; the
+    error's own words are its last line, after the type's name."""
+    if "Original Traceback" not in message:
+        return message
+    return message.strip().splitlines()[-1].split(": ", 1)[-1]
 
 
 def _stop(message: str, exit_code: int = 2) -> None:
@@ -123,6 +135,36 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
     return result
 
 
+def check_output_dir(args: Sequence[str], conf_dir: str | Path, config_name: str = "train") -> None:
+    """The run (or sweep) directory can be made: its nearest existing parent is a folder this user
+    can write in. Said before Hydra starts, which would otherwise fail with a traceback."""
+    import tempfile
+
+    parser = OverridesParser.create()
+    # a sweep's values do not compose into one config; where the sweep dir goes does not depend on them
+    single = [a for a in args if not a.startswith("-") and not parser.parse_override(a).is_sweep_override()]
+    with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
+        cfg = compose(config_name, overrides=single, return_hydra_config=True)
+    cfg.paths.root_dir = os.getcwd()  # what ${hydra:runtime.cwd} will be
+    key = "hydra.sweep.dir" if "-m" in args or "--multirun" in args else "hydra.run.dir"
+    try:
+        target = Path(str(OmegaConf.select(cfg, key)))
+    except Exception:  # an interpolation only Hydra's run can resolve: leave the check to it
+        return
+    parent = target
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    reason = None if parent.is_dir() else "is a file, not a folder"
+    if reason is None:
+        try:
+            tempfile.TemporaryDirectory(dir=parent).cleanup()
+        except OSError as err:
+            reason = f"is not writable ({err.strerror or err})"
+    if reason:
+        raise ConfigError(f"{key}={target} cannot be created: {parent} {reason}; choose another with "
+                          "paths.log_dir=PATH")
+
+
 def _require(ok: bool, key: str, value, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value} is not allowed; allowed: {allowed}")
@@ -162,13 +204,19 @@ def validate(cfg: DictConfig) -> None:
     _require(isinstance(data.ignore_index, int) and not 0 <= data.ignore_index < data.num_classes,
              "data.ignore_index", data.ignore_index, f"an integer outside 0..{data.num_classes - 1}")
     crop = _as_list(data.crop_size)
-    _require(len(crop) in (1, 2) and all(isinstance(c, int) and c >= 16 for c in crop), "data.crop_size",
-             data.crop_size, "an integer >= 16 or [height, width]")
+    # 4096: past any benchmark's image side; a bigger crop is all padding and a typo's memory bill
+    _require(len(crop) in (1, 2) and all(isinstance(c, int) and 16 <= c <= MAX_CROP for c in crop), "data.crop_size",
+             data.crop_size, f"an integer from 16 to {MAX_CROP} or [height, width] of them")
     # Image pooling normalises one value per channel and image: training needs two images a step.
     _require(isinstance(data.batch_size, int) and data.batch_size >= 2, "data.batch_size", data.batch_size,
              "an integer >= 2 (batch norm needs two images per step)")
     _require(isinstance(data.num_workers, int) and data.num_workers >= 0, "data.num_workers",
              data.num_workers, "an integer >= 0")
+    clip = cfg.trainer.get("gradient_clip_val")
+    _require(clip is None or isinstance(clip, int | float) and clip > 0, "trainer.gradient_clip_val", clip,
+             "null (off) or a number > 0")
+    _require(cfg.trainer.get("gradient_clip_algorithm", "norm") in ("norm", "value"),
+             "trainer.gradient_clip_algorithm", cfg.trainer.get("gradient_clip_algorithm"), "norm, value")
     prefetch = data.get("prefetch_factor", 2)
     _require(isinstance(prefetch, int) and prefetch >= 1, "data.prefetch_factor", prefetch, "an integer >= 1")
     colors = data.get("colors")

@@ -29,6 +29,13 @@ def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic)
         assert f'"{key}"' in text, key
     assert '"model.backbone.name"' in text and "resnet" in text
 
+    # Resumed for a second epoch, the run logs on into the same W&B run.
+    resumed = run_train(run_dir, f"ckpt_path={run_dir}", "trainer.max_epochs=2", data_dir=small_synthetic)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run_id = (run_dir / "wandb_run_id").read_text().strip()
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs), runs
+
 
 def test_unreachable_server_falls_back_to_offline(tmp_path):
     """Credentials configured but no server: the run goes on offline and says so."""

@@ -73,6 +73,8 @@ class SegmentationDataset(Dataset):
         self.transform = transform
         self.lookup = lookup
         self.source = source
+        self.num_classes: int | None = None  # set by the DataModule: labels outside it are refused
+        self.ignore_index = 255
 
     def missing_files(self) -> list[tuple[str, Path]]:
         """Every listed image or mask that is not on disk, as (kind, path)."""
@@ -103,6 +105,11 @@ class SegmentationDataset(Dataset):
         if mask.shape != image.shape[:2]:
             raise DatasetError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, image {sample.image} is "
                                f"{image.shape[1]}x{image.shape[0]}")
+        if self.num_classes is not None and mask.max(initial=0) >= self.num_classes:
+            outside = [int(v) for v in np.unique(mask) if v >= self.num_classes and v != self.ignore_index]
+            if outside:  # the loss would fail on them with an index error far from the cause
+                raise DatasetError(f"{sample.mask}: mask values {outside} outside 0..{self.num_classes - 1} and not "
+                                   f"the void {self.ignore_index}")
         return image, mask
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:

@@ -52,11 +52,15 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self.dataset(split=self.train_split, transform=self.train_transform)
-            self.train_set.check_files()
+            self.train_set = self._split(self.train_split, self.train_transform)
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self.dataset(split=self.val_split, transform=self.val_transform)
-            self.val_set.check_files()
+            self.val_set = self._split(self.val_split, self.val_transform)
+
+    def _split(self, split: str, transform):
+        dataset = self.dataset(split=split, transform=transform)
+        dataset.check_files()
+        dataset.num_classes, dataset.ignore_index = self.num_classes, self.ignore_index
+        return dataset
 
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, drop_last=train,

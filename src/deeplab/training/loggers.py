@@ -2,6 +2,8 @@
 
 import netrc
 import os
+import uuid
+from pathlib import Path
 from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import WandbLogger
@@ -31,6 +33,7 @@ def wandb_logger(project: str = "deeplab", save_dir: str = ".", mode: str = "aut
     if mode not in MODES:
         raise ValueError(f"logger.wandb.mode={mode!r} is not allowed; allowed: {', '.join(MODES)}")
     os.environ.setdefault("WANDB_CONSOLE", "off")  # the terminal output stays ours
+    run_id = _run_id(Path(save_dir))
     sync_hint = f"upload later with `wandb sync {save_dir}/wandb/offline-run-*`"
 
     def make(offline: bool) -> WandbLogger:
@@ -38,7 +41,7 @@ def wandb_logger(project: str = "deeplab", save_dir: str = ".", mode: str = "aut
             _say("W&B: logger.wandb.log_model=true has no effect offline; the checkpoints stay in checkpoints/")
         return WandbLogger(project=project, entity=entity, name=name, group=group, tags=list(tags),
                            save_dir=save_dir, offline=offline, log_model=log_model and not offline,
-                           mode="offline" if offline else "online",
+                           mode="offline" if offline else "online", id=run_id, resume="allow",
                            settings={"silent": True, "init_timeout": init_timeout})
 
     if mode == "offline" or (mode == "auto" and not wandb_credentials_configured()):
@@ -57,3 +60,16 @@ def wandb_logger(project: str = "deeplab", save_dir: str = ".", mode: str = "aut
         return make(offline=True)
     _say(f"W&B: online, project {project}")
     return logger
+
+
+def _run_id(save_dir: Path) -> str:
+    """The W&B run id of this run directory, kept in `wandb_run_id` there: a resumed run (same
+    directory) logs on into the same W&B run."""
+    path = save_dir / "wandb_run_id"
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = uuid.uuid4().hex[:8]
+    if rank_zero_only.rank == 0:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(run_id + "\n")
+    return run_id

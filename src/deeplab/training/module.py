@@ -45,12 +45,7 @@ class SegmentationModule(pl.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss = self.loss(self.model(batch["image"]), batch["mask"])
-        if not torch.isfinite(loss):  # before backward: the weights and last.ckpt stay the last good ones
-            lr = self.optimizers().param_groups[0]["lr"]
-            names = ", ".join(batch.get("name", [])) or "unnamed"
-            raise NonFiniteLoss(f"the loss is {loss.item()} at step {self.global_step} (lr {lr:.3g}) on images "
-                                f"{names}; lower optim.lr or set trainer.gradient_clip_val, then resume with "
-                                f"ckpt_path=last")
+        self._batch_names = batch.get("name", [])  # for the message should this loss be NaN
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
         # logged here rather than by LearningRateMonitor, which refuses to run without a logger
         groups = self.optimizers().param_groups
@@ -60,6 +55,15 @@ class SegmentationModule(pl.LightningModule):
             for index, group in enumerate(groups):
                 self.log(f"lr/{group.get('name', index)}", group["lr"], batch_size=batch["image"].shape[0])
         return loss
+
+    def on_before_backward(self, loss: torch.Tensor) -> None:
+        # Before backward: the weights and last.ckpt stay the last good step's.
+        if not torch.isfinite(loss):
+            lr = self.optimizers().param_groups[0]["lr"]
+            names = ", ".join(getattr(self, "_batch_names", [])) or "unnamed"
+            raise NonFiniteLoss(f"the loss is {loss.item()} at step {self.global_step} (lr {lr:.3g}) on images "
+                                f"{names}; lower optim.lr or set trainer.gradient_clip_val, then resume with "
+                                f"ckpt_path={self.trainer.default_root_dir}")
 
     def evaluation_model(self) -> nn.Module:
         """The model at `eval_output_stride`: the trained weights, re-dilated (built once, then

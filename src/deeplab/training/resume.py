@@ -75,6 +75,19 @@ class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite; the message names the step, learning rate and images."""
 
 
+def check_finite_weights(trainer, pl_module, batch: dict | None) -> None:
+    """Before last.ckpt is overwritten: weights that an update has made inf or NaN stop the run
+    instead, so the checkpoint on disk stays the last good one."""
+    network = getattr(pl_module, "model", pl_module)  # weights and batch-norm statistics, not bookkeeping
+    if all(torch.isfinite(t).all() for t in network.state_dict().values() if t.is_floating_point()):
+        return
+    lr = trainer.optimizers[0].param_groups[0]["lr"]
+    names = f" on images {', '.join(batch['name'])}" if batch and batch.get("name") else ""
+    raise NonFiniteLoss(f"the weights are not finite after step {trainer.global_step} (lr {lr:.3g}){names}; "
+                        "last.ckpt keeps the last good step; lower optim.lr or set trainer.gradient_clip_val, then "
+                        f"resume with ckpt_path={trainer.default_root_dir}")
+
+
 class Interrupted(RuntimeError):
     """Ctrl-C stopped the run cleanly after a step, with last.ckpt written."""
 
@@ -102,12 +115,16 @@ class LastCheckpoint(ModelCheckpoint):
         rank_zero_only(print)("\nCtrl-C: stopping after this step with last.ckpt written (again to stop now)")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if not self._should_skip_saving_checkpoint(trainer) and trainer.global_step % self._every_n_train_steps == 0:
+            check_finite_weights(trainer, pl_module, batch)
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if self.interrupted:
             self._save_last(trainer)
             trainer.should_stop = True
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            check_finite_weights(trainer, pl_module, None)
         self._save_last(trainer)
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -147,13 +164,23 @@ def resume_command_line(args: list[str]) -> list[str]:
     from omegaconf import OmegaConf
 
     previous = [a for a in OmegaConf.load(stored) if a.split("=", 1)[0] not in ("ckpt_path", "hydra.run.dir")]
-    ours = [a for a in args if a.split("=", 1)[0] not in ("ckpt_path", "hydra.run.dir")]
-    return [*previous, *ours, f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}"]
+    ours = [a for a in args if a.split("=", 1)[0] not in ("ckpt_path", "hydra.run.dir", "hydra.output_subdir")]
+    # This resume's config goes beside the run's original one, which stays what a resume reads.
+    subdir = f".hydra/resume-{len(list((run_dir / '.hydra').glob('resume-*'))) + 1}"
+    return [*previous, *ours, f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}", f"hydra.output_subdir={subdir}"]
 
 
 def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
-    """`last` is this run directory's checkpoints/last.ckpt; it must exist (no silent fresh start)."""
+    """`last` is this run directory's checkpoints/last.ckpt; it must exist (no silent fresh start).
+    A job SLURM has requeued (SLURM_RESTART_COUNT > 0: preempted, or timed out under submitit)
+    continues from its run directory's last.ckpt, unless Lightning's own SIGUSR1 save
+    (hpc_ckpt_N.ckpt) is there, which Lightning then resumes from."""
     if ckpt_path is None:
+        last = Path(output_dir) / "checkpoints" / "last.ckpt"
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+        if restarts > 0 and last.is_file() and not list(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
+            rank_zero_only(print)(f"SLURM requeue {restarts}: resuming from {last}")
+            return str(last)
         return None
     if ckpt_path == "last":
         last = Path(output_dir) / "checkpoints" / "last.ckpt"

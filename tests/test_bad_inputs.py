@@ -1,0 +1,299 @@
+"""The catalogue of bad inputs: each one is answered by one `error:` line that names the problem,
+a non-zero exit status, no traceback, and nothing written into the data or an existing run.
+
+The entry points run in this process (as `python train.py ...` would, through their __main__
+block) to keep some thirty cases fast; the signals are sent to real subprocesses elsewhere."""
+
+import errno
+import hashlib
+import os
+import runpy
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from .conftest import ROOT, SMALL
+from .data.layouts import save_palette, write_voc
+
+WORK = ("logger=none", "trainer.max_epochs=1")
+
+
+def snapshot(*folders: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha1(p.read_bytes()).hexdigest() for folder in folders if folder.exists()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_entry(script: str, *args: str, capsys, monkeypatch) -> tuple[int, str]:
+    """Runs `python SCRIPT ARGS` in this process; returns (exit status, stderr)."""
+    monkeypatch.setattr(sys, "argv", [str(ROOT / script), *args])
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    capsys.readouterr()
+    try:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    return code, capsys.readouterr().err
+
+
+def assert_one_line_error(code: int, stderr: str, message: str) -> None:
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code != 0, stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert len(errors) == 1, stderr[-2000:]
+    assert message in errors[0], errors[0]
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory) -> Path:
+    """A small VOC layout, 21 classes, that every data case copies and then breaks."""
+    rng = np.random.default_rng(0)
+    masks = {f"img{i}": rng.integers(0, 3, (48, 64)).astype(np.uint8) for i in range(6)}
+    return write_voc(tmp_path_factory.mktemp("voc") / "VOC2012",
+                     {"train": [f"img{i}" for i in range(4)], "val": ["img4", "img5"]}, masks)
+
+
+@pytest.fixture(scope="module")
+def standalone_ckpt(trained_run, tmp_path_factory) -> Path:
+    """The trained run's last.ckpt, copied out of its run directory (resuming from a file in a run
+    directory would continue that run)."""
+    path = tmp_path_factory.mktemp("ckpt") / "model.ckpt"
+    shutil.copy(trained_run / "checkpoints" / "last.ckpt", path)
+    return path
+
+
+def break_voc(voc: Path, tmp_path: Path, how: str) -> Path:
+    root = tmp_path / "VOC2012"
+    shutil.copytree(voc, root)
+    if how == "missing_split":
+        (root / "ImageSets" / "Segmentation" / "val.txt").unlink()
+    elif how == "missing_image":
+        (root / "JPEGImages" / "img2.jpg").unlink()
+    elif how == "unreadable_image":
+        (root / "JPEGImages" / "img1.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    elif how == "mask_size":
+        save_palette(root / "SegmentationClass" / "img3.png", np.zeros((20, 30), np.uint8))
+    elif how == "mask_values":
+        mask = np.zeros((48, 64), np.uint8)
+        mask[:4, :4] = 30
+        save_palette(root / "SegmentationClass" / "img0.png", mask)
+    elif how == "empty_split":
+        (root / "ImageSets" / "Segmentation" / "train.txt").write_text("\n")
+    return root
+
+
+DATA_CASES = {  # how the VOC copy is broken: the words the error must contain
+    "missing_split": "split list {root}/ImageSets/Segmentation/val.txt not found; splits present: ['train']",
+    "missing_image": "missing image: {root}/JPEGImages/img2.jpg",
+    "unreadable_image": "{root}/JPEGImages/img1.jpg: cannot read the image",
+    "mask_size": "{root}/SegmentationClass/img3.png: mask is 30x20, image {root}/JPEGImages/img3.jpg is 64x48",
+    "mask_values": "{root}/SegmentationClass/img0.png: mask values [30] outside 0..20 and not the void 255",
+    "empty_split": "split list {root}/ImageSets/Segmentation/train.txt is empty",
+}
+
+
+@pytest.mark.parametrize("how", list(DATA_CASES))
+def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
+    root = break_voc(voc, tmp_path, how)
+    before = snapshot(root)
+    # two workers: an error raised in a DataLoader worker still reaches the user as one line
+    code, stderr = run_entry("train.py", "data=voc", f"data.root={root}", "data.crop_size=32", "data.batch_size=2",
+                             "data.num_workers=2", "backbone=resnet18", f"hydra.run.dir={tmp_path / 'run'}",
+                             *WORK, capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, DATA_CASES[how].format(root=root))
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data=voc", "data.root=/nonexistent/VOC2012"], "data.root=/nonexistent/VOC2012 does not exist; download"),
+    (["data=voc", "data.root={empty}"], "split list {empty}/ImageSets/Segmentation/train.txt not found"),
+    (["backbone=xceptoin"], "backbone=xceptoin is not allowed; allowed: mobilenet_v2, resnet101, resnet18, resnet50, "
+                            "xception, xception65 (did you mean xception?)"),
+    (["model.aspp.chanels=64"], "model.aspp.chanels is not a config key (did you mean model.aspp.channels?)"),
+    (["os=12"], "os=12 is not allowed; allowed: 8, 16, 32"),
+    (["optim.lr=-0.1"], "optim.lr=-0.1 is not allowed; allowed: a number > 0"),
+    (["data.crop_size=5000"], "data.crop_size=5000 is not allowed; allowed: an integer from 16 to 4096"),
+    (["data.batch_size=1"], "data.batch_size=1 is not allowed; allowed: an integer >= 2"),
+    (["data.num_workers=-1"], "data.num_workers=-1 is not allowed; allowed: an integer >= 0"),
+    (["hydra.run.dir={file}/run"], "hydra.run.dir={file}/run cannot be created: {file} is a file, not a folder"),
+    (["ckpt_path={tmp}/missing.ckpt"], "ckpt_path={tmp}/missing.ckpt does not exist"),
+    (["ckpt_path={file}"], "ckpt_path={file} is not a PyTorch checkpoint"),
+    (["ckpt_path=last"], "ckpt_path=last: {tmp}/run/checkpoints/last.ckpt does not exist; give the run to resume"),
+    (["ckpt_path={tmp}"], "ckpt_path={tmp} is a folder without checkpoints/last.ckpt"),
+])
+def test_bad_value_or_path(args, message, tmp_path, small_synthetic, capsys, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+    names = {"empty": tmp_path / "empty", "file": tmp_path / "notes.txt", "tmp": tmp_path}
+    data = small_synthetic / "synthetic_voc"
+    before = snapshot(data)
+    synthetic = [] if "data=voc" in args else [f"paths.data_dir={small_synthetic}", *SMALL]
+    run_dir = [] if any(a.startswith("hydra.run.dir=") for a in args) else [f"hydra.run.dir={tmp_path / 'run'}"]
+    code, stderr = run_entry("train.py", *synthetic, *WORK, *[a.format(**names) for a in args], *run_dir,
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, message.format(**names))
+    assert snapshot(data) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data.num_classes=4", "data.class_names=[a,b,c,d]"], "data.num_classes=4 but ckpt_path={ckpt} was trained "
+                                                            "with 5 classes"),
+    (["backbone=resnet50"], "ckpt_path={ckpt} holds another architecture (backbone resnet18, output stride 16); "
+                            "this run builds backbone resnet50, output stride 16"),
+])
+def test_checkpoint_of_another_model(args, message, standalone_ckpt, tmp_path, small_synthetic, capsys,
+                                     monkeypatch):
+    before = snapshot(standalone_ckpt.parent)
+    code, stderr = run_entry("train.py", f"ckpt_path={standalone_ckpt}", *args, f"hydra.run.dir={tmp_path / 'run'}",
+                             f"paths.data_dir={small_synthetic}", *SMALL, *WORK, capsys=capsys,
+                             monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, message.format(ckpt=standalone_ckpt))
+    assert snapshot(standalone_ckpt.parent) == before
+
+
+class CreatesFile:
+    """A pickle payload: unpickling it would create a file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "predict.py"])
+def test_checkpoint_that_would_run_code_is_refused(script, standalone_ckpt, tmp_path, small_synthetic, capsys,
+                                                   monkeypatch):
+    checkpoint = torch.load(standalone_ckpt, map_location="cpu", weights_only=True)
+    planted = tmp_path / "code_ran"
+    checkpoint["payload"] = CreatesFile(planted)  # a real checkpoint, plus the payload
+    evil = tmp_path / "evil.ckpt"
+    torch.save(checkpoint, evil)
+    images = small_synthetic / "synthetic_voc" / "JPEGImages"
+    extra = {"train.py": [f"paths.data_dir={small_synthetic}", *SMALL, *WORK], "eval.py": [],
+             "predict.py": [f"input={images}", f"output={tmp_path / 'masks'}"]}[script]
+    code, stderr = run_entry(script, f"ckpt_path={evil}", f"hydra.run.dir={tmp_path / 'run'}", *extra,
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, f"ckpt_path={evil} is refused: loading it would call ")
+    assert not planted.exists()
+
+
+def test_full_traceback_on_request(tmp_path, small_synthetic, capsys, monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(Exception, match="split list .* not found"):
+        run_entry("train.py", "data=voc", f"data.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}", *WORK,
+                  capsys=capsys, monkeypatch=monkeypatch)
+
+
+def test_disk_full_during_a_checkpoint_save(tmp_path, small_synthetic, capsys, monkeypatch):
+    """The third save fails as a full disk fails, part-way through its write: the run stops with
+    one line and the last.ckpt written before it is whole and loads."""
+    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    save, calls = TorchCheckpointIO.save_checkpoint, []
+
+    def fills_the_disk(self, checkpoint, path, storage_options=None):
+        calls.append(path)
+        if len(calls) == 3:
+            Path(path).write_bytes(b"PK\x03\x04 half a zip")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", fills_the_disk)
+    run_dir = tmp_path / "run"
+    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
+                             *WORK, "callbacks.last_checkpoint.every_n_train_steps=2", capsys=capsys,
+                             monkeypatch=monkeypatch)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert_one_line_error(code, stderr, f"could not write checkpoint {last}: No space left on device; the previous "
+                                        "one is kept")
+    assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 4  # the second save
+    assert not list(last.parent.glob(".*partial"))
+
+
+def test_nan_loss_stops_with_the_step_and_images(tmp_path, small_synthetic, capsys, monkeypatch):
+    run_dir = tmp_path / "run"
+    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
+                             *WORK, "optim.lr=1e30", "callbacks.last_checkpoint.every_n_train_steps=1",
+                             capsys=capsys, monkeypatch=monkeypatch)
+    # The first update throws the weights far out; the next loss is NaN.
+    assert_one_line_error(code, stderr, "error: the loss is nan at step 1 (lr ")
+    line = next(x for x in stderr.splitlines() if x.startswith("error:"))
+    assert "on images train_" in line and f"then resume with ckpt_path={run_dir}" in line
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 1 and finite_network(saved)
+
+
+def finite_network(checkpoint: dict) -> bool:
+    return all(torch.isfinite(t).all() for k, t in checkpoint["state_dict"].items()
+               if k.startswith("model.") and t.is_floating_point())
+
+
+def test_weights_that_turn_infinite_are_not_saved(tmp_path, small_synthetic, capsys, monkeypatch):
+    from deeplab.training.module import SegmentationModule
+
+    step = SegmentationModule.optimizer_step
+
+    def breaks_a_weight_at_step_3(self, *args, **kwargs):
+        step(self, *args, **kwargs)
+        if self.global_step == 2:  # the third update (counted from 0) leaves a weight infinite
+            with torch.no_grad():
+                next(self.model.parameters()).fill_(float("inf"))
+
+    monkeypatch.setattr(SegmentationModule, "optimizer_step", breaks_a_weight_at_step_3)
+    run_dir = tmp_path / "run"
+    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
+                             *WORK, "callbacks.last_checkpoint.every_n_train_steps=1", capsys=capsys,
+                             monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "error: the weights are not finite after step 3 (lr ")
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 2 and finite_network(saved)
+
+
+def test_nan_loss_stops_before_backward(tmp_path, small_synthetic, capsys, monkeypatch):
+    """A loss that turns NaN at step 3 (a stand-in for an overflow): the run stops with the step,
+    learning rate and images, and last.ckpt is step 2's, finite."""
+    from deeplab.training.module import SegmentationModule
+
+    step = SegmentationModule.training_step
+
+    def nan_at_step_3(self, batch, batch_idx):
+        loss = step(self, batch, batch_idx)
+        return loss * float("nan") if self.global_step == 3 else loss
+
+    monkeypatch.setattr(SegmentationModule, "training_step", nan_at_step_3)
+    run_dir = tmp_path / "run"
+    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
+                             *WORK, "callbacks.last_checkpoint.every_n_train_steps=1", capsys=capsys,
+                             monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "error: the loss is nan at step 3 (lr ")
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == 3 and finite_network(saved)
+
+
+def test_gradient_clipping_bounds_every_update(tmp_path, small_synthetic, capsys, monkeypatch):
+    """trainer.gradient_clip_val=0.05 (the guard the NaN messages point to): every step's gradient
+    reaches the optimizer with a global norm of at most 0.05, where unclipped ones are larger."""
+    norms = []
+    step = torch.optim.AdamW.step
+
+    def records_the_norm(self, closure=None):
+        def closure_then_record():  # Lightning computes (and clips) the gradients inside the closure
+            loss = closure()
+            grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+            norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+            return loss
+        return step(self, closure=closure_then_record)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", records_the_norm)
+    for clip in ("null", "0.05"):
+        code, stderr = run_entry("train.py", f"hydra.run.dir={tmp_path / clip}", f"paths.data_dir={small_synthetic}",
+                                 *SMALL, *WORK, "trainer.max_steps=4", f"trainer.gradient_clip_val={clip}",
+                                 capsys=capsys, monkeypatch=monkeypatch)
+        assert code == 0, stderr[-2000:]
+    unclipped, clipped = norms[:4], norms[4:]
+    assert len(clipped) == 4 and max(clipped) <= 0.05 * (1 + 1e-4) and min(unclipped) > 0.05, norms
