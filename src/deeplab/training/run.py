@@ -108,6 +108,10 @@ def train_second_stage(cfg: DictConfig, choices: dict | None, first_best: str) -
     for key, value in second.overrides.items():
         OmegaConf.update(staged, key, value, merge=False)
     staged.paths.output_dir = str(Path(cfg.paths.output_dir) / "stage2")
+    # Stage 2 has its own checkpoints: a resumed run continues stage 2 from its own last.ckpt if it
+    # got that far, and never from stage 1's checkpoint.
+    stage2_last = Path(staged.paths.output_dir) / "checkpoints" / "last.ckpt"
+    staged.ckpt_path = str(stage2_last) if cfg.ckpt_path is not None and stage2_last.is_file() else None
     parts = ["encoder", "aspp", "head"] + (["decoder"] if staged.model.decoder is not None else [])
     staged.finetune = {"stages": [{"start_epoch": 0, "trainable": parts, "freeze_bn": second.freeze_bn}],
                        "second_stage": None}
