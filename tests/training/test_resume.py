@@ -3,6 +3,8 @@
 import json
 import random
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -50,3 +52,25 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, small_synthetic, uninter
         assert torch.equal(got["state_dict"][key], tensor), f"{key} differs after a kill at step {kill_step}"
     assert summary["val/mIoU"] == expected_summary["val/mIoU"]
     assert summary["val/mIoU_best"] == expected_summary["val/mIoU_best"]
+
+
+KILLED_WHILE_SAVING = """
+import os, signal, sys, torch
+from deeplab.training.resume import AtomicCheckpointIO
+
+# The new file is written, not yet on disk for sure nor renamed, when the kill comes.
+os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+AtomicCheckpointIO().save_checkpoint({"global_step": 8, "weights": torch.ones(1 << 20)}, sys.argv[1])
+"""
+
+
+def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path):
+    from deeplab.training.resume import AtomicCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"global_step": 7, "weights": torch.zeros(4)}, path)
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (tmp_path / ".last.ckpt.partial").stat().st_size > 1 << 20  # the save was under way
+    assert torch.load(path, weights_only=True)["global_step"] == 7  # the previous one is whole
