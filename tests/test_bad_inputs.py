@@ -103,7 +103,8 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     # two workers: an error raised in a DataLoader worker still reaches the user as one line
     code, stderr = run_entry("train.py", "data=voc", f"data.root={root}", "data.crop_size=32", "data.batch_size=2",
                              "data.num_workers=2", "backbone=resnet18", f"hydra.run.dir={tmp_path / 'run'}",
-                             *WORK, capsys=capsys, monkeypatch=monkeypatch)
+                             *WORK,
+                               capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, DATA_CASES[how].format(root=root))
     assert snapshot(root) == before
 
@@ -189,6 +190,16 @@ def test_full_traceback_on_request(tmp_path, small_synthetic, capsys, monkeypatc
                   capsys=capsys, monkeypatch=monkeypatch)
 
 
+def train_small(run_dir: Path, data_dir: Path, *extra: str, capsys, monkeypatch) -> tuple[int, str]:
+    """train.py on the small synthetic set for one epoch, logging nothing, in run_dir."""
+    return run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={data_dir}", *SMALL, *WORK, *extra,
+                     capsys=capsys, monkeypatch=monkeypatch)
+
+
+def saved_last(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
 def test_disk_full_during_a_checkpoint_save(tmp_path, small_synthetic, capsys, monkeypatch):
     """The third save fails as a full disk fails, part-way through its write: the run stops with
     one line and the last.ckpt written before it is whole and loads."""
@@ -205,9 +216,8 @@ def test_disk_full_during_a_checkpoint_save(tmp_path, small_synthetic, capsys, m
 
     monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", fills_the_disk)
     run_dir = tmp_path / "run"
-    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
-                             *WORK, "callbacks.last_checkpoint.every_n_train_steps=2", capsys=capsys,
-                             monkeypatch=monkeypatch)
+    code, stderr = train_small(run_dir, small_synthetic, "callbacks.last_checkpoint.every_n_train_steps=2",
+                               capsys=capsys, monkeypatch=monkeypatch)
     last = run_dir / "checkpoints" / "last.ckpt"
     assert_one_line_error(code, stderr, f"could not write checkpoint {last}: No space left on device; the previous "
                                         "one is kept")
@@ -217,14 +227,14 @@ def test_disk_full_during_a_checkpoint_save(tmp_path, small_synthetic, capsys, m
 
 def test_nan_loss_stops_with_the_step_and_images(tmp_path, small_synthetic, capsys, monkeypatch):
     run_dir = tmp_path / "run"
-    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
-                             *WORK, "optim.lr=1e30", "callbacks.last_checkpoint.every_n_train_steps=1",
-                             capsys=capsys, monkeypatch=monkeypatch)
+    code, stderr = train_small(run_dir, small_synthetic, "optim.lr=1e30",
+                               "callbacks.last_checkpoint.every_n_train_steps=1", capsys=capsys,
+                               monkeypatch=monkeypatch)
     # The first update throws the weights far out; the next loss is NaN.
     assert_one_line_error(code, stderr, "error: the loss is nan at step 1 (lr ")
     line = next(x for x in stderr.splitlines() if x.startswith("error:"))
     assert "on images train_" in line and f"then resume with ckpt_path={run_dir}" in line
-    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    saved = saved_last(run_dir)
     assert saved["global_step"] == 1 and finite_network(saved)
 
 
@@ -246,11 +256,10 @@ def test_weights_that_turn_infinite_are_not_saved(tmp_path, small_synthetic, cap
 
     monkeypatch.setattr(SegmentationModule, "optimizer_step", breaks_a_weight_at_step_3)
     run_dir = tmp_path / "run"
-    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
-                             *WORK, "callbacks.last_checkpoint.every_n_train_steps=1", capsys=capsys,
-                             monkeypatch=monkeypatch)
+    code, stderr = train_small(run_dir, small_synthetic, "callbacks.last_checkpoint.every_n_train_steps=1",
+                               capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, "error: the weights are not finite after step 3 (lr ")
-    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    saved = saved_last(run_dir)
     assert saved["global_step"] == 2 and finite_network(saved)
 
 
@@ -267,11 +276,10 @@ def test_nan_loss_stops_before_backward(tmp_path, small_synthetic, capsys, monke
 
     monkeypatch.setattr(SegmentationModule, "training_step", nan_at_step_3)
     run_dir = tmp_path / "run"
-    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
-                             *WORK, "callbacks.last_checkpoint.every_n_train_steps=1", capsys=capsys,
-                             monkeypatch=monkeypatch)
+    code, stderr = train_small(run_dir, small_synthetic, "callbacks.last_checkpoint.every_n_train_steps=1",
+                               capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, "error: the loss is nan at step 3 (lr ")
-    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    saved = saved_last(run_dir)
     assert saved["global_step"] == 3 and finite_network(saved)
 
 
