@@ -1,4 +1,5 @@
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,29 @@ def run_train(run_dir: Path, *args: str, data_dir: Path | None = None, timeout: 
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1"}
     env.pop("WANDB_API_KEY", None)
     return subprocess.run(command + list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_entry(script: str, *args: str, capsys, monkeypatch, stdout: bool = False) -> tuple:
+    """Runs `python SCRIPT ARGS` in this process; returns (exit status, stderr), and stdout too
+    when asked."""
+    monkeypatch.setattr(sys, "argv", [str(ROOT / script), *args])
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    capsys.readouterr()
+    try:
+        runpy.run_path(str(ROOT / script), run_name="__main__")
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    captured = capsys.readouterr()
+    return (code, captured.err, captured.out) if stdout else (code, captured.err)
+
+
+def assert_one_line_error(code: int, stderr: str, message: str) -> None:
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert code != 0, stderr[-2000:]
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert len(errors) == 1, stderr[-2000:]
+    assert message in errors[0], errors[0]
 
 
 @pytest.fixture(scope="session")

@@ -7,16 +7,14 @@ block) to keep some thirty cases fast; the signals are sent to real subprocesses
 import errno
 import hashlib
 import os
-import runpy
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from .conftest import ROOT, SMALL
+from .conftest import SMALL, assert_one_line_error, run_entry
 from .data.layouts import save_palette, write_voc
 
 WORK = ("logger=none", "trainer.max_epochs=1")
@@ -25,27 +23,6 @@ WORK = ("logger=none", "trainer.max_epochs=1")
 def snapshot(*folders: Path) -> dict[str, str]:
     return {str(p): hashlib.sha1(p.read_bytes()).hexdigest() for folder in folders if folder.exists()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def run_entry(script: str, *args: str, capsys, monkeypatch) -> tuple[int, str]:
-    """Runs `python SCRIPT ARGS` in this process; returns (exit status, stderr)."""
-    monkeypatch.setattr(sys, "argv", [str(ROOT / script), *args])
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    capsys.readouterr()
-    try:
-        runpy.run_path(str(ROOT / script), run_name="__main__")
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    return code, capsys.readouterr().err
-
-
-def assert_one_line_error(code: int, stderr: str, message: str) -> None:
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert code != 0, stderr[-2000:]
-    assert "Traceback" not in stderr, stderr[-2000:]
-    assert len(errors) == 1, stderr[-2000:]
-    assert message in errors[0], errors[0]
 
 
 @pytest.fixture(scope="module")

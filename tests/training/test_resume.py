@@ -1,55 +1,141 @@
-"""Exact resume: a run killed with SIGKILL and resumed ends where an uninterrupted one ends."""
+"""Exact resume, over every checkpoint a run writes: one uninterrupted run keeps a copy of each
+checkpoint it saves (mid-epoch, at an epoch's end, the best one after validation), then a run
+resumed from each copy must end with the uninterrupted run's weights, optimizer state and
+val/mIoU_best, bit for bit. A SIGKILL test checks the same through a real kill."""
 
 import json
-import random
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from ..conftest import run_train
+from deeplab.training.resume import AtomicCheckpointIO
 
-# 64 images in batches of 8: 8 steps an epoch, 2 epochs; last.ckpt every 3 steps, so a kill
-# usually falls between saves and the resumed run redoes steps, with dropout and augmentation.
-RUN = ("data.prepare.num_train=64", "data.prepare.num_val=6", "data.num_workers=2", "logger=csv",
-       "trainer.max_epochs=2", "trainer.deterministic=true", "callbacks.last_checkpoint.every_n_train_steps=3")
-KILL_STEPS = sorted(random.Random(9).sample(range(2, 16), 3))  # random, and the same on every run
+from ..conftest import run_entry, run_train
+
+# 48 images in batches of 4 is 12 batches; limit_train_batches=6 trains half of each epoch's
+# order, last.ckpt comes every 4 steps (4, 8 mid-epoch; 6, 12 at epochs' ends) and best.ckpt
+# after each validation: every kind of checkpoint, with dropout in ASPP to make the RNG count.
+BASE = ("data.prepare.num_train=48", "data.prepare.num_val=6", "data.num_workers=0", "logger=none",
+        "backbone=mobilenet_v2", "model.aspp.channels=32", "data.batch_size=4", "data.crop_size=64",
+        "trainer.max_epochs=2", "++trainer.limit_train_batches=6",
+        "trainer.deterministic=true", "callbacks.last_checkpoint.every_n_train_steps=4")
+CASES = {
+    "epochs": (),
+    "workers": ("data.num_workers=2",),
+    "staged": ("finetune=staged", "trainer.max_epochs=3"),  # its second stage begins at epoch 2
+    "accumulate": ("++trainer.accumulate_grad_batches=2", "++trainer.limit_train_batches=8",
+                   "callbacks.last_checkpoint.every_n_train_steps=3"),
+    "val_mid_epoch": ("++trainer.val_check_interval=4", "++trainer.limit_train_batches=8"),
+}
+FAST = {"epochs"}  # the others run in make test-slow
 
 
-def final_state(run_dir):
+def keep_every_checkpoint(monkeypatch, archive: Path) -> None:
+    """Each checkpoint save also copies the file to archive/NN-<name>, in the order of writing."""
+    save = AtomicCheckpointIO.save_checkpoint
+    archive.mkdir(parents=True)
+
+    def save_and_keep(self, checkpoint, path, storage_options=None):
+        save(self, checkpoint, path, storage_options)
+        shutil.copy(path, archive / f"{len(list(archive.iterdir())):02d}-{Path(path).name}")
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", save_and_keep)
+
+
+def final_state(run_dir: Path) -> tuple[dict, dict]:
     checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    return checkpoint, summary
+    return checkpoint, json.loads((run_dir / "summary.json").read_text())
+
+
+def assert_same(got, expected, where: str) -> None:
+    """Tensors equal bit for bit, through nested dicts and lists (the optimizer state)."""
+    if isinstance(expected, torch.Tensor):
+        assert torch.equal(got, expected), where
+    elif isinstance(expected, dict):
+        assert got.keys() == expected.keys(), where
+        for key in expected:
+            assert_same(got[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, list | tuple):
+        assert len(got) == len(expected), where
+        for index, (a, b) in enumerate(zip(got, expected, strict=True)):
+            assert_same(a, b, f"{where}[{index}]")
+    else:
+        assert got == expected, where
+
+
+def case_params():
+    return [pytest.param(name, marks=() if name in FAST else pytest.mark.slow) for name in CASES]
+
+
+@pytest.mark.parametrize("case", case_params())
+def test_resume_from_every_checkpoint_is_bit_identical(case, tmp_path, small_synthetic, capsys, monkeypatch):
+    run_dir, archive = tmp_path / "run", tmp_path / "archive"
+    args = (f"paths.data_dir={small_synthetic}", *BASE, *CASES[case])
+    with monkeypatch.context() as patch:
+        keep_every_checkpoint(patch, archive)
+        code, stderr = run_entry("train.py", *args, f"hydra.run.dir={run_dir}", capsys=capsys,
+                                 monkeypatch=monkeypatch)
+    assert code == 0, stderr[-3000:]
+    expected, expected_summary = final_state(run_dir)
+    whole = run_dir.rename(tmp_path / "whole")
+    copies = sorted(archive.iterdir())
+    assert {p.name.split("-", 1)[1] for p in copies} == {"last.ckpt", "best.ckpt"} and len(copies) >= 5, copies
+    steps = [torch.load(p, map_location="cpu", weights_only=True)["global_step"] for p in copies]
+
+    for copy, step in zip(copies, steps, strict=True):
+        # As a user resumes: the checkpoint file inside its run directory, whose overrides are reused;
+        # the same directory each time, as the checkpoints record it.
+        shutil.copytree(whole / ".hydra", run_dir / ".hydra")
+        checkpoint = run_dir / "checkpoints" / copy.name.split("-", 1)[1]
+        checkpoint.parent.mkdir()
+        shutil.copy(copy, checkpoint)
+        code, stderr = run_entry("train.py", f"ckpt_path={checkpoint}", capsys=capsys, monkeypatch=monkeypatch)
+        assert code == 0, f"{copy.name} (step {step}): {stderr[-3000:]}"
+        got, summary = final_state(run_dir)
+        where = f"resumed from {copy.name} (step {step})"
+        assert {p.name for p in checkpoint.parent.iterdir()} <= {"best.ckpt", "last.ckpt"}, where
+        assert (got["global_step"], got["epoch"]) == (expected["global_step"], expected["epoch"]), where
+        assert_same(got["state_dict"], expected["state_dict"], f"{where}: state_dict")
+        assert_same(got["optimizer_states"], expected["optimizer_states"], f"{where}: optimizer")
+        assert summary["val/mIoU_best"] == expected_summary["val/mIoU_best"], where
+        shutil.rmtree(run_dir)
+    print(f"{case}: resumed from {len(copies)} checkpoints at steps {steps}")
+
+
+# A real SIGKILL as a step begins, right after the epoch-end save (step 6) and mid-epoch (step 9).
+KILL = (*BASE, "data.num_workers=2", "callbacks.last_checkpoint.every_n_train_steps=4")
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, small_synthetic):
     run_dir = tmp_path_factory.mktemp("whole") / "run"
-    result = run_train(run_dir, *RUN, data_dir=small_synthetic)
+    result = run_train(run_dir, *KILL, data_dir=small_synthetic)
     assert result.returncode == 0, result.stderr[-3000:]
     return final_state(run_dir)
 
 
-@pytest.mark.parametrize("kill_step", KILL_STEPS)
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_step", [6, 9])
 def test_sigkill_then_resume_is_bit_identical(tmp_path, small_synthetic, uninterrupted, kill_step):
     run_dir, marker = tmp_path / "run", tmp_path / "killed"
-    killed = run_train(run_dir, *RUN, "+callbacks.kill._target_=tests.training.kill.KillAt",
+    killed = run_train(run_dir, *KILL, "+callbacks.kill._target_=tests.training.kill.KillAt",
                        f"+callbacks.kill.step={kill_step}", f"+callbacks.kill.marker={marker}",
                        data_dir=small_synthetic)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert saved["global_step"] <= kill_step  # the run did stop part-way, at or behind the kill
 
-    # As a user resumes: the run directory alone; its overrides, W&B run and folder are reused.
     resumed = run_train(run_dir, f"ckpt_path={run_dir}", data_dir=small_synthetic)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected, expected_summary = uninterrupted
     got, summary = final_state(run_dir)
-    assert got["global_step"] == expected["global_step"] and got["epoch"] == expected["epoch"] == 1
-    for key, tensor in expected["state_dict"].items():
-        assert torch.equal(got["state_dict"][key], tensor), f"{key} differs after a kill at step {kill_step}"
+    assert (got["global_step"], got["epoch"]) == (expected["global_step"], expected["epoch"])
+    assert_same(got["state_dict"], expected["state_dict"], f"state_dict after a kill at step {kill_step}")
     assert summary["val/mIoU"] == expected_summary["val/mIoU"]
     assert summary["val/mIoU_best"] == expected_summary["val/mIoU_best"]
 
@@ -65,8 +151,6 @@ AtomicCheckpointIO().save_checkpoint({"global_step": 8, "weights": torch.ones(1 
 
 
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path):
-    from deeplab.training.resume import AtomicCheckpointIO
-
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"global_step": 7, "weights": torch.zeros(4)}, path)
     killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_SAVING, str(path)], capture_output=True, text=True,

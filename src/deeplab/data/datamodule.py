@@ -79,13 +79,17 @@ class SegmentationDataModule(pl.LightningDataModule):
         return self._loader(self.train_set, self.batch_size, train=True, sampler=self.train_sampler)
 
     def state_dict(self) -> dict:
-        """Where training stands in the epoch, saved in every checkpoint: batches this process has
-        trained on (`processed` also counts the batch whose end a checkpoint is written at)."""
-        if self.trainer is None:
+        """Where training stands, saved in every checkpoint: the sampler epoch to continue and the
+        batches of it this process has trained on. A checkpoint written once the epoch's batches
+        are all done (at its end, or in the validation after its last batch) continues at the start
+        of the next epoch: Lightning's own counters say different things in different hooks there."""
+        if self.trainer is None or self.train_sampler is None:
             return {}
-        loop = self.trainer.fit_loop
-        return {"epoch": loop.epoch_progress.current.processed,
-                "batches": loop.epoch_loop.batch_progress.current.processed}
+        done = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        epoch = self.train_sampler.epoch
+        if done >= self.trainer.num_training_batches:
+            return {"epoch": epoch + 1, "batches": 0}
+        return {"epoch": epoch, "batches": done}
 
     def load_state_dict(self, state: dict) -> None:
         self._resume_position = state or None

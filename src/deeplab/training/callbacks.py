@@ -31,6 +31,18 @@ class RunSummary(pl.Callback):
         self.train_seconds = 0.0
         self.train_images = 0
         self._fit_start = self._batch_start = None
+        self.validation: dict[str, float] = {}  # the last validation's val/ metrics, kept in checkpoints
+
+    def state_dict(self) -> dict:
+        # A run resumed from its final checkpoint validates no more, and still reports its results.
+        return {"validation": dict(self.validation)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.validation = dict(state.get("validation", {}))
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self._fit_start = time.perf_counter()
@@ -53,7 +65,8 @@ class RunSummary(pl.Callback):
         self._batch_start = None
 
     def summary(self, trainer) -> dict:
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        metrics = {**self.validation,
+                   **{k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}}
         checkpoints = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
         checkpoint = next((c for c in checkpoints if c.monitor), None)  # the ranked one: best.ckpt
         last = next((c.last_model_path for c in checkpoints if c.last_model_path), None)

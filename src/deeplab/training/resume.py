@@ -16,40 +16,30 @@ from pytorch_lightning.utilities import rank_zero_only
 from deeplab.training.checkpoint import CheckpointError
 
 
-class RandomState(Callback):
-    """Stores the torch, NumPy and Python RNG states with every checkpoint and puts them back just
-    before the first step after a resume, so that dropout draws the masks it would have drawn.
-    (Data order and augmentation do not use them: see data/sampling.py.)"""
+class StepSeed(Callback):
+    """Seeds torch (CUDA too), NumPy and Python before every training batch from (seed, batches
+    trained so far, rank), so dropout draws the same masks at the same step in a resumed run as in
+    an uninterrupted one, from whichever checkpoint it resumed: restoring saved RNG states instead
+    goes wrong wherever something draws between a save and the next step (a loader's start, a
+    validation), which is exactly what happens at an epoch's end. (Data order and augmentation do
+    not use these generators: see data/sampling.py.)"""
 
-    def __init__(self):
-        self._to_restore: dict | None = None
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.batches = 0  # training batches started; at a save, all of them are done
 
     def state_dict(self) -> dict:
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-                 # as tensors and numbers: a checkpoint loads with weights_only=True, which refuses arrays
-                 "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss]}
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
+        return {"batches": self.batches}
 
     def load_state_dict(self, state: dict) -> None:
-        self._to_restore = state or None
+        self.batches = int(state.get("batches", 0))
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if self._to_restore is None:
-            return
-        state, self._to_restore = self._to_restore, None
-        torch.set_rng_state(state["torch"])
-        random.setstate(_as_tuples(state["python"]))
-        kind, keys, pos, has_gauss, gauss = state["numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuples(value):
-    return tuple(_as_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+        seed = int(np.random.SeedSequence([self.seed, self.batches, trainer.global_rank]).generate_state(1)[0])
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+        self.batches += 1
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -101,7 +91,10 @@ class LastCheckpoint(ModelCheckpoint):
     it and stops; a second one interrupts at once."""
 
     def __init__(self, dirpath: str, every_n_train_steps: int):
-        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps)
+        # No last-v1.ckpt beside a last.ckpt of unknown origin (a run folder copied elsewhere):
+        # this file is always the one to resume from.
+        super().__init__(dirpath=dirpath, save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps,
+                         enable_version_counter=False)
         self.interrupted = False
         self._previous_handler = None
 

@@ -17,7 +17,7 @@ from deeplab.training.checkpoint import check_resumable, model_from_checkpoint
 from deeplab.training.fast import apply_fast_path
 from deeplab.training.finetune import StagedFinetuning, parameter_groups, resolve_group
 from deeplab.training.module import SegmentationModule
-from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, RandomState, resolve_ckpt_path
+from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
 from deeplab.training.sweep import job_identity
 from deeplab.training.wandb_media import WandbMedia, finish_wandb
 
@@ -32,7 +32,7 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | None = None) -> float | None:
+def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | dict | None = None) -> float | None:
     """Trains one run (and, with finetune=paper, its second stage); returns val/mIoU_best."""
     validate(cfg)
     for note in resolve_normalisation(cfg):
@@ -46,8 +46,10 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | N
     if ckpt_path is not None:
         check_resumable(ckpt_path, cfg)
     model = build_model(cfg.model, num_classes=cfg.data.num_classes)
-    if initial_weights is not None:  # the paper's second stage starts from the first one's best weights
-        model.load_state_dict(model_from_checkpoint(initial_weights)[0].state_dict())
+    if isinstance(initial_weights, str):  # the paper's second stage starts from the first one's best weights
+        initial_weights = model_from_checkpoint(initial_weights)[0].state_dict()
+    if initial_weights is not None:
+        model.load_state_dict(initial_weights)
     stages = OmegaConf.to_container(cfg.finetune.stages)
     check_stages(model, stages)
     params = sum(p.numel() for p in model.parameters())
@@ -74,7 +76,7 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | N
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     callbacks += [ConfigInCheckpoint(config), RunSummary(cfg.paths.output_dir, params=params, madds=madds,
                                                          settings=settings),
-                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds), RandomState()]
+                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds), StepSeed(cfg.seed)]
     if stages:
         callbacks.append(StagedFinetuning(stages, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult))
     loggers = [instantiate(c, **_unset(c, identity)) for c in cfg.logger.values() if c is not None]
@@ -94,11 +96,13 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | N
 
     best = trainer.callback_metrics.get("val/mIoU_best")
     if cfg.finetune.get("second_stage"):
+        if trainer.fast_dev_run:  # a dry run writes no checkpoints: stage 2 takes stage 1's weights as they are
+            return train_second_stage(cfg, choices, {k: v.detach().clone() for k, v in model.state_dict().items()})
         return train_second_stage(cfg, choices, trainer.checkpoint_callback.best_model_path)
     return float(best) if best is not None else None
 
 
-def train_second_stage(cfg: DictConfig, choices: dict | None, first_best: str) -> float | None:
+def train_second_stage(cfg: DictConfig, choices: dict | None, first_best: str | dict) -> float | None:
     """The paper's second stage: the first stage's config with `finetune.second_stage.overrides`,
     from its best weights, every batch norm held as `second_stage.freeze_bn` says, in <run>/stage2."""
     second = cfg.finetune.second_stage
@@ -115,7 +119,8 @@ def train_second_stage(cfg: DictConfig, choices: dict | None, first_best: str) -
     parts = ["encoder", "aspp", "head"] + (["decoder"] if staged.model.decoder is not None else [])
     staged.finetune = {"stages": [{"start_epoch": 0, "trainable": parts, "freeze_bn": second.freeze_bn}],
                        "second_stage": None}
-    rank_zero_only(print)(f"finetune=paper: stage 2 from {first_best}")
+    source = first_best if isinstance(first_best, str) else "stage 1's last weights (fast_dev_run saves none)"
+    rank_zero_only(print)(f"finetune=paper: stage 2 from {source}")
     return train(staged, choices, initial_weights=first_best)
 
 
