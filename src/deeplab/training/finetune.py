@@ -128,6 +128,10 @@ class StagedFinetuning(BaseFinetuning):
         self.applied = 0
         self._hold_frozen_bn(pl_module.model)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        if trainer.global_step == 0 and self.applied == 0:  # what is frozen, said before the first step
+            self._log_stage(pl_module, trainer.optimizers[0])
+
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         super().on_train_epoch_start(trainer, pl_module)
         self._hold_frozen_bn(pl_module.model)  # Lightning puts the model back in train mode
