@@ -1,3 +1,4 @@
+import logging
 import os
 import runpy
 import subprocess
@@ -35,6 +36,10 @@ def run_entry(script: str, *args: str, capsys, monkeypatch, stdout: bool = False
     when asked."""
     monkeypatch.setattr(sys, "argv", [str(ROOT / script), *args])
     monkeypatch.setenv("WANDB_MODE", "offline")
+    root = logging.getLogger()
+    for handler in root.handlers[:]:  # handlers an earlier run here gave a now-closed captured stream
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            root.removeHandler(handler)
     capsys.readouterr()
     try:
         runpy.run_path(str(ROOT / script), run_name="__main__")

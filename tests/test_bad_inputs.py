@@ -102,6 +102,19 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["ckpt_path={file}"], "ckpt_path={file} is not a PyTorch checkpoint"),
     (["ckpt_path=last"], "ckpt_path=last: {tmp}/run/checkpoints/last.ckpt does not exist; give the run to resume"),
     (["ckpt_path={tmp}"], "ckpt_path={tmp} is a folder without checkpoints/last.ckpt"),
+    (["seed=-1"], "seed=-1 is not allowed; allowed: an integer from 0 to 2**32 - 1"),
+    (["seed=4294967296"], "seed=4294967296 is not allowed; allowed: an integer from 0 to 2**32 - 1"),
+    (["callbacks.last_checkpoint.every_n_train_steps=0"], "callbacks.last_checkpoint.every_n_train_steps=0 is not "
+                                                          "allowed; allowed: an integer >= 1"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0 is not allowed; allowed: -1 (no step limit) or an integer >= 1"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not allowed; allowed: -1 or null (no epoch limit)"),
+    (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 is not allowed; allowed: an integer >= 1 while "
+                                "trainer.max_steps=-1"),
+    (["++trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 is not allowed; allowed: a fraction in "
+                                          "(0, 1], or a number of batches >= 1"),
+    (["data.num_classes=4", "data.class_names=[a,b]"], "data.class_names=['a', 'b'] is not allowed; allowed: "
+                                                        "exactly data.num_classes=4 names"),
+    (["-m", "--cfg", "job"], "--multirun and --cfg cannot be given together"),
 ])
 def test_bad_value_or_path(args, message, tmp_path, small_synthetic, capsys, monkeypatch):
     (tmp_path / "empty").mkdir()
@@ -282,3 +295,82 @@ def test_gradient_clipping_bounds_every_update(tmp_path, small_synthetic, capsys
         assert code == 0, stderr[-2000:]
     unclipped, clipped = norms[:4], norms[4:]
     assert len(clipped) == 4 and max(clipped) <= 0.05 * (1 + 1e-4) and min(unclipped) > 0.05, norms
+
+
+def test_a_training_split_smaller_than_a_batch(voc, tmp_path, capsys, monkeypatch):
+    """Training drops an incomplete last batch: one image and batches of two would train nothing
+    and exit 0. It stops at start instead, naming the split, its size and the batch size."""
+    root = shutil.copytree(voc, tmp_path / "VOC2012")
+    (root / "ImageSets" / "Segmentation" / "train.txt").write_text("img0\n")
+    code, stderr = run_entry("train.py", "data=voc", f"data.root={root}", "data.crop_size=32", "data.batch_size=2",
+                             "data.num_workers=0", "backbone=resnet18", f"hydra.run.dir={tmp_path / 'run'}", *WORK,
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "data.train_split=train has 1 image, fewer than data.batch_size=2 a step")
+    assert code == 2
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+ENTRY_POINTS = ["train.py", "eval.py", "predict.py", "tools/check_data.py", "tools/prepare_data.py", "tools/bench.py",
+                "tools/bench_loader.py", "tools/complexity.py", "tools/export.py"]
+
+
+@pytest.mark.parametrize("script", ENTRY_POINTS)
+def test_every_entry_point_checks_the_class_count(script, tmp_path, small_synthetic, capsys, monkeypatch):
+    """A wrong-length class list is one line wherever it is given; entry points that take the
+    classes from a checkpoint have no such key and say so."""
+    from_checkpoint = script in ("eval.py", "predict.py", "tools/export.py")
+    data = [] if from_checkpoint else [f"paths.data_dir={small_synthetic}"]
+    code, stderr = run_entry(script, "data.num_classes=4", "data.class_names=[a,b]", *data,
+                             f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys, monkeypatch=monkeypatch)
+    if from_checkpoint:
+        assert_one_line_error(code, stderr, "data.num_classes is not a config key")
+    else:
+        assert_one_line_error(code, stderr, "data.class_names=['a', 'b'] is not allowed; allowed: exactly "
+                                            "data.num_classes=4 names")
+
+
+def test_export_refuses_an_output_stride_in_one_line(standalone_ckpt, tmp_path, capsys, monkeypatch):
+    code, stderr = run_entry("tools/export.py", f"ckpt_path={standalone_ckpt}", "output_stride=12",
+                             f"output={tmp_path / 'model.onnx'}", capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "output_stride=12 is not allowed; allowed: null (the checkpoint's eval or "
+                                        "training output stride), 8, 16, 32")
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_fresh_run_into_a_used_run_dir(tmp_path, small_synthetic, capsys, monkeypatch):
+    """A second run without ckpt_path would mix with the first (last.ckpt beside last-v1.ckpt,
+    one summary.json): it stops in one line and leaves every file of the first run as it was;
+    ckpt_path=D continues it and overwrite=true replaces it."""
+    run_dir = tmp_path / "run"
+    code, stderr = train_small(run_dir, small_synthetic, "trainer.max_steps=2", capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, stderr[-2000:]
+    before = snapshot(run_dir)
+    code, stderr = train_small(run_dir, small_synthetic, "trainer.max_steps=2", capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, f"hydra.run.dir={run_dir} holds another run's checkpoints; continue that run "
+                                        f"with ckpt_path={run_dir}, start this one in another hydra.run.dir, or "
+                                        "replace that one with overwrite=true")
+    assert snapshot(run_dir) == before
+
+    code, stderr = run_entry("train.py", f"ckpt_path={run_dir}", "trainer.max_steps=3", "trainer.max_epochs=2",
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, stderr[-2000:]
+    assert saved_last(run_dir)["global_step"] == 3
+
+    code, stderr = train_small(run_dir, small_synthetic, "trainer.max_steps=1", "overwrite=true", capsys=capsys,
+                               monkeypatch=monkeypatch)
+    assert code == 0, stderr[-2000:]
+    assert saved_last(run_dir)["global_step"] == 1
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["last.ckpt"]  # no last-v1.ckpt beside it
+    assert not (run_dir / ".hydra" / "resume-1").exists()  # the earlier run's records went with it
+
+
+def test_a_fresh_sweep_into_a_used_sweep_dir(tmp_path, small_synthetic, capsys, monkeypatch):
+    sweep = tmp_path / "sweep"
+    args = ("-m", f"hydra.sweep.dir={sweep}", f"paths.data_dir={small_synthetic}", *SMALL, *WORK, "trainer.max_steps=1",
+            "seed=1,2")
+    code, stderr = run_entry("train.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, stderr[-2000:]
+    before = snapshot(sweep)
+    code, stderr = run_entry("train.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, f"hydra.sweep.dir={sweep} holds the checkpoints of an earlier sweep (2 runs)")
+    assert snapshot(sweep) == before

@@ -132,7 +132,7 @@ def test_command_line_errors(argv, message):
 
 def test_command_line_quotes_numeric_groups():
     assert check_command_line(["os=8", "backbone=xception"], CONF_DIR) == ["os='8'", "backbone=xception"]
-    assert check_command_line(["os=8,16", "-m"], CONF_DIR) == ["os='8','16'", "-m"]
+    assert check_command_line(["os=8,16", "-m"], CONF_DIR) == ["-m", "os='8','16'"]  # flags first, as Hydra reads them
 
 
 @pytest.mark.parametrize("override, message", [
@@ -249,7 +249,7 @@ def test_slurm_launchers_compose(launcher):
 def test_finetune_choices():
     keras = compose_config("finetune=keras")
     assert keras.optim.optimizer._target_ == "torch.optim.RMSprop" and keras.optim.lr == 1e-5
-    assert keras.finetune.stages[0].trainable[0] == "encoder.layer4+"
+    assert keras.finetune.stages[0].trainable[0] == "encoder.last_stage"
     paper = compose_config("finetune=paper", "data=voc")
     assert paper.model.output_stride == 16 and paper.optim.lr == 0.007  # stage 1 as configured
     overrides = paper.finetune.second_stage.overrides

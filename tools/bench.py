@@ -6,7 +6,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from deeplab.config import check_command_line, one_line_errors
+from deeplab.config import check_command_line, check_train_config, one_line_errors
 from deeplab.data.base import DatasetError
 from deeplab.tools.bench import report
 
@@ -16,6 +16,8 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
 def main(cfg: DictConfig) -> None:
     with one_line_errors(DatasetError):
+        for note in check_train_config(cfg, CONF_DIR):
+            print(note)
         report(cfg)
 
 

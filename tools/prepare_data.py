@@ -8,7 +8,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from deeplab.config import check_command_line, one_line_errors
+from deeplab.config import check_command_line, check_train_config, one_line_errors
 from deeplab.data.base import DatasetError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -17,6 +17,8 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="check_data")
 def main(cfg: DictConfig) -> None:
     with one_line_errors(DatasetError):
+        for note in check_train_config(cfg, CONF_DIR):
+            print(note)
         if not cfg.data.get("prepare"):
             print(f"data.root={cfg.data.root}: this dataset needs no preparation")
             return

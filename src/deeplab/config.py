@@ -6,10 +6,11 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
+from hydra import compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -74,8 +75,9 @@ def _sort_options(options: Iterable[str]) -> list[str]:
     return sorted(options, key=lambda o: (0, int(o), "") if o.isdigit() else (1, 0, o))
 
 
-def group_options(conf_dir: Path, group: str) -> list[str]:
-    return _sort_options(p.stem for p in (conf_dir / group).glob("*.yaml"))
+def group_options(conf_dir: Path, group: str, extra_dir: Path | None = None) -> list[str]:
+    dirs = [Path(conf_dir)] + ([Path(extra_dir)] if extra_dir else [])
+    return _sort_options({p.stem for d in dirs for p in (d / group).glob("*.yaml")})
 
 
 def _flat_keys(node, prefix: str = "") -> list[str]:
@@ -85,6 +87,11 @@ def _flat_keys(node, prefix: str = "") -> list[str]:
             full = f"{prefix}{key}"
             keys.append(full)
             keys.extend(_flat_keys(node._get_node(key), f"{full}."))
+    elif isinstance(node, ListConfig):  # list items by index: finetune.stages.0.start_epoch
+        for index in range(len(node)):
+            full = f"{prefix}{index}"
+            keys.append(full)
+            keys.extend(_flat_keys(node._get_node(index), f"{full}."))
     return keys
 
 
@@ -92,20 +99,92 @@ def _values(override) -> list:
     return list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
 
 
+@dataclass
+class CommandLine:
+    """A command line as Hydra's own parser splits it: its flags (`--cfg job`, `-m`,
+    `--config-dir D`, ...), in any order among the overrides, and the overrides, which are all
+    that the checks below read."""
+
+    flags: list[str]
+    overrides: list[str]
+    config_name: str
+    config_dir: Path | None  # --config-dir: searched before conf/, as Hydra does
+    multirun: bool
+    runs_job: bool  # False for --cfg, --info, --help, --hydra-help, --version, --shell-completion
+
+    @property
+    def args(self) -> list[str]:
+        """For Hydra, whose parser wants the flags before the overrides."""
+        return [*self.flags, *self.overrides]
+
+    @classmethod
+    def parse(cls, args: Sequence[str], config_name: str) -> "CommandLine":
+        from hydra._internal.utils import get_args_parser
+
+        if "--version" in args:  # Hydra prints its version and stops
+            return cls(list(args), [], config_name, None, False, False)
+        try:
+            parsed = get_args_parser().parse_intermixed_args(list(args))
+        except SystemExit:  # argparse has printed its usage line; Hydra would print the same
+            raise ConfigError(f"the command line {' '.join(args)} is not one Hydra can read; see --help") from None
+        modes = [flag for flag, on in (("--run", parsed.run), ("--multirun", parsed.multirun), ("--cfg", parsed.cfg),
+                                       ("--info", parsed.info), ("--shell-completion", parsed.shell_completion)) if on]
+        if len(modes) > 1:
+            raise ConfigError(f"{' and '.join(modes)} cannot be given together; Hydra takes one of --run, --multirun, "
+                              "--cfg, --info and --shell-completion")
+        flags, pending = [], list(parsed.overrides)
+        for arg in args:
+            if pending and arg == pending[0]:
+                pending.pop(0)
+            else:
+                flags.append(arg)
+        shows = parsed.cfg or parsed.info or parsed.help or parsed.hydra_help or parsed.shell_completion
+        return cls(flags, list(parsed.overrides), parsed.config_name or config_name,
+                   Path(parsed.config_dir).resolve() if parsed.config_dir else None, parsed.multirun, not shows)
+
+
+@contextmanager
+def composing(conf_dir: str | Path, config_dir: Path | None = None) -> Iterator[None]:
+    """Hydra's compose API over conf/, with --config-dir's folder searched first, as Hydra's
+    own main searches it."""
+    from hydra import version
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    if config_dir is not None and not config_dir.is_dir():
+        raise ConfigError(f"--config-dir {config_dir} is not a folder")
+    backup = get_gh_backup()
+    search_path = create_config_search_path(str(Path(conf_dir).resolve()))
+    if config_dir is not None:
+        search_path.prepend(provider="command-line", path=f"file://{config_dir}",
+                            anchor=SearchPathQuery(provider="schema"))
+    try:
+        version.setbase("1.3")
+        GlobalHydra.instance().clear()
+        Hydra.create_main_hydra2(task_name="app", config_search_path=search_path)
+        yield
+    finally:
+        restore_gh_from_backup(backup)
+
+
 def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: str = "train") -> list[str]:
     """Checks every `group=option` and `key=value` override against the config tree, so that a
-    typo gets a one-line answer with the allowed options instead of Hydra's multi-line error.
+    typo gets a one-line answer with the allowed options instead of Hydra's multi-line error;
+    Hydra's flags pass through untouched. A command that will run a job also has its run (or
+    sweep) directory checked.
 
     Returns the arguments to hand to Hydra: numeric group options (`os=8`) quoted, because Hydra
     only takes strings as group options."""
+    line = CommandLine.parse(args, config_name)
     conf_dir = Path(conf_dir).resolve()
-    groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
+    groups = {p.name for d in (conf_dir, line.config_dir) if d for p in d.iterdir() if p.is_dir()}
     parser = OverridesParser.create()
     result, group_overrides, key_overrides = [], [], []
-    for arg in args:
+    for arg in line.overrides:
         result.append(arg)
-        if "=" not in arg or arg.startswith("-"):
-            continue
         override = parser.parse_override(arg)
         key = override.key_or_group
         if key.split(".")[0].split("/")[0] == "hydra" or override.type != OverrideType.CHANGE:
@@ -117,7 +196,7 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
         if None in raw:
             raise ConfigError(f"{key}=null is not allowed; to drop the {key} group write ~{key}")
         values = [str(v) for v in raw]
-        allowed = group_options(conf_dir, key)
+        allowed = group_options(conf_dir, key, line.config_dir)
         for value in values:
             if value not in allowed:
                 raise ConfigError(f"{key}={value} is not allowed; allowed: {', '.join(allowed)}"
@@ -126,30 +205,42 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
             result[-1] = f"{key}=" + ",".join(f"'{v}'" for v in values)
         group_overrides.append(f"{key}='{values[0]}'")
     if key_overrides:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            known = _flat_keys(compose(config_name, overrides=group_overrides))
+        with composing(conf_dir, line.config_dir):
+            known = _flat_keys(compose(line.config_name, overrides=group_overrides))
         for key in key_overrides:
             if key not in known:
                 raise ConfigError(f"{key} is not a config key{_suggest(key, known)}; "
                                   f"add a new key with +{key}=VALUE")
-    return result
+    checked = replace(line, overrides=result)
+    if checked.runs_job:
+        check_output_dir(checked, conf_dir)
+    return checked.args
 
 
-def check_output_dir(args: Sequence[str], conf_dir: str | Path, config_name: str = "train") -> None:
+def output_dir(line: CommandLine, conf_dir: str | Path) -> tuple[str, Path | None, DictConfig]:
+    """The run directory (or sweep directory, with -m) this command line will write to, its
+    config key, and the composed config; None where only Hydra's run can resolve the directory."""
+    parser = OverridesParser.create()
+    # a sweep's values do not compose into one config; where the sweep dir goes does not depend on them
+    single = [a for a in line.overrides if not parser.parse_override(a).is_sweep_override()]
+    with composing(conf_dir, line.config_dir):
+        cfg = compose(line.config_name, overrides=single, return_hydra_config=True)
+    if "paths" in cfg:
+        cfg.paths.root_dir = os.getcwd()  # what ${hydra:runtime.cwd} will be
+    key = "hydra.sweep.dir" if line.multirun else "hydra.run.dir"
+    try:
+        return key, Path(str(OmegaConf.select(cfg, key))), cfg
+    except Exception:  # an interpolation only Hydra's run can resolve: leave the check to it
+        return key, None, cfg
+
+
+def check_output_dir(line: CommandLine, conf_dir: str | Path) -> None:
     """The run (or sweep) directory can be made: its nearest existing parent is a folder this user
     can write in. Said before Hydra starts, which would otherwise fail with a traceback."""
     import tempfile
 
-    parser = OverridesParser.create()
-    # a sweep's values do not compose into one config; where the sweep dir goes does not depend on them
-    single = [a for a in args if not a.startswith("-") and not parser.parse_override(a).is_sweep_override()]
-    with initialize_config_dir(config_dir=str(Path(conf_dir).resolve()), version_base="1.3"):
-        cfg = compose(config_name, overrides=single, return_hydra_config=True)
-    cfg.paths.root_dir = os.getcwd()  # what ${hydra:runtime.cwd} will be
-    key = "hydra.sweep.dir" if "-m" in args or "--multirun" in args else "hydra.run.dir"
-    try:
-        target = Path(str(OmegaConf.select(cfg, key)))
-    except Exception:  # an interpolation only Hydra's run can resolve: leave the check to it
+    key, target, _ = output_dir(line, conf_dir)
+    if target is None:
         return
     parent = target
     while not parent.exists() and parent != parent.parent:
@@ -212,6 +303,7 @@ def validate(cfg: DictConfig) -> None:
              "an integer >= 2 (batch norm needs two images per step)")
     _require(isinstance(data.num_workers, int) and data.num_workers >= 0, "data.num_workers",
              data.num_workers, "an integer >= 0")
+    validate_run_length(cfg)
     clip = cfg.trainer.get("gradient_clip_val")
     _require(clip is None or isinstance(clip, int | float) and clip > 0, "trainer.gradient_clip_val", clip,
              "null (off) or a number > 0")
@@ -242,6 +334,62 @@ def validate(cfg: DictConfig) -> None:
                           "set trainer.sync_batchnorm=false to train with CPU processes")
 
 
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def validate_run_length(cfg: DictConfig) -> None:
+    """The seed, how long training runs and how often it checkpoints: values that would fail
+    mid-run or train nothing at all."""
+    _require(_whole(cfg.seed) and 0 <= cfg.seed < 2**32, "seed", cfg.seed, "an integer from 0 to 2**32 - 1")
+    trainer = cfg.trainer
+    _require(_whole(trainer.max_steps) and (trainer.max_steps == -1 or trainer.max_steps >= 1), "trainer.max_steps",
+             trainer.max_steps, "-1 (no step limit) or an integer >= 1")
+    epochs = trainer.get("max_epochs")
+    _require(epochs is None or _whole(epochs) and (epochs == -1 or epochs >= 1), "trainer.max_epochs", epochs,
+             "-1 or null (no epoch limit) or an integer >= 1")
+    _require(not (epochs in (None, -1) and trainer.max_steps == -1), "trainer.max_epochs", epochs,
+             "an integer >= 1 while trainer.max_steps=-1 (a run needs one limit)")
+    for key in ("limit_train_batches", "limit_val_batches"):
+        limit = trainer.get(key)
+        _require(limit is None or isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0
+                 and (_whole(limit) or limit <= 1), f"trainer.{key}", limit,
+                 "a fraction in (0, 1], or a number of batches >= 1")
+    last = cfg.get("callbacks", {}).get("last_checkpoint")
+    if last is not None and "every_n_train_steps" in last:
+        every = last.every_n_train_steps
+        _require(_whole(every) and every >= 1, "callbacks.last_checkpoint.every_n_train_steps", every,
+                 "an integer >= 1 (last.ckpt is also written at each epoch's end)")
+
+
+def default_class_names(cfg: DictConfig, dataset_defaults: DictConfig | None) -> str | None:
+    """With data.num_classes changed and data.class_names left at the dataset config's own list,
+    the classes are named class_0 .. class_{N-1}; returns the line that says so. A list given
+    any other way is the user's, and a wrong length stays an error (validate)."""
+    data = cfg.data
+    defaults = None if dataset_defaults is None else dataset_defaults.get("class_names")
+    if not _whole(data.num_classes) or data.num_classes < 2 or defaults is None:
+        return None
+    if len(data.class_names) == data.num_classes or list(data.class_names) != list(defaults):
+        return None
+    data.class_names = [f"class_{i}" for i in range(data.num_classes)]
+    return (f"note: data.num_classes={data.num_classes} with the dataset's {len(defaults)} default class names: "
+            f"the classes are named class_0 .. class_{data.num_classes - 1}; name them with data.class_names=[...]")
+
+
+def check_train_config(cfg: DictConfig, conf_dir: str | Path) -> list[str]:
+    """What every entry point that composes the train config runs before anything else: default
+    class names where the user changed only their number, then every value check. Returns notes
+    to print; raises ConfigError in one line."""
+    from hydra.core.hydra_config import HydraConfig
+
+    choice = HydraConfig.get().runtime.choices.get("data") if HydraConfig.initialized() else None
+    source = Path(conf_dir) / "data" / f"{choice}.yaml"
+    note = default_class_names(cfg, OmegaConf.load(source) if choice and source.is_file() else None)
+    validate(cfg)
+    return [note] if note else []
+
+
 def _side_pair(value, minimum: int) -> bool:
     sides = _as_list(value)
     return len(sides) in (1, 2) and all(isinstance(v, int) and v >= minimum for v in sides)
@@ -270,6 +418,17 @@ def validate_eval(evaluation: DictConfig) -> None:
         _require(all(s <= w for s, w in zip(_two(evaluation.stride), _two(evaluation.window), strict=True)),
                  "eval.stride",
                  evaluation.stride, f"at most eval.window={evaluation.window}, or windows leave gaps")
+
+
+def validate_export(cfg: DictConfig) -> None:
+    """tools/export.py's own keys (conf/export.yaml)."""
+    _require(cfg.output_stride in (None, *OUTPUT_STRIDES), "output_stride", cfg.output_stride,
+             "null (the checkpoint's eval or training output stride), 8, 16, 32")
+    for key in ("example_size", "check_size"):
+        sides = _as_list(cfg[key])
+        _require(len(sides) == 2 and all(_whole(v) and v >= 16 for v in sides), key, cfg[key],
+                 "[height, width], integers >= 16")
+    _require(isinstance(cfg.tolerance, int | float) and cfg.tolerance > 0, "tolerance", cfg.tolerance, "a number > 0")
 
 
 def _short(values) -> str:

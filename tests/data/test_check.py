@@ -29,9 +29,9 @@ def test_clean_dataset_passes(tmp_path):
     assert "split train: 1 samples" in result.stdout and "split val: 1 samples" in result.stdout
     assert "image sizes (h x w): 24x30 to 24x30" in result.stdout
     assert "no problems found" in result.stdout and "problem:" not in result.stdout
-    assert json.loads(result.stdout.splitlines()[-1]) == {"splits": {"train": {"samples": 1, "problems": 0},
-                                                                     "val": {"samples": 1, "problems": 0}},
-                                                          "problems": 0}
+    clean = {"samples": 1, "problems": 0, "notes": 0}
+    assert json.loads(result.stdout.splitlines()[-1]) == {"splits": {"train": clean, "val": clean}, "problems": 0,
+                                                          "notes": 0}
 
 
 def test_every_planted_problem_is_named(tmp_path):
@@ -64,14 +64,12 @@ def test_every_planted_problem_is_named(tmp_path):
         f"size mismatch: image 30x24, mask 30x20: {masks / 'mismatch.png'}",
         f"mask values [7] outside 0..2 and not ignore_index=255: {masks / 'values.png'}",
         f"missing mask: {masks / 'nomask.png'}",
-        f"grayscale image (mode L, expected RGB): {images / 'gray.png'}",
-        f"image with an alpha channel (mode RGBA, expected RGB): {images / 'rgba.png'}",
         f"mask of mode RGB (expected a palette or 8-bit index PNG): {masks / 'colourmask.png'}",
     ]
     assert len(problems) == len(expected), problems
     for problem, start in zip(problems, expected, strict=True):
         assert problem.startswith(start), (problem, start)
-    assert "7 problems found" in result.stdout
+    assert "5 problems found (2 notes" in result.stdout
     assert "split train: 8 samples" in result.stdout and "split val: 1 samples" in result.stdout
     assert "sky" in result.stdout and "(ignore)" in result.stdout  # the class pixel frequencies
 
@@ -82,3 +80,38 @@ def test_a_split_that_cannot_open_is_a_problem(tmp_path):
     assert result.returncode == 1
     assert f"problem: split list {root / 'ImageSets' / 'Segmentation' / 'val.txt'} not found" in result.stdout
 
+
+
+def test_conversions_training_makes_are_notes_and_classes_get_default_names(tmp_path):
+    """Grayscale and RGBA images are read as RGB by training: notes, not problems. With
+    data.num_classes changed and the folder config's two names left, the classes are class_0..3."""
+    root = tmp_path / "mine"
+    image, mask = scene(0, 24, 30)
+    mask = mask % 4
+    for name in ("plain", "gray", "rgba", "val"):
+        save_rgb(root / "images" / f"{name}.png", image)
+        save_index(root / "masks" / f"{name}.png", mask)
+    save_rgb(root / "images" / "gray.png", image[..., 0], mode="L")
+    save_rgb(root / "images" / "rgba.png", np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]), mode="RGBA")
+    (root / "splits").mkdir()
+    (root / "splits" / "train.txt").write_text("plain\ngray\nrgba\n")
+    (root / "splits" / "val.txt").write_text("val\n")
+
+    result = check_data("data=folder", f"data.root={root}", "data.num_classes=4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.startswith("note: data.num_classes=4 with the dataset's 2 default class names: the classes "
+                                    "are named class_0 .. class_3")
+    assert [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    class_")] == [
+        "class_0", "class_1", "class_2", "class_3"] * 2
+    notes = [line.strip() for line in result.stdout.splitlines() if line.startswith("  note: ")]
+    assert notes == [f"note: grayscale image (mode L), read as RGB: {root / 'images' / 'gray.png'}",
+                     f"note: image with an alpha channel (mode RGBA), read as RGB without it: "
+                     f"{root / 'images' / 'rgba.png'}"]
+    assert "no problems found (2 notes" in result.stdout
+    assert json.loads(result.stdout.splitlines()[-1])["notes"] == 2
+
+    wrong = check_data("data=folder", f"data.root={root}", "data.num_classes=4", "data.class_names=[a,b]")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert wrong.stderr == ("error: data.class_names=['a', 'b'] is not allowed; allowed: exactly data.num_classes=4 "
+                            "names\n")

@@ -2,11 +2,12 @@
 
 import csv
 import json
+import shutil
 
 import pytest
 from PIL import Image
 
-from ..conftest import run_train
+from ..conftest import assert_one_line_error, run_entry, run_train
 
 METRIC_KEYS = {"mIoU", "pixel_acc", "per_class_iou", "images", "images_per_sec"}
 CLASSES = ["background", "blob", "ring", "stripes", "checker"]
@@ -73,3 +74,38 @@ def test_bad_settings_are_one_line(trained_run, tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
     assert not (tmp_path / "bad" / "metrics.json").exists()
+
+
+def test_data_root_and_split_reach_the_dataset(trained_run, small_synthetic, tmp_path, capsys, monkeypatch):
+    """The checkpoint's config is resolved: its dataset holds the training-time root itself. An
+    override of data.root must still be what is read: two copies with different val lists."""
+    source = small_synthetic / "synthetic_voc"
+    val = (source / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
+    counts = {}
+    for name, count in (("four", 4), ("seven", 7)):
+        copy = shutil.copytree(source, tmp_path / name)
+        (copy / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(val[:count]) + "\n")
+        out = tmp_path / f"eval_{name}"
+        code, stderr = run_entry("eval.py", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}",
+                                 f"data.root={copy}", f"hydra.run.dir={out}", capsys=capsys, monkeypatch=monkeypatch)
+        assert code == 0, stderr[-3000:]
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert (metrics["data_root"], metrics["split"]) == (str(copy), "val")
+        counts[name] = metrics["images"]
+    assert counts == {"four": 4, "seven": 7}
+    out = tmp_path / "eval_train"
+    code, stderr = run_entry("eval.py", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}",
+                             f"data.root={tmp_path / 'four'}", "data.split=train", f"hydra.run.dir={out}",
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "train" and metrics["images"] == len(
+        (source / "ImageSets" / "Segmentation" / "train.txt").read_text().split())
+
+
+def test_a_missing_data_root_is_one_line(trained_run, tmp_path, capsys, monkeypatch):
+    code, stderr = run_entry("eval.py", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}",
+                             f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path / 'eval'}",
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, f"data.root={tmp_path / 'nowhere'} does not exist or is not a folder")
+    assert not (tmp_path / "nowhere").exists()  # nothing was generated there either

@@ -15,7 +15,8 @@ class SplitReport:
     min_size: tuple[int, int] | None = None  # (height, width)
     max_size: tuple[int, int] | None = None
     class_pixels: np.ndarray | None = None  # per class id, ignore_index pixels in the last slot
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what training cannot read correctly
+    notes: list[str] = field(default_factory=list)  # conversions training makes anyway, as it reads
 
     def add_size(self, height: int, width: int) -> None:
         self.min_size = (height, width) if self.min_size is None else (min(self.min_size[0], height),
@@ -44,11 +45,16 @@ def check_split(dataset: SegmentationDataset, split: str, num_classes: int, igno
         report.samples += 1
         image = _open(sample.image, "image", report)
         if image is not None:
-            if image.mode in ("L", "I", "I;16", "F", "1"):
-                report.problems.append(f"grayscale image (mode {image.mode}, expected RGB): {sample.image}")
-            elif image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                report.problems.append(f"image with an alpha channel (mode {image.mode}, expected RGB): "
+            # Training decodes with OpenCV's IMREAD_COLOR: gray is repeated into three channels,
+            # 16 bits are scaled to 8 and alpha is dropped. 32-bit and float pixels have no such reading.
+            if image.mode in ("I", "F"):
+                report.problems.append(f"image of mode {image.mode} (32-bit or float pixels; expected RGB): "
                                        f"{sample.image}")
+            elif image.mode in ("L", "I;16", "1"):
+                report.notes.append(f"grayscale image (mode {image.mode}), read as RGB: {sample.image}")
+            elif image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                report.notes.append(f"image with an alpha channel (mode {image.mode}), read as RGB without it: "
+                                    f"{sample.image}")
             report.add_size(image.height, image.width)
         if sample.mask is None:
             continue
@@ -88,5 +94,6 @@ def format_report(report: SplitReport, class_names: list[str]) -> str:
         lines.append("  class pixel frequencies:")
         for name, count in zip([*class_names, "(ignore)"], report.class_pixels.tolist(), strict=True):
             lines.append(f"    {name:<24} {100 * count / total:7.3f}%  {count:>14}")
+    lines.extend(f"  note: {n}" for n in report.notes)
     lines.extend(f"  problem: {p}" for p in report.problems)
     return "\n".join(lines)

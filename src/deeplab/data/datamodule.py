@@ -7,6 +7,7 @@ import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
+from deeplab.data.base import DatasetError
 from deeplab.data.sampling import ResumableSampler
 from deeplab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, evaluation
 
@@ -53,8 +54,15 @@ class SegmentationDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._split(self.train_split, self.train_transform)
+            replicas = _world()[0]
+            if len(self.train_set) // replicas < self.batch_size:
+                # training drops an incomplete last batch: fewer images would train nothing at all
+                per = f" ({replicas} processes share them)" if replicas > 1 else ""
+                count = f"{len(self.train_set)} image" + ("" if len(self.train_set) == 1 else "s")
+                raise DatasetError(f"data.train_split={self.train_split} has {count}{per}, fewer than "
+                                   f"data.batch_size={self.batch_size} a step; lower data.batch_size or add images")
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._split(self.val_split, self.val_transform)
+            self.val_set = self._split(self.val_split, self.val_transform)  # an empty list is refused there
 
     def _split(self, split: str, transform):
         dataset = self.dataset(split=split, transform=transform)

@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from deeplab.config import validate_eval
+from deeplab.config import ConfigError, validate_eval
 from deeplab.evaluation import report
 from deeplab.evaluation.inference import predict_probs
 from deeplab.evaluation.metrics import SegmentationMetrics
@@ -15,12 +15,26 @@ from deeplab.training.build import build_datamodule, inference_settings, pick_de
 from deeplab.training.checkpoint import model_from_checkpoint
 
 
+def move_dataset(data: DictConfig, root: str) -> None:
+    """Points the checkpoint's dataset at another root. The stored config is resolved, so the
+    dataset (and its preparation step) hold the training-time path themselves, not ${data.root}."""
+    if not Path(root).is_dir():
+        raise ConfigError(f"data.root={root} does not exist or is not a folder; give the dataset to evaluate")
+    old = data.root
+    data.root = str(root)
+    for node in (data.get("dataset"), data.get("prepare")):
+        if node is not None and node.get("root") == old:
+            node.root = str(root)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     validate_eval(cfg.eval)
     model, config = model_from_checkpoint(cfg.ckpt_path)
-    for key in ("root", "num_workers"):
-        if cfg.data[key] is not None:
-            config.data[key] = cfg.data[key]
+    if cfg.data.num_workers is not None:
+        config.data.num_workers = cfg.data.num_workers
+    other_root = cfg.data.root is not None
+    if other_root:
+        move_dataset(config.data, cfg.data.root)
     split = cfg.data.split or config.data.val_split
     config.data.val_split = split
     device = pick_device(cfg.device)
@@ -30,7 +44,8 @@ def evaluate(cfg: DictConfig) -> dict:
     settings = inference_settings(cfg.eval, config.data.crop_size)
 
     datamodule = build_datamodule(config.data, aug=None)
-    datamodule.prepare_data()  # the synthetic set is rewritten if it went missing; real data is only read
+    if not other_root:
+        datamodule.prepare_data()  # the synthetic set is rewritten if it went missing; real data is only read
     datamodule.setup("validate")
     metrics = SegmentationMetrics(config.data.num_classes, ignore_index=config.data.ignore_index).to(device)
     images, start = 0, time.perf_counter()

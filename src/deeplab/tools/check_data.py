@@ -17,7 +17,7 @@ def run(cfg: DictConfig) -> int:
     if data.get("prepare"):
         instantiate(data.prepare)()  # what training would read: the generated or converted files
     build = instantiate(data.dataset)
-    problems, summary = [], {}
+    problems, notes, summary = [], 0, {}
     for split in splits:
         try:
             dataset = build(split=split)
@@ -28,7 +28,9 @@ def run(cfg: DictConfig) -> int:
         report = check_split(dataset, split, data.num_classes, data.ignore_index)
         print(format_report(report, list(data.class_names)))
         problems.extend(report.problems)
-        summary[split] = {"samples": report.samples, "problems": len(report.problems)}
-    print(f"{len(problems)} problems found" if problems else "no problems found")
-    print(json.dumps({"splits": summary, "problems": len(problems)}))
+        notes += len(report.notes)
+        summary[split] = {"samples": report.samples, "problems": len(report.problems), "notes": len(report.notes)}
+    found = f"{len(problems)} problems found" if problems else "no problems found"
+    print(found + (f" ({notes} notes: conversions training makes as it reads)" if notes else ""))
+    print(json.dumps({"splits": summary, "problems": len(problems), "notes": notes}))
     return len(problems)

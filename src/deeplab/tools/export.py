@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from deeplab.config import validate_export
 from deeplab.training.checkpoint import model_from_checkpoint
 
 
@@ -62,6 +63,7 @@ def max_difference(model: torch.nn.Module, path: Path, sizes, seed: int = 0) -> 
 
 
 def run(cfg: DictConfig) -> dict:
+    validate_export(cfg)
     model, config = model_from_checkpoint(cfg.ckpt_path)
     output_stride = cfg.output_stride or config.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)

@@ -3,6 +3,7 @@ checkpoints that a kill cannot half-write, and a stop on a loss that is no longe
 
 import os
 import random
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -182,3 +183,45 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
                                   "ckpt_path=outputs/runs/DATE/TIME (its folder or a .ckpt in it)")
         return str(last)
     return str(ckpt_path)
+
+
+# What a training run writes into its directory; overwrite=true removes these and nothing else.
+RUN_FILES = (".hydra", "checkpoints", "csv", "wandb", "stage2", "summary.json", "train.log")
+
+
+def check_fresh_run_dir(args: list[str], conf_dir: Path) -> None:
+    """A fresh run (or sweep) may not start in a directory that holds another run's checkpoints:
+    the two would mix (last.ckpt of one beside last-v1.ckpt of the other, one summary.json).
+    A resume from a checkpoint in that directory is no fresh run; overwrite=true replaces the
+    earlier run's files before Hydra writes any."""
+    from deeplab.config import CommandLine, output_dir
+
+    line = CommandLine.parse(args, "train")
+    if not line.runs_job:
+        return
+    key, target, cfg = output_dir(line, conf_dir)
+    if target is None or not target.is_dir():
+        return
+    runs = [d for d in target.iterdir() if d.is_dir()] if line.multirun else [target]
+    used = [run for run in runs if any((run / "checkpoints").glob("*.ckpt"))]
+    if not used:
+        return
+    ckpt_path = cfg.get("ckpt_path")
+    if not line.multirun and ckpt_path not in (None, "last") and Path(ckpt_path).resolve().parent == (
+            target / "checkpoints").resolve():
+        return  # continuing this very run
+    if not cfg.get("overwrite", False):
+        if line.multirun:
+            raise CheckpointError(f"{key}={target} holds the checkpoints of an earlier sweep ({len(used)} runs); "
+                                  f"start this one in another {key}, or replace that one with overwrite=true")
+        raise CheckpointError(f"{key}={target} holds another run's checkpoints; continue that run with "
+                              f"ckpt_path={target}, start this one in another {key}, or replace that one with "
+                              "overwrite=true")
+    for run in runs:
+        for name in RUN_FILES:
+            path = run / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+    print(f"overwrite=true: removed the earlier {'sweep' if line.multirun else 'run'}'s files from {target}")
