@@ -210,6 +210,8 @@ def check_fresh_run_dir(args: list[str], conf_dir: Path) -> None:
     if not line.multirun and ckpt_path not in (None, "last") and Path(ckpt_path).resolve().parent == (
             target / "checkpoints").resolve():
         return  # continuing this very run
+    if int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0 or list(target.glob("hpc_ckpt_*.ckpt")):
+        return  # a requeued SLURM job: the same command again, continued by resolve_ckpt_path or Lightning
     if not cfg.get("overwrite", False):
         if line.multirun:
             raise CheckpointError(f"{key}={target} holds the checkpoints of an earlier sweep ({len(used)} runs); "
