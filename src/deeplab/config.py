@@ -123,10 +123,15 @@ class CommandLine:
 
         if "--version" in args:  # Hydra prints its version and stops
             return cls(list(args), [], config_name, None, False, False)
-        try:
-            parsed = get_args_parser().parse_intermixed_args(list(args))
-        except SystemExit:  # argparse has printed its usage line; Hydra would print the same
-            raise ConfigError(f"the command line {' '.join(args)} is not one Hydra can read; see --help") from None
+        parser = get_args_parser()
+
+        def refuse(message: str):  # instead of argparse's usage lines and exit
+            raise ConfigError(f"{message}; see --help")
+
+        parser.error = refuse
+        parsed = parser.parse_intermixed_args(list(args))
+        if parsed.config_dir is not None and not Path(parsed.config_dir).is_dir():
+            raise ConfigError(f"--config-dir {parsed.config_dir} is not a folder")
         modes = [flag for flag, on in (("--run", parsed.run), ("--multirun", parsed.multirun), ("--cfg", parsed.cfg),
                                        ("--info", parsed.info), ("--shell-completion", parsed.shell_completion)) if on]
         if len(modes) > 1:
@@ -154,8 +159,6 @@ def composing(conf_dir: str | Path, config_dir: Path | None = None) -> Iterator[
     from hydra.core.global_hydra import GlobalHydra
     from hydra.initialize import get_gh_backup, restore_gh_from_backup
 
-    if config_dir is not None and not config_dir.is_dir():
-        raise ConfigError(f"--config-dir {config_dir} is not a folder")
     backup = get_gh_backup()
     search_path = create_config_search_path(str(Path(conf_dir).resolve()))
     if config_dir is not None:
