@@ -257,3 +257,37 @@ def test_finetune_choices():
                                                                                                       "trainval")
     assert list(overrides["model.aspp.rates"]) == [12, 24, 36] and paper.finetune.second_stage.freeze_bn == "all"
     assert compose_config("finetune=staged").finetune.stages[1].trainable[0] == "encoder.last_stage"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["trainer.limit_train_batches=2", "trainer.limit_val_batches=1"],
+     ["++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1"]),
+    (["trainer.max_epochs=1"], ["trainer.max_epochs=1"]),  # a key the config has stays as it is
+    (["trainer.val_check_interval=0.5", "-m", "trainer.accumulate_grad_batches=1,2"],
+     ["-m", "++trainer.val_check_interval=0.5", "++trainer.accumulate_grad_batches=1,2"]),
+    (["logger=csv", "logger.csv.flush_logs_every_n_steps=5"],
+     ["logger=csv", "++logger.csv.flush_logs_every_n_steps=5"]),
+    (["optim=sgd", "optim.optimizer.nesterov=true"], ["optim=sgd", "++optim.optimizer.nesterov=true"]),
+])
+def test_arguments_of_a_target_are_keys(argv, expected):
+    """Every argument of a node's _target_ (the Trainer, a logger, the optimizer) works by name."""
+    assert check_command_line(argv, CONF_DIR) == expected
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["trainer.limit_train_bathces=2"], "trainer.limit_train_bathces is not a config key nor an argument of "
+                                        "pytorch_lightning.Trainer (did you mean trainer.limit_train_batches?)"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc is not allowed; allowed: an integer, null"),
+    (["trainer.accumulate_grad_batches=2.5"], "trainer.accumulate_grad_batches=2.5 is not allowed; allowed: an "
+                                              "integer"),
+    (["trainer.precision=17"], "trainer.precision=17 is not allowed; allowed: 64, 32, 16, transformer-engine"),
+    (["++trainer.limit_train_batches=abc"], "trainer.limit_train_batches=abc is not allowed; allowed: an integer, "
+                                            "a number, null"),
+    (["logger=csv", "logger.csv.flush_logs_every_n_step=5"], "logger.csv.flush_logs_every_n_step is not a config key "
+                                                             "nor an argument of pytorch_lightning.loggers.CSVLogger "
+                                                             "(did you mean logger.csv.flush_logs_every_n_steps?)"),
+])
+def test_arguments_of_a_target_are_checked_against_its_signature(argv, message):
+    with pytest.raises(ConfigError) as err:
+        check_command_line(argv, CONF_DIR)
+    assert str(err.value).startswith(message), str(err.value)

@@ -190,10 +190,10 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
         result.append(arg)
         override = parser.parse_override(arg)
         key = override.key_or_group
-        if key.split(".")[0].split("/")[0] == "hydra" or override.type != OverrideType.CHANGE:
-            continue  # Hydra's own settings and explicit +add / ~delete are Hydra's to check
-        if key not in groups:
-            key_overrides.append(key)
+        if key.split(".")[0].split("/")[0] == "hydra" or override.type == OverrideType.DEL:
+            continue  # Hydra's own settings and ~delete are Hydra's to check
+        if key not in groups or override.type != OverrideType.CHANGE:
+            key_overrides.append((len(result) - 1, key, override))
             continue
         raw = _values(override)
         if None in raw:
@@ -209,15 +209,43 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
         group_overrides.append(f"{key}='{values[0]}'")
     if key_overrides:
         with composing(conf_dir, line.config_dir):
-            known = _flat_keys(compose(line.config_name, overrides=group_overrides))
-        for key in key_overrides:
-            if key not in known:
+            cfg = compose(line.config_name, overrides=group_overrides)
+        known = _flat_keys(cfg)
+        for index, key, override in key_overrides:
+            taken = _check_target_argument(cfg, key, override, known)
+            if taken and key not in known and override.type == OverrideType.CHANGE:
+                result[index] = f"++{result[index]}"  # an argument of the node's _target_, set by name
+            elif key not in known and override.type == OverrideType.CHANGE:
                 raise ConfigError(f"{key} is not a config key{_suggest(key, known)}; "
                                   f"add a new key with +{key}=VALUE")
     checked = replace(line, overrides=result)
     if checked.runs_job:
         check_output_dir(checked, conf_dir)
     return checked.args
+
+
+def _check_target_argument(cfg: DictConfig, key: str, override, known: list[str]) -> bool:
+    """For `NODE.NAME=VALUE` where NODE is built from a `_target_` (trainer, logger.csv,
+    optim.optimizer): whether NAME is an argument of that callable, its value checked against the
+    argument's annotation. A name it does not take gets the suggestions of both the config and
+    the signature."""
+    from deeplab.target_args import accepts, describe, takes_any_keyword, target_signature
+
+    node, _, name = key.rpartition(".")
+    signature = target_signature(OmegaConf.select(cfg, f"{node}._target_")) if node else None
+    if signature is None:
+        return False
+    parameter = signature.parameters.get(name)
+    if parameter is None:
+        if key in known or takes_any_keyword(signature):
+            return key not in known
+        names = known + [f"{node}.{n}" for n in signature.parameters if n not in ("self", "args", "kwargs")]
+        target = OmegaConf.select(cfg, f"{node}._target_")
+        raise ConfigError(f"{key} is not a config key nor an argument of {target}{_suggest(key, names)}")
+    for value in _values(override):
+        if not accepts(parameter.annotation, value):
+            raise ConfigError(f"{key}={value} is not allowed; allowed: {describe(parameter.annotation)}")
+    return True
 
 
 def output_dir(line: CommandLine, conf_dir: str | Path) -> tuple[str, Path | None, DictConfig]:

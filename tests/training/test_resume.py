@@ -22,15 +22,15 @@ from ..conftest import run_entry, run_train
 # after each validation: every kind of checkpoint, with dropout in ASPP to make the RNG count.
 BASE = ("data.prepare.num_train=48", "data.prepare.num_val=6", "data.num_workers=0", "logger=none",
         "backbone=mobilenet_v2", "model.aspp.channels=32", "data.batch_size=4", "data.crop_size=64",
-        "trainer.max_epochs=2", "++trainer.limit_train_batches=6",
+        "trainer.max_epochs=2", "trainer.limit_train_batches=6",
         "trainer.deterministic=true", "callbacks.last_checkpoint.every_n_train_steps=4")
 CASES = {
     "epochs": (),
     "workers": ("data.num_workers=2",),
     "staged": ("finetune=staged", "trainer.max_epochs=3"),  # its second stage begins at epoch 2
-    "accumulate": ("++trainer.accumulate_grad_batches=2", "++trainer.limit_train_batches=8",
+    "accumulate": ("trainer.accumulate_grad_batches=2", "trainer.limit_train_batches=8",
                    "callbacks.last_checkpoint.every_n_train_steps=3"),
-    "val_mid_epoch": ("++trainer.val_check_interval=4", "++trainer.limit_train_batches=8"),
+    "val_mid_epoch": ("trainer.val_check_interval=4", "trainer.limit_train_batches=8"),
 }
 FAST = {"epochs"}  # the others run in make test-slow
 
