@@ -32,17 +32,20 @@ class RunSummary(pl.Callback):
         self.train_images = 0
         self._fit_start = self._batch_start = None
         self.validation: dict[str, float] = {}  # the last validation's val/ metrics, kept in checkpoints
+        self.validations = 0  # validations run so far, across resumes
 
     def state_dict(self) -> dict:
         # A run resumed from its final checkpoint validates no more, and still reports its results.
-        return {"validation": dict(self.validation)}
+        return {"validation": dict(self.validation), "validations": self.validations}
 
     def load_state_dict(self, state: dict) -> None:
         self.validation = dict(state.get("validation", {}))
+        self.validations = int(state.get("validations", 0))
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
             self.validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+            self.validations += 1
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self._fit_start = time.perf_counter()
@@ -78,6 +81,7 @@ class RunSummary(pl.Callback):
             "best_ckpt": checkpoint.best_model_path or None if checkpoint else None,
             "last_ckpt": last,
             "epochs": trainer.current_epoch,
+            "validations": self.validations,
             "global_step": trainer.global_step,
             "params": self.params,
             "madds": self.madds,

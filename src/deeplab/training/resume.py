@@ -86,8 +86,8 @@ class Interrupted(RuntimeError):
 
 
 class LastCheckpoint(ModelCheckpoint):
-    """checkpoints/last.ckpt, the one file a resume needs: every `every_n_train_steps` steps and at
-    the end of every epoch (after its validation) whether or not val/mIoU improved (Lightning's
+    """checkpoints/last.ckpt, the one file a resume needs: every `every_n_train_steps` steps, after
+    every validation and at the end of every epoch, whether or not val/mIoU improved (Lightning's
     save_last follows the ranked saves only). The first Ctrl-C finishes the running step, writes
     it and stops; a second one interrupts at once."""
 
@@ -109,12 +109,20 @@ class LastCheckpoint(ModelCheckpoint):
         rank_zero_only(print)("\nCtrl-C: stopping after this step with last.ckpt written (again to stop now)")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if not self._should_skip_saving_checkpoint(trainer) and trainer.global_step % self._every_n_train_steps == 0:
+        due = trainer.global_step % self._every_n_train_steps == 0
+        # A step whose validation is still to run is saved after it (on_validation_end): Lightning
+        # resumes a checkpoint written here past that validation, and val/mIoU_best would miss it.
+        if due and not self._should_skip_saving_checkpoint(trainer) and not _validation_follows(trainer):
             check_finite_weights(trainer, pl_module, batch)
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            self._save_last(trainer)
         if self.interrupted:
             self._save_last(trainer)
             trainer.should_stop = True
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):  # (which skips sanity checks and non-fit runs)
+            check_finite_weights(trainer, pl_module, None)
+            self._save_last(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not self._should_skip_saving_checkpoint(trainer):
@@ -128,6 +136,13 @@ class LastCheckpoint(ModelCheckpoint):
     def _save_last(self, trainer) -> None:
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+def _validation_follows(trainer) -> bool:
+    """Whether Lightning validates right after the batch that just ended (its own decision,
+    asked the same way its training loop asks it)."""
+    loop = trainer.fit_loop
+    return bool(loop.epoch_loop._should_check_val_fx(loop._data_fetcher))
 
 
 def resume_command_line(args: list[str]) -> list[str]:
