@@ -110,6 +110,8 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not allowed; allowed: -1 or null (no epoch limit)"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 is not allowed; allowed: an integer >= 1 while "
                                 "trainer.max_steps=-1"),
+    (["trainer.max_epochs=null"], "trainer.max_epochs=null is not allowed; allowed: an integer >= 1 while "
+                                  "trainer.max_steps=-1"),
     (["++trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 is not allowed; allowed: a fraction in "
                                           "(0, 1], or a number of batches >= 1"),
     (["data.num_classes=4", "data.class_names=[a,b]"], "data.class_names=['a', 'b'] is not allowed; allowed: "

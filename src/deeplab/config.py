@@ -289,7 +289,14 @@ def check_output_dir(line: CommandLine, conf_dir: str | Path) -> None:
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:
     if not ok:
-        raise ConfigError(f"{key}={value} is not allowed; allowed: {allowed}")
+        raise ConfigError(f"{key}={_as_written(value)} is not allowed; allowed: {allowed}")
+
+
+def _as_written(value):
+    """A value as it is written on the command line: null, true, false."""
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else value
 
 
 def _as_list(value):
