@@ -1,11 +1,16 @@
+import contextlib
+import io
 import logging
 import os
 import runpy
 import subprocess
 import sys
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,15 +25,85 @@ def compose_config(*overrides: str):
         return compose("train", overrides=list(overrides))
 
 
-def run_train(run_dir: Path, *args: str, data_dir: Path | None = None, timeout: int = 600,
-              script: str = "train.py") -> subprocess.CompletedProcess:
-    """Runs an entry point as a user would, with its outputs under run_dir and W&B kept offline."""
-    command = [sys.executable, str(ROOT / script), f"hydra.run.dir={run_dir}", f"paths.log_dir={run_dir.parent}"]
+@dataclass
+class Finished:
+    """What a finished command left: its exit status and what it wrote (CompletedProcess's fields)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _user_env(env: dict | None) -> dict:
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1",
+           **(env or {})}
+    env.pop("WANDB_API_KEY", None)
+    return env
+
+
+def run_script(script: str, *args: str, env: dict | None = None) -> Finished:
+    """`python SCRIPT ARGS` run in this process, as its own process would run it: same argv, same
+    exit status (an uncaught exception is status 1 with its traceback on stderr), its output
+    captured; the process-wide state it changes (environment, working directory, logging, Hydra's
+    singletons, torch's determinism switch) is put back afterwards. For what needs a real process
+    boundary (signals, kills, DDP) use run_process."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv[:], os.getcwd()
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(_user_env(env))
+    sys.argv = [str(ROOT / script), *args]
+    os.chdir(ROOT)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                runpy.run_path(str(ROOT / script), run_name="__main__")
+            except SystemExit as stop:
+                code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+                if isinstance(stop.code, str):
+                    print(stop.code, file=sys.stderr)
+            except Exception:  # noqa: BLE001  (what the interpreter does with an uncaught exception)
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        for handler in root.handlers[:]:
+            if handler not in saved_handlers:  # Hydra's job logging: the run's log file and console
+                handler.close()
+                root.removeHandler(handler)
+        root.setLevel(saved_level)
+        torch.use_deterministic_algorithms(deterministic)
+        HydraConfig.instance().cfg = None
+        GlobalHydra.instance().clear()
+    return Finished(code, out.getvalue(), err.getvalue())
+
+
+def run_process(script: str, *args: str, env: dict | None = None, timeout: int = 600) -> Finished:
+    """`python SCRIPT ARGS` in a new process: for signals, kills, DDP and timings of a whole command."""
+    result = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT, env=_user_env(env),
+                            capture_output=True, text=True, timeout=timeout)
+    return Finished(result.returncode, result.stdout, result.stderr)
+
+
+def run_train(run_dir: Path, *args: str, data_dir: Path | None = None, script: str = "train.py",
+              process: bool = False, timeout: int = 600) -> Finished:
+    """Runs an entry point as a user would, with its outputs under run_dir and W&B kept offline;
+    in this process unless `process` (see run_script)."""
+    command = [f"hydra.run.dir={run_dir}", f"paths.log_dir={run_dir.parent}"]
     if data_dir is not None:
         command.append(f"paths.data_dir={data_dir}")
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    env.pop("WANDB_API_KEY", None)
-    return subprocess.run(command + list(args), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if process:
+        return run_process(script, *command, *args, timeout=timeout)
+    return run_script(script, *command, *args)
 
 
 def run_entry(script: str, *args: str, capsys, monkeypatch, stdout: bool = False) -> tuple:

@@ -7,10 +7,12 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from deeplab.config import ConfigError, check_command_line, group_options, validate
+from deeplab.builders.model import resolve_normalisation
+from deeplab.cli.command_line import check_command_line, group_options
 from deeplab.data.transforms import evaluation
-from deeplab.evaluation.inference import grid_size
-from deeplab.training.build import resolve_normalisation
+from deeplab.errors import ConfigError
+from deeplab.inference.multiscale import grid_size
+from deeplab.schema import validate
 
 from .conftest import CONF_DIR, compose_config
 
@@ -22,7 +24,7 @@ def test_defaults_list_has_every_group():
     defaults = OmegaConf.load(CONF_DIR / "train.yaml").defaults
     names = [next(iter(d)) if isinstance(d, dict) or OmegaConf.is_dict(d) else d for d in defaults]
     names = [n.removeprefix("optional ") for n in names]
-    assert names == ["_self_", *GROUPS]
+    assert names == ["_self_", *GROUPS, "override hydra/job_logging"]  # Hydra wants overrides last
 
 
 @pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("hydra", "paths")])

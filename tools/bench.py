@@ -1,27 +1,6 @@
 """Speed of the composed model: `python tools/bench.py backbone=resnet50 data.batch_size=2`."""
 
-import sys
-from pathlib import Path
-
-import hydra
-from omegaconf import DictConfig
-
-from deeplab.config import check_command_line, check_train_config, one_line_errors
-from deeplab.data.base import DatasetError
-from deeplab.tools.bench import report
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="bench")
-def main(cfg: DictConfig) -> None:
-    with one_line_errors(DatasetError):
-        for note in check_train_config(cfg, CONF_DIR):
-            print(note)
-        report(cfg)
-
+from deeplab.cli.verbs import bench
 
 if __name__ == "__main__":
-    with one_line_errors():
-        sys.argv[1:] = check_command_line(sys.argv[1:], CONF_DIR, config_name="bench")
-    main()
+    bench()

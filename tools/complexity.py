@@ -1,26 +1,6 @@
-"""Parameters and multiply-adds of one full inference under eval.output_stride, eval.scales, eval.flip."""
+"""Parameters and multiply-adds of one full inference: `python tools/complexity.py backbone=xception65 eval=paper`."""
 
-import sys
-from pathlib import Path
-
-import hydra
-from omegaconf import DictConfig
-
-from deeplab.config import check_command_line, check_train_config, one_line_errors
-from deeplab.tools.complexity import report
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-
-
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="complexity")
-def main(cfg: DictConfig) -> None:
-    with one_line_errors():
-        for note in check_train_config(cfg, CONF_DIR):
-            print(note)
-        report(cfg)
-
+from deeplab.cli.verbs import complexity
 
 if __name__ == "__main__":
-    with one_line_errors():
-        sys.argv[1:] = check_command_line(sys.argv[1:], CONF_DIR, config_name="complexity")
-    main()
+    complexity()

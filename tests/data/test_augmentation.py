@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
+from deeplab.builders.model import resolve_normalisation
 from deeplab.data import transforms as T
-from deeplab.training.build import resolve_normalisation
 
 from ..conftest import compose_config
 from .layouts import scene

@@ -6,11 +6,11 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from deeplab.data.ade20k import ADE20KSegmentation
-from deeplab.data.base import DatasetError
 from deeplab.data.cityscapes import CityscapesSegmentation
 from deeplab.data.folder import FolderSegmentation, in_val
 from deeplab.data.sbd import prepare_voc_aug
 from deeplab.data.voc import VOCSegmentation
+from deeplab.errors import DatasetError
 
 from ..conftest import VOC_SAMPLES, compose_config
 from .layouts import save_index, save_palette, save_rgb, scene, write_ade, write_cityscapes, write_sbd, write_voc

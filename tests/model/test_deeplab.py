@@ -34,22 +34,23 @@ def test_deeplabv3_has_no_decoder():
 
 def test_decoder_layout():
     model = DeepLab(num_classes=5, backbone="resnet50", decoder=DECODER)
-    project = model.decoder.project[0]
+    project = model.decoder.project.conv
     assert (project.in_channels, project.out_channels, project.kernel_size) == (256, 48, (1, 1))
     assert len(model.decoder.refine) == 2
-    depthwise, pointwise = model.decoder.refine[0][0], model.decoder.refine[0][3]
+    depthwise, pointwise = model.decoder.refine[0].conv_dw, model.decoder.refine[0].conv_pw
     assert depthwise.groups == 256 + 48 and depthwise.kernel_size == (3, 3)
     assert pointwise.out_channels == 256
     # BN and ReLU between depthwise and pointwise, as in the paper
-    assert isinstance(model.decoder.refine[0][1], nn.BatchNorm2d) and isinstance(model.decoder.refine[0][2], nn.ReLU)
+    block = model.decoder.refine[0]
+    assert isinstance(block.bn_dw, nn.BatchNorm2d) and isinstance(block.act_dw, nn.ReLU)
 
 
 def test_aspp_branches_follow_rates():
     aspp = ASPP(2048, channels=256, rates=(6, 12, 18), separable=False, image_pooling=True, dropout=0.1)
-    dilations = [b[0].dilation[0] for b in aspp.branches[1:4]]
+    dilations = [b.conv.dilation[0] for b in aspp.branches[1:4]]
     assert dilations == [6, 12, 18]
     assert len(aspp.branches) == 5  # 1x1, three atrous, image pooling
-    assert aspp.project[0].in_channels == 5 * 256
+    assert aspp.project.conv.in_channels == 5 * 256
     assert len(ASPP(2048, image_pooling=False).branches) == 4
 
 
@@ -112,10 +113,10 @@ def test_decoder_ablation_knobs(low_level_channels, num_convs, channels):
     """The paper's Tables 1 and 2 vary the projection width and the number and width of 3x3 convs."""
     decoder = {**DECODER, "low_level_channels": low_level_channels, "num_convs": num_convs, "channels": channels}
     model = DeepLab(num_classes=5, backbone="resnet18", decoder=decoder).eval()
-    assert model.decoder.project[0].out_channels == low_level_channels
+    assert model.decoder.project.conv.out_channels == low_level_channels
     assert len(model.decoder.refine) == num_convs
-    assert model.decoder.refine[0][0].in_channels == 256 + low_level_channels
-    assert [block[3].out_channels for block in model.decoder.refine] == [channels] * num_convs
+    assert model.decoder.refine[0].conv_dw.in_channels == 256 + low_level_channels
+    assert [block.conv_pw.out_channels for block in model.decoder.refine] == [channels] * num_convs
     assert model.classifier.in_channels == channels
     with torch.no_grad():
         assert model(torch.randn(1, 3, 65, 81)).shape == (1, 5, 65, 81)

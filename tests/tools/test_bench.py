@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from deeplab.training.checkpoint import load_checkpoint, model_from_checkpoint
+from deeplab.builders.checkpoint import load_checkpoint, model_from_checkpoint
 
 from ..conftest import ROOT, SMALL, run_train
 

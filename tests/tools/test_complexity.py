@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from deeplab.evaluation.inference import grid_size, scaled_size
-from deeplab.tools.complexity import count_madds
+from deeplab.inference.complexity import count_madds
+from deeplab.inference.multiscale import grid_size, scaled_size
 from deeplab.tools.paper import SCALES, model_for, read_rows, row_madds
 
 from ..conftest import ROOT

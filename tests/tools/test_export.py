@@ -11,7 +11,7 @@ import onnxruntime
 import pytest
 import torch
 
-from deeplab.training.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
+from deeplab.builders.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 
 from ..conftest import ROOT
 

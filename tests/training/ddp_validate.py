@@ -9,8 +9,9 @@ import sys
 import pytorch_lightning as pl
 import torch
 
-from deeplab.training.build import build_datamodule, inference_settings
-from deeplab.training.checkpoint import model_from_checkpoint
+from deeplab.builders.checkpoint import model_from_checkpoint
+from deeplab.builders.model import inference_settings
+from deeplab.training.datamodule import build_datamodule
 from deeplab.training.module import SegmentationModule
 
 

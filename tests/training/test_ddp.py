@@ -19,7 +19,7 @@ def test_ddp_training_is_one_run(tmp_path, small_synthetic):
     args = [a for a in SMALL if not a.startswith("logger=")]
     result = run_train(run_dir, *args, "logger=wandb", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
                        "trainer.sync_batchnorm=false",
-                       "trainer.max_epochs=1", "data.prepare.num_train=32", data_dir=small_synthetic)
+                       "trainer.max_epochs=1", "data.prepare.num_train=32", data_dir=small_synthetic, process=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert [p.name for p in (tmp_path / "logs").iterdir()] == ["run"]  # no second run dir from process 1
     assert len(list(run_dir.glob("wandb/offline-run-*"))) == 1

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from deeplab.data.synthetic import CLASS_NAMES
-from deeplab.evaluation import SegmentationMetrics
+from deeplab.inference.metrics import SegmentationMetrics
 
 from ..conftest import run_train
 
@@ -39,7 +39,7 @@ def colour_rule_miou(root) -> float:
 @pytest.mark.slow
 def test_default_job_beats_colour_rule(tmp_path):
     run_dir = tmp_path / "run"
-    result = run_train(run_dir, data_dir=tmp_path / "data", timeout=900)
+    result = run_train(run_dir, data_dir=tmp_path / "data", timeout=900, process=True)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     network = summary["val/mIoU_best"]

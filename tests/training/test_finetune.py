@@ -11,10 +11,11 @@ from omegaconf import OmegaConf
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Dataset
 
-from deeplab.config import group_options
+from deeplab.builders.model import build_model
+from deeplab.cli.command_line import group_options
 from deeplab.model import DeepLab
-from deeplab.training.build import build_model
-from deeplab.training.finetune import StagedFinetuning, parameter_groups, resolve_group
+from deeplab.model.parts import resolve_group
+from deeplab.training.finetune import StagedFinetuning, parameter_groups
 from deeplab.training.module import SegmentationModule
 from deeplab.training.run import check_stages
 from deeplab.training.schedule import poly_schedule
@@ -174,7 +175,7 @@ def test_paper_protocol_runs_both_stages(tmp_path, small_synthetic):
     assert (stage2 / "checkpoints" / "best.ckpt").is_file() and (stage2 / "summary.json").is_file()
     summary = json.loads((stage2 / "summary.json").read_text())
     assert summary["settings"]["train_os"] == 8
-    from deeplab.training.checkpoint import load_checkpoint, model_from_checkpoint
+    from deeplab.builders.checkpoint import load_checkpoint, model_from_checkpoint
 
     model, config = model_from_checkpoint(stage2 / "checkpoints" / "best.ckpt")
     assert model.output_stride == 8 and list(config.model.aspp.rates) == [12, 24, 36]

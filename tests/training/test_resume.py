@@ -129,7 +129,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, small_synthetic, uninter
     run_dir, marker = tmp_path / "run", tmp_path / "killed"
     killed = run_train(run_dir, *KILL, "+callbacks.kill._target_=tests.training.kill.KillAt",
                        f"+callbacks.kill.step={kill_step}", f"+callbacks.kill.marker={marker}",
-                       data_dir=small_synthetic)
+                       data_dir=small_synthetic, process=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert saved["global_step"] <= kill_step  # the run did stop part-way, at or behind the kill

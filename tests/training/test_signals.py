@@ -87,7 +87,8 @@ def test_a_requeued_slurm_job_resumes_from_last_ckpt(tmp_path, small_synthetic):
     again with SLURM_RESTART_COUNT=1, and it continues from its run directory's last.ckpt."""
     run_dir, marker = tmp_path / "run", tmp_path / "killed"
     killed = run_train(run_dir, *RUN, "+callbacks.kill._target_=tests.training.kill.KillAt",
-                       "+callbacks.kill.step=5", f"+callbacks.kill.marker={marker}", data_dir=small_synthetic)
+                       "+callbacks.kill.step=5", f"+callbacks.kill.marker={marker}", data_dir=small_synthetic,
+                       process=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "deeplab", "SLURM_JOB_ID": "4243", "SLURM_PROCID": "0",
              "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NODELIST": "node1", "SLURM_RESTART_COUNT": "1"}

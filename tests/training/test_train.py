@@ -9,10 +9,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from deeplab.builders.model import build_model
 from deeplab.data.transforms import evaluation
 from deeplab.data.voc import VOC_CLASSES, VOCSegmentation
-from deeplab.evaluation import SegmentationMetrics, predict_probs
-from deeplab.training.build import build_model
+from deeplab.inference.metrics import SegmentationMetrics
+from deeplab.inference.multiscale import predict_probs
 from deeplab.training.callbacks import CONFIG_KEY
 
 from ..conftest import ROOT, SMALL, VOC_SAMPLES, run_train

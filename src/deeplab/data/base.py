@@ -9,9 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-
-class DatasetError(ValueError):
-    """A dataset on disk is missing or malformed; the message names the path."""
+from deeplab.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -125,3 +123,12 @@ class SegmentationDataset(Dataset):
             image = torch.from_numpy(image.copy()).permute(2, 0, 1)
             mask = torch.from_numpy(mask.copy())
         return {"image": image, "mask": torch.as_tensor(mask, dtype=torch.long), "name": self.samples[index].name}
+
+
+def open_split(dataset, split: str, transform, num_classes: int, ignore_index: int) -> SegmentationDataset:
+    """One split of a dataset (`dataset(split=..., transform=...)` builds it), its files checked to
+    exist (DatasetError names the first missing one) and the label range it is read with."""
+    opened = dataset(split=split, transform=transform)
+    opened.check_files()
+    opened.num_classes, opened.ignore_index = num_classes, ignore_index
+    return opened

@@ -13,9 +13,9 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from deeplab.data.base import DatasetError
 from deeplab.data.palette import voc_palette
 from deeplab.data.voc import VOC_HELP, read_split
+from deeplab.errors import DatasetError
 
 SBD_HELP = ("download benchmark.tgz (the Semantic Boundaries Dataset) and extract it so that data.sbd_root "
             "holds cls/, train.txt and val.txt")

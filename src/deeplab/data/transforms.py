@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 from albumentations.pytorch import ToTensorV2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from deeplab.imagenet import MEAN as IMAGENET_MEAN
+from deeplab.imagenet import STD as IMAGENET_STD
 
 
 def _size(crop_size) -> tuple[int, int]:

@@ -1,6 +1,1 @@
-"""Inference over scales, flips and windows, and the segmentation metrics."""
-
-from deeplab.evaluation.inference import predict_logits, predict_probs
-from deeplab.evaluation.metrics import SegmentationMetrics
-
-__all__ = ["SegmentationMetrics", "predict_logits", "predict_probs"]
+"""eval.py and predict.py: a checkpoint's model on a split (metrics and their files) or on image files."""

@@ -7,12 +7,14 @@ from pathlib import Path
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from deeplab.config import ConfigError, validate_eval
+from deeplab.builders.checkpoint import model_from_checkpoint
+from deeplab.builders.data import evaluation_loader, prepare_data
+from deeplab.builders.model import inference_settings, pick_device
+from deeplab.errors import ConfigError
 from deeplab.evaluation import report
-from deeplab.evaluation.inference import predict_probs
-from deeplab.evaluation.metrics import SegmentationMetrics
-from deeplab.training.build import build_datamodule, inference_settings, pick_device
-from deeplab.training.checkpoint import model_from_checkpoint
+from deeplab.inference.metrics import SegmentationMetrics
+from deeplab.inference.multiscale import predict_probs
+from deeplab.schema import validate_eval
 
 
 def move_dataset(data: DictConfig, root: str) -> None:
@@ -43,13 +45,12 @@ def evaluate(cfg: DictConfig) -> dict:
     model.to(device)
     settings = inference_settings(cfg.eval, config.data.crop_size)
 
-    datamodule = build_datamodule(config.data, aug=None)
     if not other_root:
-        datamodule.prepare_data()  # the synthetic set is rewritten if it went missing; real data is only read
-    datamodule.setup("validate")
+        prepare_data(config.data)  # the synthetic set is rewritten if it went missing; real data is only read
+    loader = evaluation_loader(config.data, split)
     metrics = SegmentationMetrics(config.data.num_classes, ignore_index=config.data.ignore_index).to(device)
     images, start = 0, time.perf_counter()
-    for batch in tqdm(datamodule.val_dataloader(), desc=f"eval {split}", unit="img", dynamic_ncols=True):
+    for batch in tqdm(loader, desc=f"eval {split}", unit="img", dynamic_ncols=True):
         probs = predict_probs(model, batch["image"].to(device), **settings)
         metrics.update(probs.argmax(dim=1), batch["mask"].to(device))
         images += batch["image"].shape[0]

@@ -8,16 +8,17 @@ from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from deeplab.config import validate_eval
+from deeplab.builders.checkpoint import model_from_checkpoint
+from deeplab.builders.model import inference_settings, pick_device
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.palette import voc_palette
 from deeplab.data.transforms import evaluation
-from deeplab.evaluation.inference import predict_probs
-from deeplab.training.build import inference_settings, pick_device
-from deeplab.training.checkpoint import model_from_checkpoint
+from deeplab.errors import UserError
+from deeplab.inference.multiscale import predict_probs
+from deeplab.schema import validate_eval
 
 
-class PredictError(ValueError):
+class PredictError(UserError):
     """A bad input or output path; the message is one line."""
 
 

@@ -25,7 +25,7 @@ class DeepLab(nn.Module):
         self.encoder = self._build_encoder(weights, output_stride)
         channels = self.encoder.out_channels
         self.aspp = ASPP(channels[-1], **(aspp or {}))
-        aspp_channels = self.aspp.project[0].out_channels
+        aspp_channels = self.aspp.project.conv.out_channels
         self.decoder = Decoder(channels[LOW_LEVEL_INDEX], aspp_channels, **decoder) if decoder is not None else None
         head_in = self.decoder.out_channels if self.decoder is not None else aspp_channels
         self.classifier = nn.Conv2d(head_in, num_classes, kernel_size=1)

@@ -10,9 +10,11 @@ import segmentation_models_pytorch as smp
 import timm
 from torch import nn
 
+from deeplab.imagenet import MEAN as IMAGENET_MEAN
+from deeplab.imagenet import STD as IMAGENET_STD
+
 OUTPUT_STRIDES = (8, 16, 32)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+WEIGHTS = (None, "imagenet")  # random initialisation, or the encoder's ImageNet weights
 LOW_LEVEL_INDEX = 2  # smp encoders return features at strides 1, 2, 4, 8, 16, 32: index 2 is stride 4
 
 
@@ -39,7 +41,7 @@ def build_encoder(name: str, weights: str | None = None, output_stride: int = 16
     deepest feature has the given output stride."""
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride={output_stride} is not allowed; allowed: {list(OUTPUT_STRIDES)}")
-    if weights not in (None, "imagenet"):
+    if weights not in WEIGHTS:
         raise ValueError(f"model.backbone.weights={weights!r} is not allowed; allowed: imagenet, null")
     resolved = resolve_encoder_name(name)
     if weights is not None:

@@ -1,4 +1,6 @@
-"""Conv building blocks shared by ASPP and the decoder."""
+"""Conv building blocks shared by ASPP and the decoder, their parts named as timm names them."""
+
+from collections import OrderedDict
 
 from torch import nn
 
@@ -8,11 +10,12 @@ class ConvBNReLU(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1):
         padding = dilation * (kernel_size - 1) // 2
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        super().__init__(OrderedDict(
+            conv=nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False),
+            bn=nn.BatchNorm2d(out_channels),
+            act=nn.ReLU(inplace=True),
+        ))
+        self._register_load_state_dict_pre_hook(_positional_keys({"0": "conv", "1": "bn"}))
 
 
 class SeparableConvBNReLU(nn.Sequential):
@@ -21,15 +24,31 @@ class SeparableConvBNReLU(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1):
         padding = dilation * (kernel_size - 1) // 2
-        super().__init__(
-            nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
-                      groups=in_channels, bias=False),
-            nn.BatchNorm2d(in_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(in_channels, out_channels, 1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        super().__init__(OrderedDict(
+            conv_dw=nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
+                              groups=in_channels, bias=False),
+            bn_dw=nn.BatchNorm2d(in_channels),
+            act_dw=nn.ReLU(inplace=True),
+            conv_pw=nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            bn_pw=nn.BatchNorm2d(out_channels),
+            act_pw=nn.ReLU(inplace=True),
+        ))
+        self._register_load_state_dict_pre_hook(
+            _positional_keys({"0": "conv_dw", "1": "bn_dw", "3": "conv_pw", "4": "bn_pw"}))
+
+
+def _positional_keys(names: dict[str, str]):
+    """Checkpoints written before the parts had names (commit 9b9c9ce and earlier) call them by
+    position (`0.weight`); this renames such keys on load, for every way a state dict is loaded
+    (eval, predict, a Lightning resume)."""
+
+    def rename(state_dict, prefix, *_):
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            head, _, rest = key[len(prefix):].partition(".")
+            if head in names:
+                state_dict[f"{prefix}{names[head]}.{rest}"] = state_dict.pop(key)
+
+    return rename
 
 
 def conv3x3(in_channels: int, out_channels: int, dilation: int = 1, separable: bool = True) -> nn.Sequential:

@@ -13,12 +13,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
-from deeplab.config import validate
-from deeplab.evaluation import predict_probs
-from deeplab.tools.complexity import count_madds
+from deeplab.builders.fast import apply_fast_path, to_channels_last
+from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
+from deeplab.inference.complexity import count_madds
+from deeplab.inference.multiscale import predict_probs
+from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
-from deeplab.training.build import build_model, inference_settings, resolve_normalisation
-from deeplab.training.fast import apply_fast_path, to_channels_last
 from deeplab.training.module import SegmentationModule
 
 

@@ -6,8 +6,8 @@ import json
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from deeplab.data.base import DatasetError
 from deeplab.data.check import check_split, format_report
+from deeplab.errors import DatasetError
 
 
 def run(cfg: DictConfig) -> int:

@@ -8,11 +8,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from deeplab.config import validate_export
-from deeplab.training.checkpoint import model_from_checkpoint
+from deeplab.builders.checkpoint import model_from_checkpoint
+from deeplab.errors import UserError
+from deeplab.schema import validate_export
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError):
     """The export or its check failed; the message is one line."""
 
 

@@ -5,8 +5,9 @@ import time
 
 from omegaconf import DictConfig
 
-from deeplab.config import validate
-from deeplab.training.build import build_datamodule, resolve_normalisation
+from deeplab.builders.model import resolve_normalisation
+from deeplab.schema import validate
+from deeplab.training.datamodule import build_datamodule
 
 
 def time_loader(data: DictConfig, aug: DictConfig, batches: int) -> tuple[int, float]:

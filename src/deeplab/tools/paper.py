@@ -6,9 +6,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+from deeplab.builders.model import build_model
+from deeplab.inference.complexity import count_madds
 from deeplab.model import DeepLab
-from deeplab.tools.complexity import count_madds
-from deeplab.training.build import build_model
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale inputs

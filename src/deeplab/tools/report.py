@@ -130,3 +130,23 @@ class SweepReport(Callback):
         if sweep_dir.is_dir():
             rows = write_report(sweep_dir)
             print(f"sweep report: {sweep_dir / 'report.md'} ({len(rows)} runs)")
+
+
+def main(argv: list[str]) -> int:
+    """`python tools/report.py SWEEP_DIR` (`deeplab-report`); returns the exit status."""
+    import sys
+
+    if len(argv) != 1:
+        print("usage: python tools/report.py SWEEP_DIR", file=sys.stderr)
+        return 2
+    sweep_dir = Path(argv[0])
+    if not sweep_dir.is_dir():
+        print(f"error: SWEEP_DIR={sweep_dir} is not a directory", file=sys.stderr)
+        return 2
+    rows = write_report(sweep_dir)
+    if not rows:
+        print(f"error: SWEEP_DIR={sweep_dir} holds no job directories (0/, 1/, ... with summary.json)",
+              file=sys.stderr)
+        return 2
+    print(f"wrote {sweep_dir / 'report.md'}, report.csv and pareto.png ({len(rows)} runs)")
+    return 0

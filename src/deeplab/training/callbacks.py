@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.utilities import rank_zero_info, rank_zero_only
+from pytorch_lightning.utilities import rank_zero_only
 
-CONFIG_KEY = "deeplab_config"
+from deeplab.builders.checkpoint import CONFIG_KEY
+from deeplab.log import LOG
 
 
 class ConfigInCheckpoint(pl.Callback):
@@ -96,5 +97,5 @@ class RunSummary(pl.Callback):
         summary = self.summary(trainer)
         self.path.write_text(json.dumps(summary, indent=2) + "\n")
         best = summary["val/mIoU_best"]
-        rank_zero_info(f"val/mIoU_best {best:.4f}" if best is not None else "no validation ran")
-        rank_zero_info(f"summary: {self.path}")
+        LOG.info(f"val/mIoU_best {best:.4f}" if best is not None else "no validation ran")
+        LOG.info(f"summary: {self.path}")

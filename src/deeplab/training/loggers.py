@@ -9,8 +9,10 @@ from urllib.parse import urlparse
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from deeplab.log import LOG
+
 MODES = ("auto", "online", "offline")
-_say = rank_zero_only(print)
+_say = LOG.info
 
 
 def wandb_credentials_configured() -> bool:

@@ -8,8 +8,9 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from deeplab.evaluation import SegmentationMetrics, predict_probs
-from deeplab.training.fast import to_channels_last
+from deeplab.builders.fast import to_channels_last
+from deeplab.inference.metrics import SegmentationMetrics
+from deeplab.inference.multiscale import predict_probs
 from deeplab.training.resume import NonFiniteLoss
 
 

@@ -7,15 +7,19 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.utilities import rank_zero_only
+from pytorch_lightning.callbacks import ProgressBar
 
-from deeplab.config import ConfigError, describe, validate
-from deeplab.tools.complexity import count_madds
-from deeplab.training.build import build_datamodule, build_model, inference_settings, resolve_normalisation
+from deeplab.builders.checkpoint import check_resumable, model_from_checkpoint
+from deeplab.builders.fast import apply_fast_path
+from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
+from deeplab.errors import ConfigError
+from deeplab.inference.complexity import count_madds
+from deeplab.log import LOG
+from deeplab.model.parts import resolve_group
+from deeplab.schema import describe, validate
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
-from deeplab.training.checkpoint import check_resumable, model_from_checkpoint
-from deeplab.training.fast import apply_fast_path
-from deeplab.training.finetune import StagedFinetuning, parameter_groups, resolve_group
+from deeplab.training.datamodule import build_datamodule
+from deeplab.training.finetune import StagedFinetuning, parameter_groups
 from deeplab.training.module import SegmentationModule
 from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
 from deeplab.training.sweep import job_identity
@@ -36,8 +40,8 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     """Trains one run (and, with finetune=paper, its second stage); returns val/mIoU_best."""
     validate(cfg)
     for note in resolve_normalisation(cfg):
-        rank_zero_only(print)(note)
-    rank_zero_only(print)(describe(cfg, choices))
+        LOG.info(note)
+    LOG.info(describe(cfg, choices))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg.data, cfg.aug, seed=cfg.seed)
@@ -73,10 +77,15 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
 
     config = OmegaConf.to_container(cfg, resolve=True)
     settings = run_settings(cfg, identity := job_identity(choices))
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    callbacks += [ConfigInCheckpoint(config), RunSummary(cfg.paths.output_dir, params=params, madds=madds,
-                                                         settings=settings),
-                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds), StepSeed(cfg.seed)]
+    callbacks = [instantiate(c) for name, c in cfg.callbacks.items() if c is not None and name != "last_checkpoint"]
+    if cfg.trainer.get("enable_progress_bar") is False:  # the user's switch wins over the configured bar
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    # What resuming and the run's records depend on, built here so that no config edit removes it.
+    callbacks += [LastCheckpoint(f"{cfg.paths.output_dir}/checkpoints",
+                                 cfg.callbacks.last_checkpoint.every_n_train_steps),
+                  ConfigInCheckpoint(config), StepSeed(cfg.seed),
+                  RunSummary(cfg.paths.output_dir, params=params, madds=madds, settings=settings),
+                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds)]
     if stages:
         callbacks.append(StagedFinetuning(stages, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult))
     loggers = [instantiate(c, **_unset(c, identity)) for c in cfg.logger.values() if c is not None]
@@ -120,7 +129,7 @@ def train_second_stage(cfg: DictConfig, choices: dict | None, first_best: str | 
     staged.finetune = {"stages": [{"start_epoch": 0, "trainable": parts, "freeze_bn": second.freeze_bn}],
                        "second_stage": None}
     source = first_best if isinstance(first_best, str) else "stage 1's last weights (fast_dev_run saves none)"
-    rank_zero_only(print)(f"finetune=paper: stage 2 from {source}")
+    LOG.info(f"finetune=paper: stage 2 from {source}")
     return train(staged, choices, initial_weights=first_best)
 
 

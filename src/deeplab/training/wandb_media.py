@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
-from deeplab.evaluation import predict_probs
+from deeplab.inference.multiscale import predict_probs
 
 
 def _wandb_logger(trainer) -> WandbLogger | None:

@@ -10,13 +10,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from deeplab.builders.model import build_model
+from deeplab.errors import CheckpointError
 from deeplab.model import DeepLab
-from deeplab.training.build import build_model
-from deeplab.training.callbacks import CONFIG_KEY
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message is one line and names the file."""
+CONFIG_KEY = "deeplab_config"  # the resolved run config, stored in every checkpoint by train.py
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -65,10 +63,11 @@ def check_resumable(path: str | Path, cfg: DictConfig) -> None:
     if stored.data.num_classes != cfg.data.num_classes:
         raise CheckpointError(f"data.num_classes={cfg.data.num_classes} but ckpt_path={path} was trained with "
                               f"{stored.data.num_classes} classes")
-    ours = build_model(cfg.model, num_classes=cfg.data.num_classes).state_dict()
     theirs = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    if set(ours) != set(theirs) or any(ours[k].shape != theirs[k].shape for k in ours):
+    try:  # load_state_dict maps the keys of checkpoints written before the model's parts had names
+        build_model(cfg.model, num_classes=cfg.data.num_classes).load_state_dict(theirs)
+    except RuntimeError as err:
         raise CheckpointError(f"ckpt_path={path} holds another architecture (backbone "
                               f"{stored.model.backbone.name}, output stride {stored.model.output_stride}); this "
                               f"run builds backbone {cfg.model.backbone.name}, output stride "
-                              f"{cfg.model.output_stride}")
+                              f"{cfg.model.output_stride}") from err

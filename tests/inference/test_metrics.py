@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from deeplab.evaluation import SegmentationMetrics, predict_probs
+from deeplab.inference.metrics import SegmentationMetrics
+from deeplab.inference.multiscale import predict_probs
 
 
 def numpy_reference(preds, targets, num_classes, ignore_index):

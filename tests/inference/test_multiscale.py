@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from deeplab.evaluation import predict_logits, predict_probs
-from deeplab.evaluation.inference import grid_size, padded_logits
+from deeplab.inference.multiscale import grid_size, padded_logits, predict_logits, predict_probs
 from deeplab.model import DeepLab
 
 

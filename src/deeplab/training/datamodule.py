@@ -4,12 +4,15 @@ from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from deeplab.data.base import DatasetError
+from deeplab.data.base import open_split
 from deeplab.data.sampling import ResumableSampler
 from deeplab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, evaluation
+from deeplab.errors import DatasetError
 
 
 class SegmentationDataModule(pl.LightningDataModule):
@@ -65,10 +68,7 @@ class SegmentationDataModule(pl.LightningDataModule):
             self.val_set = self._split(self.val_split, self.val_transform)  # an empty list is refused there
 
     def _split(self, split: str, transform):
-        dataset = self.dataset(split=split, transform=transform)
-        dataset.check_files()
-        dataset.num_classes, dataset.ignore_index = self.num_classes, self.ignore_index
-        return dataset
+        return open_split(self.dataset, split, transform, self.num_classes, self.ignore_index)
 
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size, drop_last=train,
@@ -117,3 +117,24 @@ def _world() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_world_size(), torch.distributed.get_rank()
     return 1, 0
+
+
+def build_datamodule(data: DictConfig, aug: DictConfig, seed: int = 0) -> SegmentationDataModule:
+    return SegmentationDataModule(
+        dataset=instantiate(data.dataset),
+        prepare=instantiate(data.prepare) if data.get("prepare") else None,
+        train_transform=instantiate(aug),
+        num_classes=data.num_classes,
+        class_names=list(data.class_names),
+        ignore_index=data.ignore_index,
+        train_split=data.train_split,
+        val_split=data.val_split,
+        batch_size=data.batch_size,
+        val_batch_size=data.val_batch_size,
+        num_workers=data.num_workers,
+        pin_memory=data.pin_memory,
+        prefetch_factor=data.get("prefetch_factor", 2),  # configs stored before the key existed
+        seed=seed,
+        mean=list(data.mean),
+        std=list(data.std),
+    )

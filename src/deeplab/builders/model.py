@@ -1,11 +1,10 @@
-"""Turns config sections into objects: the one place that knows the config's shape."""
+"""Config sections to plain PyTorch objects: the model, its input normalisation, the inference
+settings and the device (no Lightning)."""
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from deeplab.config import ConfigError
-from deeplab.data.datamodule import SegmentationDataModule
+from deeplab.errors import ConfigError
 from deeplab.model import DeepLab, input_statistics
 
 
@@ -39,27 +38,6 @@ def resolve_normalisation(cfg: DictConfig) -> list[str]:
 
 def _close(a, b, tol: float = 1e-6) -> bool:
     return len(a) == len(b) and all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
-
-
-def build_datamodule(data: DictConfig, aug: DictConfig, seed: int = 0) -> SegmentationDataModule:
-    return SegmentationDataModule(
-        dataset=instantiate(data.dataset),
-        prepare=instantiate(data.prepare) if data.get("prepare") else None,
-        train_transform=instantiate(aug),
-        num_classes=data.num_classes,
-        class_names=list(data.class_names),
-        ignore_index=data.ignore_index,
-        train_split=data.train_split,
-        val_split=data.val_split,
-        batch_size=data.batch_size,
-        val_batch_size=data.val_batch_size,
-        num_workers=data.num_workers,
-        pin_memory=data.pin_memory,
-        prefetch_factor=data.get("prefetch_factor", 2),  # configs stored before the key existed
-        seed=seed,
-        mean=list(data.mean),
-        std=list(data.std),
-    )
 
 
 def _pair(value) -> tuple[int, int]:

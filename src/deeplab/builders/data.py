@@ -1,0 +1,24 @@
+"""The split a checkpoint's config describes, for evaluation: plain PyTorch data, whole images
+normalised as in training (no Lightning, no augmentation)."""
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+
+from deeplab.data.base import open_split
+from deeplab.data.transforms import evaluation
+
+
+def prepare_data(data: DictConfig) -> None:
+    """The dataset's preparation step, where it has one (the synthetic set is written, VOC's
+    palette masks are converted); real data is only read."""
+    if data.get("prepare"):
+        instantiate(data.prepare)()
+
+
+def evaluation_loader(data: DictConfig, split: str) -> DataLoader:
+    dataset = open_split(instantiate(data.dataset), split, evaluation(mean=list(data.mean), std=list(data.std)),
+                         data.num_classes, data.ignore_index)
+    # Whole images of different sizes: one per batch unless the config says otherwise.
+    return DataLoader(dataset, batch_size=data.val_batch_size, num_workers=data.num_workers,
+                      pin_memory=data.pin_memory)

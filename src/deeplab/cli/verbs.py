@@ -1,0 +1,157 @@
+"""The user's commands: `python train.py ...` and `deeplab-train ...` (and the same for eval,
+predict and the tools) both land here. Each verb names its config in conf/ and a task; `launch`
+checks the command line, lets Hydra compose the config and calls the task, turning a user's
+mistake into one line. A task imports what it needs when it runs, so that predict never loads
+the training stack."""
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from deeplab.cli.command_line import check_command_line, check_train_config
+from deeplab.cli.entry import one_line_errors
+from deeplab.log import LOG, setup_console
+
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"  # the checkout's conf/ (an editable install)
+
+
+def launch(config_name: str, task: Callable[[DictConfig], object], train_config: bool = False,
+           before: Callable[[list[str]], list[str]] | None = None,
+           after: Callable[[list[str]], None] | None = None) -> None:
+    """`before` rewrites the arguments ahead of the checks (train.py's resume), `after` checks
+    the checked ones (train.py's run directory); `train_config` runs the train config's checks
+    and prints their notes."""
+    with one_line_errors():
+        args = list(sys.argv[1:])
+        if before is not None:
+            args = before(args)
+        args = check_command_line(args, CONF_DIR, config_name)
+        if after is not None:
+            after(args)
+    sys.argv[1:] = args
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+    def main(cfg: DictConfig):
+        setup_console()
+        with one_line_errors():
+            if train_config:
+                for note in check_train_config(cfg, CONF_DIR):
+                    LOG.info(note)
+            return task(cfg)
+
+    main()
+
+
+def _train(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from deeplab.training.run import train as run
+
+    return run(cfg, choices=dict(HydraConfig.get().runtime.choices))  # the value an Optuna sweep optimises
+
+
+def train() -> None:
+    from deeplab.cli.run_dir import check_fresh_run_dir, resume_command_line
+
+    launch("train", _train, train_config=True, before=resume_command_line,
+           after=lambda args: check_fresh_run_dir(args, CONF_DIR))
+
+
+def _evaluate(cfg: DictConfig) -> float:
+    from deeplab.evaluation.evaluate import evaluate
+
+    return evaluate(cfg)["mIoU"]
+
+
+def evaluate() -> None:
+    launch("evaluate", _evaluate)
+
+
+def _predict(cfg: DictConfig) -> None:
+    from deeplab.evaluation.predict import predict
+
+    if predict(cfg):
+        sys.exit(1)  # the readable images are done; the others are named above
+
+
+def predict() -> None:
+    launch("predict", _predict)
+
+
+def _export(cfg: DictConfig) -> None:
+    import json
+
+    from deeplab.tools.export import run
+
+    result = run(cfg)
+    print(f"wrote {result['onnx']} ({result['bytes'] / 1e6:.1f} MB, output stride {result['output_stride']}); "
+          f"onnxruntime matches PyTorch within {result['max_abs_diff']:.2e} (tolerance {result['tolerance']})")
+    print(json.dumps(result))
+
+
+def export() -> None:
+    launch("export", _export)
+
+
+def _bench(cfg: DictConfig) -> None:
+    from deeplab.tools.bench import report
+
+    report(cfg)
+
+
+def bench() -> None:
+    launch("bench", _bench, train_config=True)
+
+
+def _bench_loader(cfg: DictConfig) -> None:
+    from deeplab.tools.loader_bench import report
+
+    report(cfg)
+
+
+def bench_loader() -> None:
+    launch("bench_loader", _bench_loader, train_config=True)
+
+
+def _check_data(cfg: DictConfig) -> None:
+    from deeplab.tools.check_data import run
+
+    if run(cfg):
+        sys.exit(1)  # problems were listed above
+
+
+def check_data() -> None:
+    launch("check_data", _check_data, train_config=True)
+
+
+def _prepare_data(cfg: DictConfig) -> None:
+    from hydra.utils import instantiate
+
+    if not cfg.data.get("prepare"):
+        print(f"data.root={cfg.data.root}: this dataset needs no preparation")
+        return
+    print(f"prepared: {instantiate(cfg.data.prepare)()}")
+
+
+def prepare_data() -> None:
+    launch("prepare_data", _prepare_data, train_config=True)
+
+
+def _complexity(cfg: DictConfig) -> None:
+    from deeplab.tools.complexity import report
+
+    report(cfg)
+
+
+def complexity() -> None:
+    launch("complexity", _complexity, train_config=True)
+
+
+def report() -> None:
+    """`report SWEEP_DIR`: rebuilds a sweep's report.md, report.csv and pareto.png (no Hydra)."""
+    from deeplab.tools.report import main
+
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,21 @@
+"""The one error type for a user's mistake: every entry point prints its message as one line,
+`error: ...`, and exits with its exit code. Each package raises its own subclass, so a message
+also says where it came from in a traceback (HYDRA_FULL_ERROR=1)."""
+
+
+class UserError(ValueError):
+    """Something the user gave cannot work; the message is one line naming the key or file."""
+
+    exit_code = 2  # what argparse and Hydra exit with on a usage error
+
+
+class ConfigError(UserError):
+    """A configuration value that cannot work."""
+
+
+class DatasetError(UserError):
+    """A dataset on disk is missing or malformed; the message names the path."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used; the message names the file."""
