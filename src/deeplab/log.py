@@ -35,13 +35,14 @@ class _Stdout(logging.StreamHandler):
 
 
 def setup_console() -> None:
-    """Called once a process's logging is configured: where nothing handles the root logger
-    (the tools turn Hydra's job logging off) the project's lines still print, plainly."""
+    """Called once a process's logging is configured: where no console handler is on the root
+    logger (the tools turn Hydra's job logging off) the project's lines still print, plainly."""
     LOG.setLevel(logging.INFO)
     if not any(isinstance(f, _RankZero) for f in LOG.filters):
         LOG.addFilter(_RankZero())
     own = [h for h in LOG.handlers if isinstance(h, _Stdout)]
-    if logging.getLogger().handlers:  # Hydra's job logging: its console and the run's log file
+    console = any(type(h) is logging.StreamHandler for h in logging.getLogger().handlers)
+    if console:  # Hydra's job logging (train.py): its console and the run's log file
         for handler in own:
             LOG.removeHandler(handler)
         LOG.propagate = True

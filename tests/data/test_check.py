@@ -1,19 +1,16 @@
 """tools/check_data.py finds every planted problem, names its file, and passes a clean set."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
-from ..conftest import ROOT
+from ..conftest import run_script
 from .layouts import save_index, save_palette, save_rgb, scene, write_voc
 
 
-def check_data(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "check_data.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+def check_data(*args: str):
+    return run_script("tools/check_data.py", *args)
 
 
 def folder_args(root) -> list[str]:

@@ -1,7 +1,5 @@
 """predict.py on real images: one palette mask and one overlay per image, at the image's size."""
 
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -9,12 +7,11 @@ from PIL import Image
 
 from deeplab.data.palette import voc_palette
 
-from ..conftest import ROOT, VOC_SAMPLES
+from ..conftest import VOC_SAMPLES, run_script
 
 
 def run_predict(checkpoint, source, output):
-    return subprocess.run([sys.executable, str(ROOT / "predict.py"), f"ckpt_path={checkpoint}", f"input={source}",
-                           f"output={output}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return run_script("predict.py", f"ckpt_path={checkpoint}", f"input={source}", f"output={output}")
 
 
 @pytest.mark.skipif(not (VOC_SAMPLES / "JPEGImages").is_dir(), reason="the shared VOC samples are absent")

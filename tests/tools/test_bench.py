@@ -1,14 +1,12 @@
 """tools/bench.py times the framework's training step against a bare loop over the same module."""
 
 import json
-import subprocess
-import sys
 
 import torch
 
 from deeplab.builders.checkpoint import load_checkpoint, model_from_checkpoint
 
-from ..conftest import ROOT, SMALL, run_train
+from ..conftest import SMALL, run_script, run_train
 
 
 def test_bench_writes_the_figures(tmp_path, small_synthetic):
@@ -16,8 +14,7 @@ def test_bench_writes_the_figures(tmp_path, small_synthetic):
     args = [*SMALL, f"paths.data_dir={small_synthetic}", "data.batch_size=2", "bench.input_size=[65,65]",
             "bench.warmup=1", "bench.iterations=3", "bench.repeats=2", "bench.loader_batches=2",
             f"bench.output={output}"]
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "bench.py"), *args], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+    result = run_script("tools/bench.py", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(output.read_text())
     for key in ("train_images_per_sec", "bare_train_images_per_sec", "overhead_ratio", "infer_images_per_sec",

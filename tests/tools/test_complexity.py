@@ -1,8 +1,6 @@
 """Multiply-Adds against the DeepLabV3+ paper's Tables 3 and 5 (the figures are copied from the paper)."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from deeplab.inference.complexity import count_madds
 from deeplab.inference.multiscale import grid_size, scaled_size
 from deeplab.tools.paper import SCALES, model_for, read_rows, row_madds
 
-from ..conftest import ROOT
+from ..conftest import run_script
 
 ROWS = read_rows(Path(__file__).with_name("deeplabv3plus_tables.csv"))
 # Xception-65 matches TF's counting closely; ResNet-101 differs because TF-slim strides in the last
@@ -52,9 +50,7 @@ def test_tf_convention_pads_atrous_convs_only():
 
 
 def test_command_prints_table_then_json():
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "complexity.py"), "convention=tf",
-                             "backbone=xception65", "os=16", "data=voc"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = run_script("tools/complexity.py", "convention=tf", "backbone=xception65", "os=16", "data=voc")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert "Multiply-Adds" in lines[1] and lines[-2].split()[0] == "total"

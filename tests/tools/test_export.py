@@ -1,8 +1,6 @@
 """tools/export.py: an ONNX file with dynamic sizes whose onnxruntime output matches PyTorch."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +11,11 @@ import torch
 
 from deeplab.builders.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 
-from ..conftest import ROOT
+from ..conftest import run_script
 
 
-def export(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "export.py"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+def export(*args: str):
+    return run_script("tools/export.py", *args)
 
 
 @pytest.fixture

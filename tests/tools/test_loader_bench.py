@@ -1,16 +1,13 @@
 """tools/bench_loader.py times the training loader alone for each worker count."""
 
 import json
-import subprocess
-import sys
 
-from ..conftest import ROOT
+from ..conftest import run_script
 
 
 def test_loader_benchmark_reports_throughput(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "bench_loader.py"), f"paths.data_dir={tmp_path}",
-                             "data.prepare.num_train=16", "data.prepare.num_val=2", "data.batch_size=4",
-                             "workers=[0,1]", "batches=2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = run_script("tools/bench_loader.py", f"paths.data_dir={tmp_path}", "data.prepare.num_train=16",
+                        "data.prepare.num_val=2", "data.batch_size=4", "workers=[0,1]", "batches=2")
     assert result.returncode == 0, result.stderr[-3000:]
     rows = json.loads(result.stdout.strip().splitlines()[-1])
     assert [r["workers"] for r in rows] == [0, 1]

@@ -11,6 +11,8 @@ from deeplab.data.synthetic import make_synthetic_voc
 
 from ..conftest import SMALL, run_train
 
+pytestmark = pytest.mark.slow  # two gloo processes each: in CI's slow suite (make test-slow)
+
 HERE = Path(__file__).resolve().parent
 
 

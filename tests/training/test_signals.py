@@ -8,9 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from ..conftest import ROOT, SMALL, run_train
+
+pytestmark = pytest.mark.slow  # signals need real processes: in CI's slow suite (make test-slow)
 
 RUN = (*SMALL, "data.num_workers=2", "trainer.max_epochs=2", "callbacks.last_checkpoint.every_n_train_steps=2")
 
