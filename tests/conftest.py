@@ -34,6 +34,13 @@ class Finished:
     stderr: str
 
 
+def _drop_closed_handlers(logger: logging.Logger) -> None:
+    """Handlers an earlier in-process run gave a captured stream that pytest has closed since."""
+    for handler in logger.handlers[:]:
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            logger.removeHandler(handler)
+
+
 def _user_env(env: dict | None) -> dict:
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1",
            **(env or {})}
@@ -52,6 +59,7 @@ def run_script(script: str, *args: str, env: dict | None = None) -> Finished:
 
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv[:], os.getcwd()
     root = logging.getLogger()
+    _drop_closed_handlers(root)
     saved_handlers, saved_level = root.handlers[:], root.level
     deterministic = torch.are_deterministic_algorithms_enabled()
     out, err = io.StringIO(), io.StringIO()
@@ -111,10 +119,7 @@ def run_entry(script: str, *args: str, capsys, monkeypatch, stdout: bool = False
     when asked."""
     monkeypatch.setattr(sys, "argv", [str(ROOT / script), *args])
     monkeypatch.setenv("WANDB_MODE", "offline")
-    root = logging.getLogger()
-    for handler in root.handlers[:]:  # handlers an earlier run here gave a now-closed captured stream
-        if getattr(getattr(handler, "stream", None), "closed", False):
-            root.removeHandler(handler)
+    _drop_closed_handlers(logging.getLogger())
     capsys.readouterr()
     try:
         runpy.run_path(str(ROOT / script), run_name="__main__")

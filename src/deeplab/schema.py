@@ -1,21 +1,216 @@
-"""Every value rule of the composed config in one place: each raises a one-line ConfigError,
-`KEY=VALUE is not allowed; allowed: ...`, before anything is built. Shared by train.py, eval.py,
-predict.py and the tools; plain OmegaConf, no Hydra."""
+"""The config's value rules, declared once: a pydantic model of each section the code reads, each
+field with its type, range or choices and the words that tell the user what is allowed, and the
+rules between fields as model validators. Keys without rules pass through (`extra="allow"`): the
+composed YAML stays the config, this only checks it. A broken rule is one ConfigError line,
+`KEY=VALUE is not allowed; allowed: ...`, before anything is built. Plain OmegaConf, no Hydra."""
+
+from typing import Annotated, Any, Literal
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from deeplab.errors import ConfigError
 from deeplab.inference.multiscale import MODES as EVAL_MODES
 from deeplab.model.encoder import OUTPUT_STRIDES
 from deeplab.model.encoder import WEIGHTS as BACKBONE_WEIGHTS
 
-MAX_CROP = 4096
+MAX_CROP = 4096  # past any benchmark's image side; a bigger crop is all padding and a typo's memory bill
+
+OutputStride = Literal[OUTPUT_STRIDES]
+Number = int | float
+Side = Annotated[int, Field(ge=16, le=MAX_CROP)]
+Sides = Annotated[list[Side], Field(min_length=1, max_length=2)]  # [side] or [height, width]
 
 
-def _require(ok: bool, key: str, value, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={_as_written(value)} is not allowed; allowed: {allowed}")
+def rule(allowed: str, default: Any = ..., **constraints) -> Any:
+    """A field whose broken value is reported with `allowed`."""
+    return Field(default, json_schema_extra={"allowed": allowed}, **constraints)
+
+
+def refuse(key: str, value, allowed: str) -> None:
+    """A broken rule between fields, reported as a field's own would be."""
+    raise PydanticCustomError("not_allowed", "{key}", {"key": key, "value": value, "allowed": allowed})
+
+
+class Section(BaseModel):
+    # strict: no "8" for 8, no true for 1; extra keys are the config's own business
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class Backbone(Section):
+    weights: Literal[BACKBONE_WEIGHTS[1:]] | None = rule("imagenet, null")
+
+
+class ASPP(Section):
+    rates: list[Annotated[int, Field(gt=0)]] = rule("a list of positive integers", min_length=1)
+    channels: int = rule("a positive integer", gt=0)
+    dropout: Number = rule("0 <= dropout < 1", ge=0, lt=1)
+
+
+class Decoder(Section):
+    # The ranges of the paper's decoder ablations (Tables 1 and 2).
+    low_level_channels: int = rule("an integer from 8 to 64", ge=8, le=64)
+    num_convs: int = rule("1, 2, 3", ge=1, le=3)
+    channels: int = rule("a positive integer", gt=0)
+
+
+class Model(Section):
+    output_stride: OutputStride = rule("8, 16, 32")
+    backbone: Backbone
+    channels_last: bool = rule("true, false", False)
+    compile: bool = rule("true, false", False)
+    aspp: ASPP
+    decoder: Decoder | None = None
+
+
+class Data(Section):
+    num_classes: int = rule("an integer >= 2", ge=2)
+    class_names: list[str] = rule("a list of names")
+    ignore_index: int = rule("an integer outside the class indices")
+    crop_size: Side | Sides = rule(f"an integer from 16 to {MAX_CROP} or [height, width] of them")
+    # Image pooling normalises one value per channel and image: training needs two images a step.
+    batch_size: int = rule("an integer >= 2 (batch norm needs two images per step)", ge=2)
+    num_workers: int = rule("an integer >= 0", ge=0)
+    prefetch_factor: int = rule("an integer >= 1", 2, ge=1)
+    colors: list[list[int]] | None = rule("null (the VOC colour map) or [r, g, b] triples of 0..255", None)
+    mean: Annotated[list[Number], Field(min_length=3, max_length=3)] | None = rule(
+        "null (the encoder's pretrained statistics) or three numbers")
+    std: Annotated[list[Annotated[Number, Field(gt=0)]], Field(min_length=3, max_length=3)] | None = rule(
+        "null (the encoder's pretrained statistics) or three numbers > 0")
+
+    @model_validator(mode="after")
+    def _classes(self):
+        n = self.num_classes
+        if len(self.class_names) != n:
+            refuse("data.class_names", self.class_names, f"exactly data.num_classes={n} names")
+        if 0 <= self.ignore_index < n:
+            refuse("data.ignore_index", self.ignore_index, f"an integer outside 0..{n - 1}")
+        colors = self.colors
+        if colors is not None and (len(colors) != n or any(len(c) != 3 or not all(0 <= v <= 255 for v in c)
+                                                           for c in colors)):
+            refuse("data.colors", colors, f"null (the VOC colour map) or {n} [r, g, b] triples of 0..255")
+        return self
+
+
+class Optim(Section):
+    lr: Number = rule("a number > 0", gt=0)
+    momentum: Number | None = rule("0 <= momentum < 1", None, ge=0, lt=1)
+    weight_decay: Number = rule("a number >= 0", ge=0)
+    poly_power: Number = rule("a number >= 0", ge=0)
+
+
+def _sides(value) -> list:
+    """An int or a one- or two-item list as [height, width]."""
+    sides = value if isinstance(value, list) else [value]
+    return sides * 2 if len(sides) == 1 else sides
+
+
+class Eval(Section):
+    output_stride: OutputStride | None = rule("null, 8, 16, 32")
+    scales: list[Annotated[Number, Field(gt=0)]] = rule("a list of numbers > 0", min_length=1)
+    flip: bool = rule("true, false")
+    mode: Literal[EVAL_MODES] = rule(", ".join(EVAL_MODES))
+    window: Annotated[int, Field(ge=16)] | Annotated[list[Annotated[int, Field(ge=16)]],
+                                                      Field(min_length=1, max_length=2)] | None = rule(
+        "null (data.crop_size), an integer >= 16 or [height, width]")
+    stride: Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]],
+                                                     Field(min_length=1, max_length=2)] | None = rule(
+        "null (two thirds of the window), an integer >= 1 or [height, width]")
+
+    @model_validator(mode="after")
+    def _stride_within_window(self):
+        if self.window is not None and self.stride is not None and any(
+                s > w for s, w in zip(_sides(self.stride), _sides(self.window), strict=True)):
+            refuse("eval.stride", self.stride, f"at most eval.window={self.window}, or windows leave gaps")
+        return self
+
+
+def _batch_limit(allowed: str = "a fraction in (0, 1], or a number of batches >= 1"):
+    return rule(allowed, None)
+
+
+class Trainer(Section):
+    max_steps: int = rule("-1 (no step limit) or an integer >= 1", ge=-1)
+    max_epochs: int | None = rule("-1 or null (no epoch limit) or an integer >= 1", None, ge=-1)
+    limit_train_batches: Number | None = _batch_limit()
+    limit_val_batches: Number | None = _batch_limit()
+    gradient_clip_val: Number | None = rule("null (off) or a number > 0", None, gt=0)
+    gradient_clip_algorithm: Literal["norm", "value"] = rule("norm, value", "norm")
+    accelerator: str = "auto"
+    sync_batchnorm: bool = False
+
+    @model_validator(mode="after")
+    def _run_length(self):
+        if self.max_steps == 0:
+            refuse("trainer.max_steps", 0, "-1 (no step limit) or an integer >= 1")
+        if self.max_epochs == 0:
+            refuse("trainer.max_epochs", 0, "-1 or null (no epoch limit) or an integer >= 1")
+        if self.max_epochs in (None, -1) and self.max_steps == -1:
+            refuse("trainer.max_epochs", self.max_epochs, "an integer >= 1 while trainer.max_steps=-1 (a run needs "
+                   "one limit)")
+        for key in ("limit_train_batches", "limit_val_batches"):
+            limit = getattr(self, key)
+            if limit is not None and not (limit > 0 and (isinstance(limit, int) or limit <= 1)):
+                refuse(f"trainer.{key}", limit, "a fraction in (0, 1], or a number of batches >= 1")
+        return self
+
+
+class LastCheckpoint(Section):
+    every_n_train_steps: int = rule("an integer >= 1 (last.ckpt is also written at each epoch's end)", ge=1)
+
+
+class Callbacks(Section):
+    last_checkpoint: LastCheckpoint
+
+
+class TrainConfig(Section):
+    model: Model
+    data: Data
+    seed: int = rule("an integer from 0 to 2**32 - 1", ge=0, lt=2**32)
+    trainer: Trainer  # how long training runs
+    callbacks: Callbacks  # and how often it saves
+    optim: Optim
+    eval: Eval
+
+    @model_validator(mode="after")
+    def _sync_batchnorm(self):
+        trainer = self.trainer
+        on_cpu = trainer.accelerator == "cpu" or trainer.accelerator == "auto" and not torch.cuda.is_available()
+        if trainer.sync_batchnorm and on_cpu:
+            raise PydanticCustomError("needs_gpu", "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm "
+                                      "runs on CUDA only); set trainer.sync_batchnorm=false to train with CPU "
+                                      "processes")
+        return self
+
+
+class Export(Section):
+    """tools/export.py's own keys (conf/export.yaml)."""
+
+    output_stride: OutputStride | None = rule("null (the checkpoint's eval or training output stride), 8, 16, 32")
+    example_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
+    check_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
+    tolerance: Number = rule("a number > 0", gt=0)
+
+
+def _plain(node, section: type[BaseModel]) -> dict:
+    """The keys a section declares, resolved, as plain Python values: only what the rules read is
+    resolved (the rest may hold interpolations only Hydra's run can resolve)."""
+    values = {}
+    for name, field in section.model_fields.items():
+        if name not in node:
+            continue
+        value = node[name]
+        inner = next((t for t in (field.annotation, *getattr(field.annotation, "__args__", ()))
+                      if isinstance(t, type) and issubclass(t, BaseModel)), None)
+        if inner is not None and isinstance(value, DictConfig):
+            values[name] = _plain(value, inner)
+        elif isinstance(value, DictConfig | ListConfig):
+            values[name] = OmegaConf.to_container(value, resolve=True)
+        else:
+            values[name] = value
+    return values
 
 
 def _as_written(value):
@@ -25,103 +220,56 @@ def _as_written(value):
     return str(value).lower() if isinstance(value, bool) else value
 
 
-def _as_list(value):
-    return list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+def _field_at(section: type[BaseModel], loc: tuple) -> tuple[list[str], Any]:
+    """The path of the declared field an error's location points into, and that field."""
+    path, field = [], None
+    for part in loc:
+        if not isinstance(part, str) or section is None or part not in section.model_fields:
+            break
+        field = section.model_fields[part]
+        path.append(part)
+        section = next((t for t in (field.annotation, *getattr(field.annotation, "__args__", ()))
+                        if isinstance(t, type) and issubclass(t, BaseModel)), None)
+    return path, field
+
+
+def check(node, section: type[BaseModel], prefix: str = "") -> None:
+    """Validates a config node against a section; the first broken rule as a one-line ConfigError."""
+    values = _plain(node, section)
+    try:
+        section.model_validate(values)
+    except ValidationError as err:
+        error = err.errors()[0]
+        if error["type"] == "needs_gpu":
+            raise ConfigError(error["msg"]) from None
+        if error["type"] == "not_allowed":
+            ctx = error["ctx"]
+            key, value, allowed = ctx["key"], ctx["value"], ctx["allowed"]
+        else:
+            path, field = _field_at(section, error["loc"])
+            key = prefix + ".".join(path)
+            value = values
+            for part in path:
+                value = value.get(part) if isinstance(value, dict) else None
+            extra = field.json_schema_extra if field is not None else None
+            if error["type"] == "missing":
+                raise ConfigError(f"{key} is required; give it on the command line: {key}=VALUE") from None
+            allowed = extra["allowed"] if extra else error["msg"]
+        raise ConfigError(f"{key}={_as_written(value)} is not allowed; allowed: {allowed}") from None
 
 
 def validate(cfg: DictConfig) -> None:
-    """Value checks on a composed config, each raising a one-line ConfigError."""
-    model, data, optim, evaluation = cfg.model, cfg.data, cfg.optim, cfg.eval
-    _require(model.output_stride in OUTPUT_STRIDES, "model.output_stride", model.output_stride, "8, 16, 32")
-    _require(model.backbone.weights in BACKBONE_WEIGHTS, "model.backbone.weights", model.backbone.weights,
-             "imagenet, null")
-    for key in ("channels_last", "compile"):
-        _require(isinstance(model.get(key, False), bool), f"model.{key}", model.get(key), "true, false")
-    rates = _as_list(model.aspp.rates)
-    _require(len(rates) > 0 and all(isinstance(r, int) and r > 0 for r in rates), "model.aspp.rates",
-             rates, "a list of positive integers")
-    _require(isinstance(model.aspp.channels, int) and model.aspp.channels > 0, "model.aspp.channels",
-             model.aspp.channels, "a positive integer")
-    _require(0 <= model.aspp.dropout < 1, "model.aspp.dropout", model.aspp.dropout, "0 <= dropout < 1")
-    if model.decoder is not None:
-        # The ranges of the paper's decoder ablations (Tables 1 and 2).
-        decoder = model.decoder
-        _require(isinstance(decoder.low_level_channels, int) and 8 <= decoder.low_level_channels <= 64,
-                 "model.decoder.low_level_channels", decoder.low_level_channels, "an integer from 8 to 64")
-        _require(isinstance(decoder.num_convs, int) and 1 <= decoder.num_convs <= 3, "model.decoder.num_convs",
-                 decoder.num_convs, "1, 2, 3")
-        _require(isinstance(decoder.channels, int) and decoder.channels > 0, "model.decoder.channels",
-                 decoder.channels, "a positive integer")
-    _require(isinstance(data.num_classes, int) and data.num_classes >= 2, "data.num_classes", data.num_classes,
-             "an integer >= 2")
-    _require(len(data.class_names) == data.num_classes, "data.class_names", list(data.class_names),
-             f"exactly data.num_classes={data.num_classes} names")
-    _require(isinstance(data.ignore_index, int) and not 0 <= data.ignore_index < data.num_classes,
-             "data.ignore_index", data.ignore_index, f"an integer outside 0..{data.num_classes - 1}")
-    crop = _as_list(data.crop_size)
-    # 4096: past any benchmark's image side; a bigger crop is all padding and a typo's memory bill
-    _require(len(crop) in (1, 2) and all(isinstance(c, int) and 16 <= c <= MAX_CROP for c in crop), "data.crop_size",
-             data.crop_size, f"an integer from 16 to {MAX_CROP} or [height, width] of them")
-    # Image pooling normalises one value per channel and image: training needs two images a step.
-    _require(isinstance(data.batch_size, int) and data.batch_size >= 2, "data.batch_size", data.batch_size,
-             "an integer >= 2 (batch norm needs two images per step)")
-    _require(isinstance(data.num_workers, int) and data.num_workers >= 0, "data.num_workers",
-             data.num_workers, "an integer >= 0")
-    validate_run_length(cfg)
-    clip = cfg.trainer.get("gradient_clip_val")
-    _require(clip is None or isinstance(clip, int | float) and clip > 0, "trainer.gradient_clip_val", clip,
-             "null (off) or a number > 0")
-    _require(cfg.trainer.get("gradient_clip_algorithm", "norm") in ("norm", "value"),
-             "trainer.gradient_clip_algorithm", cfg.trainer.get("gradient_clip_algorithm"), "norm, value")
-    prefetch = data.get("prefetch_factor", 2)
-    _require(isinstance(prefetch, int) and prefetch >= 1, "data.prefetch_factor", prefetch, "an integer >= 1")
-    colors = data.get("colors")
-    _require(colors is None or len(colors) == data.num_classes and all(
-        len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c) for c in colors), "data.colors",
-        colors if colors is None else [list(c) for c in colors],
-        f"null (the VOC colour map) or {data.num_classes} [r, g, b] triples of 0..255")
-    for key in ("mean", "std"):
-        value = data[key]
-        _require(value is None or len(_as_list(value)) == 3 and all(isinstance(v, (int, float)) for v in value)
-                 and (key == "mean" or all(v > 0 for v in value)), f"data.{key}", value,
-                 "null (the encoder's pretrained statistics) or three numbers" + (" > 0" if key == "std" else ""))
-    _require(optim.lr > 0, "optim.lr", optim.lr, "a number > 0")
-    if "momentum" in optim:
-        _require(0 <= optim.momentum < 1, "optim.momentum", optim.momentum, "0 <= momentum < 1")
-    _require(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, "a number >= 0")
-    _require(optim.poly_power >= 0, "optim.poly_power", optim.poly_power, "a number >= 0")
-    validate_eval(evaluation)
-    trainer = cfg.trainer
-    on_cpu = trainer.accelerator == "cpu" or trainer.accelerator == "auto" and not torch.cuda.is_available()
-    if trainer.get("sync_batchnorm") and on_cpu:
-        raise ConfigError("trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
-                          "set trainer.sync_batchnorm=false to train with CPU processes")
+    """Every rule of the train config (train.py, the tools)."""
+    check(cfg, TrainConfig)
 
 
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def validate_eval(evaluation: DictConfig) -> None:
+    """The eval group, shared by train.py, eval.py and predict.py."""
+    check(evaluation, Eval, "eval.")
 
 
-def validate_run_length(cfg: DictConfig) -> None:
-    """The seed, how long training runs and how often it checkpoints: values that would fail
-    mid-run or train nothing at all."""
-    _require(_whole(cfg.seed) and 0 <= cfg.seed < 2**32, "seed", cfg.seed, "an integer from 0 to 2**32 - 1")
-    trainer = cfg.trainer
-    _require(_whole(trainer.max_steps) and (trainer.max_steps == -1 or trainer.max_steps >= 1), "trainer.max_steps",
-             trainer.max_steps, "-1 (no step limit) or an integer >= 1")
-    epochs = trainer.get("max_epochs")
-    _require(epochs is None or _whole(epochs) and (epochs == -1 or epochs >= 1), "trainer.max_epochs", epochs,
-             "-1 or null (no epoch limit) or an integer >= 1")
-    _require(not (epochs in (None, -1) and trainer.max_steps == -1), "trainer.max_epochs", epochs,
-             "an integer >= 1 while trainer.max_steps=-1 (a run needs one limit)")
-    for key in ("limit_train_batches", "limit_val_batches"):
-        limit = trainer.get(key)
-        _require(limit is None or isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0
-                 and (_whole(limit) or limit <= 1), f"trainer.{key}", limit,
-                 "a fraction in (0, 1], or a number of batches >= 1")
-    every = OmegaConf.select(cfg, "callbacks.last_checkpoint.every_n_train_steps")
-    _require(_whole(every) and every >= 1, "callbacks.last_checkpoint.every_n_train_steps", every,
-             "an integer >= 1 (last.ckpt is also written at each epoch's end)")
+def validate_export(cfg: DictConfig) -> None:
+    check(cfg, Export)
 
 
 def default_class_names(cfg: DictConfig, dataset_defaults: DictConfig | None) -> str | None:
@@ -130,88 +278,11 @@ def default_class_names(cfg: DictConfig, dataset_defaults: DictConfig | None) ->
     any other way is the user's, and a wrong length stays an error (validate)."""
     data = cfg.data
     defaults = None if dataset_defaults is None else dataset_defaults.get("class_names")
-    if not _whole(data.num_classes) or data.num_classes < 2 or defaults is None:
+    whole = isinstance(data.num_classes, int) and not isinstance(data.num_classes, bool)
+    if not whole or data.num_classes < 2 or defaults is None:
         return None
     if len(data.class_names) == data.num_classes or list(data.class_names) != list(defaults):
         return None
     data.class_names = [f"class_{i}" for i in range(data.num_classes)]
     return (f"note: data.num_classes={data.num_classes} with the dataset's {len(defaults)} default class names: "
             f"the classes are named class_0 .. class_{data.num_classes - 1}; name them with data.class_names=[...]")
-
-
-def _side_pair(value, minimum: int) -> bool:
-    sides = _as_list(value)
-    return len(sides) in (1, 2) and all(isinstance(v, int) and v >= minimum for v in sides)
-
-
-def _two(value) -> list:
-    """An int or a one- or two-item list as [height, width]."""
-    sides = _as_list(value)
-    return sides * 2 if len(sides) == 1 else sides
-
-
-def validate_eval(evaluation: DictConfig) -> None:
-    """The eval group, shared by train.py, eval.py and predict.py."""
-    _require(evaluation.output_stride in (None, *OUTPUT_STRIDES), "eval.output_stride", evaluation.output_stride,
-             "null, 8, 16, 32")
-    scales = _as_list(evaluation.scales)
-    _require(len(scales) > 0 and all(isinstance(s, (int, float)) and s > 0 for s in scales), "eval.scales", scales,
-             "a list of numbers > 0")
-    _require(isinstance(evaluation.flip, bool), "eval.flip", evaluation.flip, "true, false")
-    _require(evaluation.mode in EVAL_MODES, "eval.mode", evaluation.mode, ", ".join(EVAL_MODES))
-    _require(evaluation.window is None or _side_pair(evaluation.window, 16), "eval.window", evaluation.window,
-             "null (data.crop_size), an integer >= 16 or [height, width]")
-    _require(evaluation.stride is None or _side_pair(evaluation.stride, 1), "eval.stride", evaluation.stride,
-             "null (two thirds of the window), an integer >= 1 or [height, width]")
-    if evaluation.window is not None and evaluation.stride is not None:
-        _require(all(s <= w for s, w in zip(_two(evaluation.stride), _two(evaluation.window), strict=True)),
-                 "eval.stride",
-                 evaluation.stride, f"at most eval.window={evaluation.window}, or windows leave gaps")
-
-
-def validate_export(cfg: DictConfig) -> None:
-    """tools/export.py's own keys (conf/export.yaml)."""
-    _require(cfg.output_stride in (None, *OUTPUT_STRIDES), "output_stride", cfg.output_stride,
-             "null (the checkpoint's eval or training output stride), 8, 16, 32")
-    for key in ("example_size", "check_size"):
-        sides = _as_list(cfg[key])
-        _require(len(sides) == 2 and all(_whole(v) and v >= 16 for v in sides), key, cfg[key],
-                 "[height, width], integers >= 16")
-    _require(isinstance(cfg.tolerance, int | float) and cfg.tolerance > 0, "tolerance", cfg.tolerance, "a number > 0")
-
-
-def _short(values) -> str:
-    return "encoder's" if values is None else "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
-
-
-def describe(cfg: DictConfig, choices: dict | None = None) -> str:
-    """A one-screen summary of what will run."""
-    model, data, optim, trainer = cfg.model, cfg.data, cfg.optim, cfg.trainer
-    lines = []
-    if choices:
-        picked = [f"{g}={choices[g]}" for g in ("data", "backbone", "os", "decoder", "aug", "optim", "loss",
-                                                "trainer", "logger", "experiment", "debug") if choices.get(g)]
-        lines.append("groups   " + " ".join(picked))
-    aspp = model.aspp
-    lines.append(f"model    {model.backbone.name} (weights: {model.backbone.weights or 'random init'})  "
-                 f"OS {model.output_stride}  "
-                 f"ASPP {aspp.channels}ch rates {list(aspp.rates)} separable={aspp.separable} "
-                 f"pooling={aspp.image_pooling} dropout={aspp.dropout}")
-    if model.decoder is None:
-        lines.append("decoder  none (DeepLabV3: 1x1 logits on ASPP, bilinear upsampling)")
-    else:
-        dec = model.decoder
-        lines.append(f"decoder  DeepLabV3+: low-level {dec.low_level_channels}ch, {dec.num_convs} x 3x3 conv "
-                     f"{dec.channels}ch, separable={dec.separable}")
-    lines.append(f"data     {data.root}  {data.num_classes} classes  crop {data.crop_size}  batch {data.batch_size}"
-                 f"  workers {data.num_workers}  splits {data.train_split}/{data.val_split}")
-    lines.append(f"         normalise mean {_short(data.mean)} std {_short(data.std)}")
-    momentum = f" momentum {optim.momentum}" if "momentum" in optim else ""
-    lines.append(f"optim    {optim.optimizer._target_.rsplit('.', 1)[-1]} lr {optim.lr}{momentum} weight_decay "
-                 f"{optim.weight_decay} poly {optim.poly_power}  loss {cfg.loss._target_.rsplit('.', 1)[-1]}")
-    lines.append(f"trainer  max_epochs {trainer.max_epochs} max_steps {trainer.max_steps} precision {trainer.precision}"
-                 f"  accelerator {trainer.accelerator} x{trainer.devices}  seed {cfg.seed}")
-    lines.append(f"eval     output_stride {cfg.eval.output_stride or model.output_stride}  scales "
-                 f"{list(cfg.eval.scales)}  flip {cfg.eval.flip}  mode {cfg.eval.mode}")
-    lines.append(f"output   {cfg.paths.output_dir}")
-    return "\n".join(lines)

@@ -19,7 +19,8 @@ from deeplab.inference.complexity import count_madds
 from deeplab.inference.multiscale import predict_probs
 from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
-from deeplab.training.module import SegmentationModule
+from deeplab.training.finetune import parameter_groups
+from deeplab.training.run import segmentation_module
 
 
 class _SameBatch(Dataset):
@@ -53,14 +54,6 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _module(cfg: DictConfig, model: torch.nn.Module) -> SegmentationModule:
-    return SegmentationModule(model=model, loss=instantiate(cfg.loss), optimizer=instantiate(cfg.optim.optimizer),
-                              scheduler=instantiate(cfg.optim.scheduler), num_classes=cfg.data.num_classes,
-                              class_names=list(cfg.data.class_names), ignore_index=cfg.data.ignore_index,
-                              inference=inference_settings(cfg.eval, cfg.data.crop_size),
-                              channels_last=cfg.model.channels_last)
-
-
 def framework_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
     """Seconds per training step through the framework's LightningModule and a Lightning Trainer
     with the configured precision; the batch is already in memory."""
@@ -70,7 +63,7 @@ def framework_steps(cfg: DictConfig, model, batch: dict, steps: int, device: tor
                          enable_model_summary=False, limit_val_batches=0, callbacks=[timer],
                          benchmark=cfg.trainer.benchmark)
     loader = DataLoader(_SameBatch(batch, steps), batch_size=None)
-    trainer.fit(_module(cfg, model), train_dataloaders=loader)
+    trainer.fit(segmentation_module(cfg, model), train_dataloaders=loader)
     return timer.times
 
 
@@ -79,7 +72,10 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
     schedule and precision, nothing else."""
     model.to(device).train()
     loss_fn = instantiate(cfg.loss)
-    optimizer = instantiate(cfg.optim.optimizer)(params=[p for p in model.parameters() if p.requires_grad])
+    optim = cfg.optim  # the parameter groups training uses: encoder and head (and bias) learning rates
+    groups = parameter_groups(model, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult,
+                              bias_lr_mult=optim.bias_lr_mult)
+    optimizer = instantiate(optim.optimizer)(params=groups)
     scheduler = instantiate(cfg.optim.scheduler)(optimizer, total_steps=steps)
     images, masks = batch["image"].to(device), batch["mask"].to(device)
     if cfg.model.channels_last:

@@ -48,3 +48,26 @@ def row_madds(row: dict, convention: str) -> int:
     scales = SCALES if row["multi_scale"] == "yes" else (1.0,)
     copies = 2 if row["flip"] == "yes" else 1
     return copies * sum(_pass_madds(row_key(row), s, convention) for s in scales)
+
+
+TABLE_HEADER = ["| table | backbone | train OS | eval OS | decoder | MS | flip | sep | params | paper | tf | tf/paper "
+                "| plain | plain/paper |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+BEGIN, END = "<!-- paper_table: begin -->", "<!-- paper_table: end -->"  # where --write puts the table
+
+
+def table_row(row: dict) -> str:
+    """One ImageNet row of the paper's tables beside our counts in both conventions, as Markdown."""
+    paper = float(row["madds_billion"])
+    tf, plain = row_madds(row, "tf") / 1e9, row_madds(row, "plain") / 1e9
+    params = sum(p.numel() for p in model_for(*row_key(row)).parameters()) / 1e6
+    return (f"| {row['source']} | {row['backbone']} | {row['train_os']} | {row['eval_os']} | {row['decoder']} | "
+            f"{row['multi_scale']} | {row['flip']} | {row['separable']} | {params:.2f} M | {paper:.2f}B | "
+            f"{tf:.2f}B | {tf / paper:.4f} | {plain:.2f}B | {plain / paper:.4f} |")
+
+
+def replace_table(document: str, lines: list[str]) -> str:
+    """The document with the lines between its BEGIN and END markers replaced."""
+    if BEGIN not in document or END not in document:
+        raise ValueError(f"the document has no {BEGIN} ... {END} block to write the table into")
+    head, rest = document.split(BEGIN, 1)
+    return head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + rest.split(END, 1)[1]

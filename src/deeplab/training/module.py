@@ -25,6 +25,7 @@ class SegmentationModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.class_names = list(class_names)
+        self.ignore_index = ignore_index
         self.eval_output_stride = eval_output_stride
         self.param_groups = param_groups  # layer-wise learning rates; None: one group
         self.channels_last = channels_last

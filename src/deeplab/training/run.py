@@ -16,9 +16,10 @@ from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
 from deeplab.log import LOG
 from deeplab.model.parts import resolve_group
-from deeplab.schema import describe, validate
+from deeplab.schema import validate
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
 from deeplab.training.datamodule import build_datamodule
+from deeplab.training.describe import describe
 from deeplab.training.finetune import StagedFinetuning, parameter_groups
 from deeplab.training.module import SegmentationModule
 from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
@@ -59,21 +60,8 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     params = sum(p.numel() for p in model.parameters())
     madds = inference_madds(model, cfg)
     model = apply_fast_path(model, cfg.model)
+    module = segmentation_module(cfg, model)
     optim = cfg.optim
-    module = SegmentationModule(
-        model=model,
-        loss=instantiate(cfg.loss),
-        optimizer=instantiate(cfg.optim.optimizer),
-        scheduler=instantiate(cfg.optim.scheduler),
-        num_classes=cfg.data.num_classes,
-        class_names=list(cfg.data.class_names),
-        ignore_index=cfg.data.ignore_index,
-        eval_output_stride=cfg.eval.output_stride,
-        inference=inference_settings(cfg.eval, cfg.data.crop_size),
-        param_groups=partial(parameter_groups, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult,
-                             bias_lr_mult=optim.bias_lr_mult),
-        channels_last=cfg.model.channels_last,
-    )
 
     config = OmegaConf.to_container(cfg, resolve=True)
     settings = run_settings(cfg, identity := job_identity(choices))
@@ -131,6 +119,26 @@ def train_second_stage(cfg: DictConfig, choices: dict | None, first_best: str | 
     source = first_best if isinstance(first_best, str) else "stage 1's last weights (fast_dev_run saves none)"
     LOG.info(f"finetune=paper: stage 2 from {source}")
     return train(staged, choices, initial_weights=first_best)
+
+
+def segmentation_module(cfg: DictConfig, model) -> SegmentationModule:
+    """The LightningModule training runs (and tools/bench.py times): loss, optimizer with the
+    encoder/head parameter groups, poly schedule, validation inference."""
+    optim = cfg.optim
+    return SegmentationModule(
+        model=model,
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(optim.optimizer),
+        scheduler=instantiate(optim.scheduler),
+        num_classes=cfg.data.num_classes,
+        class_names=list(cfg.data.class_names),
+        ignore_index=cfg.data.ignore_index,
+        eval_output_stride=cfg.eval.output_stride,
+        inference=inference_settings(cfg.eval, cfg.data.crop_size),
+        param_groups=partial(parameter_groups, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult,
+                             bias_lr_mult=optim.bias_lr_mult),
+        channels_last=cfg.model.channels_last,
+    )
 
 
 def check_stages(model, stages: list[dict]) -> None:

@@ -38,7 +38,7 @@ class WandbMedia(pl.Callback):
         import wandb
 
         names = {i: name for i, name in enumerate(pl_module.class_names)}
-        images = self._images(trainer, pl_module, wandb, {**names, 255: "void"})
+        images = self._images(trainer, pl_module, wandb, {**names, _void_label(pl_module): "void"})
         # one key an image: W&B shows a list of images of different sizes wrongly
         payload = {f"val/prediction_{i}": image for i, image in enumerate(images)}
         if pl_module.last_confmat is not None:
@@ -58,7 +58,8 @@ class WandbMedia(pl.Callback):
             pixels = (sample["image"].permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
             images.append(wandb.Image((pixels * 255).astype(np.uint8), caption=sample["name"], masks={
                 "prediction": {"mask_data": predicted.cpu().numpy().astype(np.uint8), "class_labels": labels},
-                "ground_truth": {"mask_data": sample["mask"].numpy().astype(np.uint8), "class_labels": labels},
+                "ground_truth": {"mask_data": _shown_mask(sample["mask"].numpy(), pl_module),
+                                 "class_labels": labels},
             }))
         return images
 
@@ -76,3 +77,12 @@ def finish_wandb(loggers, failed: bool) -> None:
     for logger in loggers:
         if isinstance(logger, WandbLogger) and logger._experiment is not None:
             logger.experiment.finish(exit_code=1 if failed else 0)
+
+
+def _void_label(pl_module) -> int:
+    """W&B masks are 8-bit: data.ignore_index shows as itself when it fits, else as 255."""
+    return pl_module.ignore_index if 0 <= pl_module.ignore_index <= 255 else 255
+
+
+def _shown_mask(mask: np.ndarray, pl_module) -> np.ndarray:
+    return np.where(mask == pl_module.ignore_index, _void_label(pl_module), mask).astype(np.uint8)
