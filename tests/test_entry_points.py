@@ -2,9 +2,15 @@
 --package, --info, --help, --hydra-help, --version, --config-dir with --config-name, and -m
 running real jobs. Each runs in this process, as `python SCRIPT ...` would."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from .conftest import SMALL, assert_one_line_error, run_entry
+from deeplab.cli import verbs
+
+from .conftest import ROOT, SMALL, assert_one_line_error, run_entry
 
 # entry point: (its config, a line its --cfg job prints)
 ENTRY_POINTS = {
@@ -108,3 +114,26 @@ def test_multirun_on_each_entry_point(script, tmp_path, small_synthetic, trained
     assert code == 0, stderr[-3000:]
     assert "Traceback" not in stderr
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"], list(sweep.iterdir())
+
+
+CONSOLE_SCRIPTS = ["deeplab-train", "deeplab-eval", "deeplab-predict", "deeplab-export", "deeplab-bench",
+                   "deeplab-bench-loader", "deeplab-check-data", "deeplab-prepare-data", "deeplab-complexity"]
+
+
+def test_console_scripts_are_the_entry_points():
+    """pyproject's [project.scripts], installed by `make test`'s `pip install -e`: the same programs."""
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert sorted(scripts) == sorted([*CONSOLE_SCRIPTS, "deeplab-report"])
+    for name in CONSOLE_SCRIPTS:  # each names its verb in deeplab.cli.verbs, as the file entry point calls it
+        module, _, function = scripts[name].partition(":")
+        assert module == "deeplab.cli.verbs" and callable(getattr(verbs, function))
+
+
+def test_deeplab_train_help_runs_as_installed():
+    command = Path(sys.executable).parent / "deeplab-train"
+    assert command.is_file(), "run `make test` (pip install -e .) to install the console scripts"
+    result = subprocess.run([str(command), "--help"], capture_output=True, text=True, timeout=120, cwd="/")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "train is powered by Hydra" in result.stdout and "backbone: " in result.stdout
