@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurement of the fast path, prepared for a lent device (see README, Performance):
+# The GPU measurement of the fast path, prepared for a lent device (see docs/performance.md):
 # ResNet-101 and Xception-65, OS16, 513x513, batch 16: fp32, bf16 + channels_last, and + compile.
 # Here, first: ../shared/device/wheels.sh   (gathers the wheels the GPU image lacks into .whl/)
 # On the device, from the project root, with .whl carried:  bash tools/gpu_bench.sh "$OUT"

@@ -2,7 +2,6 @@
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,18 +9,15 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ..conftest import ROOT, SMALL
+from ..conftest import SMALL, run_script
 
 WANDB = Path(sys.executable).parent / "wandb"
 TINY = (*SMALL, "trainer.max_epochs=1", "data.prepare.num_train=16", "data.prepare.num_val=4")
 
 
-def multirun(tmp_path, data_dir, *args) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    env.pop("WANDB_API_KEY", None)
-    command = [sys.executable, str(ROOT / "train.py"), "-m", *TINY, f"paths.data_dir={data_dir}",
-               f"paths.log_dir={tmp_path}", f"hydra.sweep.dir={tmp_path / 'sweep'}", *args]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+def multirun(tmp_path, data_dir, *args):
+    return run_script("train.py", "-m", *TINY, f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}",
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}", *args)
 
 
 def inspect(run_dir: Path, summary: bool) -> dict | list:
@@ -68,14 +64,15 @@ def test_two_by_two_sweep_is_one_wandb_group_and_one_report(tmp_path, small_synt
     assert (sweep / "pareto.png").stat().st_size > 10_000
 
     (sweep / "report.md").unlink()
-    rebuilt = subprocess.run([sys.executable, str(ROOT / "tools" / "report.py"), str(sweep)], capture_output=True,
-                             text=True, timeout=120)
+    rebuilt = run_script("tools/report.py", str(sweep))
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert (sweep / "report.md").read_text() == report
 
 
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, small_synthetic):
-    result = multirun(tmp_path, small_synthetic, "hparams_search=optuna", "hydra.sweeper.n_trials=2")
+    # one step of two images a trial: the search space's crops (321, 513) are costly on a CPU
+    result = multirun(tmp_path, small_synthetic, "hparams_search=optuna", "hydra.sweeper.n_trials=2",
+                      "data.batch_size=2", "trainer.limit_train_batches=1")
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "sweep"
     trials = [json.loads((sweep / str(n) / "summary.json").read_text())["val/mIoU_best"] for n in (0, 1)]

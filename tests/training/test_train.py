@@ -1,8 +1,6 @@
-"""Training runs as a user starts them: `python train.py ...` in a subprocess, outputs read back."""
+"""Training runs as a user starts them, `python train.py ...` (run in this process), outputs read back."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
 from deeplab.training.callbacks import CONFIG_KEY
 
-from ..conftest import ROOT, SMALL, VOC_SAMPLES, run_train
+from ..conftest import SMALL, VOC_SAMPLES, run_script, run_train
 from ..data.layouts import write_voc
 
 SUMMARY_KEYS = {"val/mIoU", "val/mIoU_best", "best_ckpt", "last_ckpt", "epochs", "global_step", "params",
@@ -94,9 +92,8 @@ def test_missing_voc_says_where_and_how(tmp_path):
 
 def test_multirun_sweeps_numeric_output_strides(tmp_path, small_synthetic):
     sweep = tmp_path / "sweep"
-    command = [sys.executable, str(ROOT / "train.py"), "-m", "os=8,16", "debug=fast", *SMALL,
-               f"paths.data_dir={small_synthetic}", f"hydra.sweep.dir={sweep}"]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_script("train.py", "-m", "os=8,16", "debug=fast", *SMALL, f"paths.data_dir={small_synthetic}",
+                        f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     strides = sorted(OmegaConf.load(job / ".hydra" / "config.yaml").model.output_stride for job in sweep.iterdir()
                      if job.is_dir())

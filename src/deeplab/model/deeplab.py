@@ -50,9 +50,11 @@ class DeepLab(nn.Module):
         when it evaluates an OS16-trained model at OS8."""
         if output_stride == self.output_stride:
             return
-        encoder = self._build_encoder(None, output_stride)
-        encoder.load_state_dict(self.encoder.state_dict())
-        self.encoder = encoder.to(next(self.parameters()).device).train(self.encoder.training)
+        device = next(self.parameters()).device
+        with torch.device(device):  # built where the weights are (on "meta" when only shapes are counted)
+            encoder = self._build_encoder(None, output_stride)
+        encoder.load_state_dict(self.encoder.state_dict(), assign=True)  # the same tensors, no copy
+        self.encoder = encoder.train(self.encoder.training)
         factor = self.output_stride / output_stride
         self.aspp.set_rates([round(r * factor) for r in self.aspp.rates])
         self.output_stride = output_stride

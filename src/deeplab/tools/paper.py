@@ -4,6 +4,7 @@ import csv
 import functools
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_dir
 
 from deeplab.builders.model import build_model
@@ -33,7 +34,8 @@ def model_for(backbone: str, train_os: int, eval_os: int, decoder: bool, separab
         overrides.append(f"model.decoder.separable={separable}")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    model = build_model(cfg.model, num_classes=cfg.data.num_classes)
+    with torch.device("meta"):  # shapes only: counting needs no weights, and none are initialised
+        model = build_model(cfg.model, num_classes=cfg.data.num_classes)
     model.set_output_stride(eval_os)
     return model
 
