@@ -133,6 +133,7 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
 
     Returns the arguments to hand to Hydra: numeric group options (`os=8`) quoted, because Hydra
     only takes strings as group options."""
+    _last_output_dir.clear()  # a new command: its run directory is worked out anew
     line = CommandLine.parse(args, config_name)
     conf_dir = Path(conf_dir).resolve()
     groups = {p.name for d in (conf_dir, line.config_dir) if d for p in d.iterdir() if p.is_dir()}
@@ -202,7 +203,18 @@ def _check_target_argument(cfg: DictConfig, key: str, override, known: list[str]
 
 def output_dir(line: CommandLine, conf_dir: str | Path) -> tuple[str, Path | None, DictConfig]:
     """The run directory (or sweep directory, with -m) this command line will write to, its
-    config key, and the composed config; None where only Hydra's run can resolve the directory."""
+    config key, and the composed config; None where only Hydra's run can resolve the directory.
+    The answer is kept for the rest of the command: train.py asks twice (writable, and fresh)."""
+    asked = (tuple(line.overrides), line.config_name, line.config_dir, line.multirun, str(conf_dir), os.getcwd())
+    if _last_output_dir.get("asked") != asked:
+        _last_output_dir.update(asked=asked, answer=_output_dir(line, conf_dir))
+    return _last_output_dir["answer"]
+
+
+_last_output_dir: dict = {}
+
+
+def _output_dir(line: CommandLine, conf_dir: str | Path) -> tuple[str, Path | None, DictConfig]:
     parser = OverridesParser.create()
     # a sweep's values do not compose into one config; where the sweep dir goes does not depend on them
     single = [a for a in line.overrides if not parser.parse_override(a).is_sweep_override()]
