@@ -32,10 +32,10 @@ def group_options(conf_dir: Path, group: str, extra_dir: Path | None = None) -> 
     return _sort_options({p.stem for d in dirs for p in (d / group).glob("*.yaml")})
 
 
-def _flat_keys(node, prefix: str = "") -> list[str]:
+def _flat_keys(node, prefix: str = "", skip: tuple = ()) -> list[str]:
     keys = []
     if isinstance(node, DictConfig):
-        for key in node.keys():
+        for key in (k for k in node.keys() if k not in skip):
             full = f"{prefix}{key}"
             keys.append(full)
             keys.extend(_flat_keys(node._get_node(key), f"{full}."))
@@ -160,10 +160,11 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
         if any(not isinstance(v, str) for v in raw):
             result[-1] = f"{key}=" + ",".join(f"'{v}'" for v in values)
         group_overrides.append(f"{key}='{values[0]}'")
+    cfg = None
     if key_overrides:
         with composing(conf_dir, line.config_dir):
-            cfg = compose(line.config_name, overrides=group_overrides)
-        known = _flat_keys(cfg)
+            cfg = compose(line.config_name, overrides=group_overrides, return_hydra_config=line.runs_job)
+        known = _flat_keys(cfg, skip=("hydra",))
         for index, key, override in key_overrides:
             taken = _check_target_argument(cfg, key, override, known)
             if taken and key not in known and override.type == OverrideType.CHANGE:
@@ -173,8 +174,26 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
                                   f"add a new key with +{key}=VALUE")
     checked = replace(line, overrides=result)
     if checked.runs_job:
+        if cfg is not None:
+            _reuse_for_output_dir(checked, conf_dir, cfg, groups)
         check_output_dir(checked, conf_dir)
     return checked.args
+
+
+def _reuse_for_output_dir(line: CommandLine, conf_dir: Path, cfg: DictConfig, groups: set[str]) -> None:
+    """The config composed for the key checks, with the command line's values applied as Hydra
+    applies them, is the one output_dir would compose again: one composition fewer a command.
+    Left to output_dir where Hydra would refuse an override (it says so itself)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    parser = OverridesParser.create()
+    values = [o for o in map(parser.parse_override, line.overrides)
+              if not o.is_sweep_override() and "/" not in o.key_or_group and o.key_or_group not in groups]
+    try:
+        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+    except Exception:  # noqa: BLE001  (Hydra's own composition will report it)
+        return
+    _last_output_dir.update(asked=_asked(line, conf_dir), answer=_run_dir_of(line, cfg))
 
 
 def _check_target_argument(cfg: DictConfig, key: str, override, known: list[str]) -> bool:
@@ -205,7 +224,7 @@ def output_dir(line: CommandLine, conf_dir: str | Path) -> tuple[str, Path | Non
     """The run directory (or sweep directory, with -m) this command line will write to, its
     config key, and the composed config; None where only Hydra's run can resolve the directory.
     The answer is kept for the rest of the command: train.py asks twice (writable, and fresh)."""
-    asked = (tuple(line.overrides), line.config_name, line.config_dir, line.multirun, str(conf_dir), os.getcwd())
+    asked = _asked(line, conf_dir)
     if _last_output_dir.get("asked") != asked:
         _last_output_dir.update(asked=asked, answer=_output_dir(line, conf_dir))
     return _last_output_dir["answer"]
@@ -214,12 +233,20 @@ def output_dir(line: CommandLine, conf_dir: str | Path) -> tuple[str, Path | Non
 _last_output_dir: dict = {}
 
 
+def _asked(line: CommandLine, conf_dir: str | Path) -> tuple:
+    return (tuple(line.overrides), line.config_name, line.config_dir, line.multirun, str(conf_dir), os.getcwd())
+
+
 def _output_dir(line: CommandLine, conf_dir: str | Path) -> tuple[str, Path | None, DictConfig]:
     parser = OverridesParser.create()
     # a sweep's values do not compose into one config; where the sweep dir goes does not depend on them
     single = [a for a in line.overrides if not parser.parse_override(a).is_sweep_override()]
     with composing(conf_dir, line.config_dir):
         cfg = compose(line.config_name, overrides=single, return_hydra_config=True)
+    return _run_dir_of(line, cfg)
+
+
+def _run_dir_of(line: CommandLine, cfg: DictConfig) -> tuple[str, Path | None, DictConfig]:
     if "paths" in cfg:
         cfg.paths.root_dir = os.getcwd()  # what ${hydra:runtime.cwd} will be
     key = "hydra.sweep.dir" if line.multirun else "hydra.run.dir"
