@@ -182,10 +182,16 @@ def test_full_traceback_on_request(tmp_path, small_synthetic, capsys, monkeypatc
                   capsys=capsys, monkeypatch=monkeypatch)
 
 
+# A network of 0.4 M parameters: these cases are about the run's guards, not what it learns, and
+# a checkpoint of it is written in milliseconds (most of them save after every step).
+TINY_NET = ("model.backbone.name=tu-test_resnet", "model.aspp.channels=16", "model.decoder.channels=16",
+            "model.decoder.low_level_channels=8")
+
+
 def train_small(run_dir: Path, data_dir: Path, *extra: str, capsys, monkeypatch) -> tuple[int, str]:
     """train.py on the small synthetic set for one epoch, logging nothing, in run_dir."""
-    return run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={data_dir}", *SMALL, *WORK, *extra,
-                     capsys=capsys, monkeypatch=monkeypatch)
+    return run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={data_dir}", *SMALL, *WORK, *TINY_NET,
+                     *extra, capsys=capsys, monkeypatch=monkeypatch)
 
 
 def saved_last(run_dir: Path) -> dict:
