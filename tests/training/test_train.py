@@ -122,3 +122,14 @@ def test_missing_file_stops_training_at_start(tmp_path):
     assert result.returncode == 2
     assert result.stderr == f"error: missing mask: {root / 'SegmentationClass' / 'b.png'}\n"
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_progress_bar_switch_wins_over_the_configured_bar(tmp_path, small_synthetic):
+    """callbacks.progress_bar builds a TQDM bar; trainer.enable_progress_bar=false drops it instead
+    of Lightning refusing the pair."""
+    run_dir = tmp_path / "run"
+    result = run_train(run_dir, *SMALL, "trainer.max_steps=1", "trainer.enable_progress_bar=false",
+                       data_dir=small_synthetic)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Epoch 0:" not in result.stdout + result.stderr  # no bar drawn
+    assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 1

@@ -4,6 +4,7 @@ checks the command line, lets Hydra compose the config and calls the task, turni
 mistake into one line. A task imports what it needs when it runs, so that predict never loads
 the training stack."""
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,16 @@ def launch(config_name: str, task: Callable[[DictConfig], object], train_config:
             return task(cfg)
 
     main()
+
+
+def _imported(target: str) -> Callable[[DictConfig], object]:
+    """The task `module:function`, imported when it runs (not when the command line is checked)."""
+
+    def task(cfg: DictConfig):
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)(cfg)
+
+    return task
 
 
 def _train(cfg: DictConfig) -> float | None:
@@ -96,24 +107,12 @@ def export() -> None:
     launch("export", _export)
 
 
-def _bench(cfg: DictConfig) -> None:
-    from deeplab.tools.bench import report
-
-    report(cfg)
-
-
 def bench() -> None:
-    launch("bench", _bench, train_config=True)
-
-
-def _bench_loader(cfg: DictConfig) -> None:
-    from deeplab.tools.loader_bench import report
-
-    report(cfg)
+    launch("bench", _imported("deeplab.tools.bench:report"), train_config=True)
 
 
 def bench_loader() -> None:
-    launch("bench_loader", _bench_loader, train_config=True)
+    launch("bench_loader", _imported("deeplab.tools.loader_bench:report"), train_config=True)
 
 
 def _check_data(cfg: DictConfig) -> None:
@@ -140,14 +139,8 @@ def prepare_data() -> None:
     launch("prepare_data", _prepare_data, train_config=True)
 
 
-def _complexity(cfg: DictConfig) -> None:
-    from deeplab.tools.complexity import report
-
-    report(cfg)
-
-
 def complexity() -> None:
-    launch("complexity", _complexity, train_config=True)
+    launch("complexity", _imported("deeplab.tools.complexity:report"), train_config=True)
 
 
 def report() -> None:
