@@ -145,13 +145,17 @@ def small_synthetic(tmp_path_factory) -> Path:
 
 
 SMALL = ("data.prepare.num_train=48", "data.prepare.num_val=12", "data.num_workers=0", "logger=none")
+# A network of 0.4 M parameters (timm's test_resnet, 16-channel head), for tests about what a run
+# does rather than what it learns: a step and a checkpoint take milliseconds.
+TINY_NET = ("model.backbone.name=tu-test_resnet", "model.aspp.channels=16", "model.decoder.channels=16",
+            "model.decoder.low_level_channels=8")
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, small_synthetic) -> Path:
-    """One short training run (one epoch on 48 images) whose checkpoints the eval, predict and
-    export tests read."""
+    """One short training run (one epoch on 48 images, the tiny network) whose checkpoints the
+    eval, predict and export tests read."""
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    result = run_train(run_dir, *SMALL, "trainer.max_epochs=1", data_dir=small_synthetic)
+    result = run_train(run_dir, *SMALL, *TINY_NET, "trainer.max_epochs=1", data_dir=small_synthetic)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir

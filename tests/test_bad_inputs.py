@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import SMALL, assert_one_line_error, run_entry
+from .conftest import SMALL, TINY_NET, assert_one_line_error, run_entry
 from .data.layouts import save_palette, write_voc
 
 WORK = ("logger=none", "trainer.max_epochs=1")
@@ -135,7 +135,7 @@ def test_bad_value_or_path(args, message, tmp_path, small_synthetic, capsys, mon
 @pytest.mark.parametrize("args, message", [
     (["data.num_classes=4", "data.class_names=[a,b,c,d]"], "data.num_classes=4 but ckpt_path={ckpt} was trained "
                                                             "with 5 classes"),
-    (["backbone=resnet50"], "ckpt_path={ckpt} holds another architecture (backbone resnet18, output stride 16); "
+    (["backbone=resnet50"], "ckpt_path={ckpt} holds another architecture (backbone tu-test_resnet, output stride 16); "
                             "this run builds backbone resnet50, output stride 16"),
 ])
 def test_checkpoint_of_another_model(args, message, standalone_ckpt, tmp_path, small_synthetic, capsys,
@@ -180,12 +180,6 @@ def test_full_traceback_on_request(tmp_path, small_synthetic, capsys, monkeypatc
     with pytest.raises(Exception, match="split list .* not found"):
         run_entry("train.py", "data=voc", f"data.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}", *WORK,
                   capsys=capsys, monkeypatch=monkeypatch)
-
-
-# A network of 0.4 M parameters: these cases are about the run's guards, not what it learns, and
-# a checkpoint of it is written in milliseconds (most of them save after every step).
-TINY_NET = ("model.backbone.name=tu-test_resnet", "model.aspp.channels=16", "model.decoder.channels=16",
-            "model.decoder.low_level_channels=8")
 
 
 def train_small(run_dir: Path, data_dir: Path, *extra: str, capsys, monkeypatch) -> tuple[int, str]:
@@ -298,7 +292,7 @@ def test_gradient_clipping_bounds_every_update(tmp_path, small_synthetic, capsys
     monkeypatch.setattr(torch.optim.AdamW, "step", records_the_norm)
     for clip in ("null", "0.05"):
         code, stderr = run_entry("train.py", f"hydra.run.dir={tmp_path / clip}", f"paths.data_dir={small_synthetic}",
-                                 *SMALL, *WORK, "trainer.max_steps=4", f"trainer.gradient_clip_val={clip}",
+                                 *SMALL, *WORK, *TINY_NET, "trainer.max_steps=4", f"trainer.gradient_clip_val={clip}",
                                  capsys=capsys, monkeypatch=monkeypatch)
         assert code == 0, stderr[-2000:]
     unclipped, clipped = norms[:4], norms[4:]
@@ -374,8 +368,8 @@ def test_a_fresh_run_into_a_used_run_dir(tmp_path, small_synthetic, capsys, monk
 
 def test_a_fresh_sweep_into_a_used_sweep_dir(tmp_path, small_synthetic, capsys, monkeypatch):
     sweep = tmp_path / "sweep"
-    args = ("-m", f"hydra.sweep.dir={sweep}", f"paths.data_dir={small_synthetic}", *SMALL, *WORK, "trainer.max_steps=1",
-            "seed=1,2")
+    args = ("-m", f"hydra.sweep.dir={sweep}", f"paths.data_dir={small_synthetic}", *SMALL, *WORK, *TINY_NET,
+            "trainer.max_steps=1", "seed=1,2")
     code, stderr = run_entry("train.py", *args, capsys=capsys, monkeypatch=monkeypatch)
     assert code == 0, stderr[-2000:]
     before = snapshot(sweep)

@@ -10,7 +10,7 @@ import pytest
 
 from deeplab.cli import verbs
 
-from .conftest import ROOT, SMALL, assert_one_line_error, run_entry
+from .conftest import ROOT, SMALL, TINY_NET, assert_one_line_error, run_entry
 
 # entry point: (its config, a line its --cfg job prints)
 ENTRY_POINTS = {
@@ -90,12 +90,12 @@ def multirun_args(script: str, tmp_path, data, trained_run) -> list[str]:
     synthetic = [f"paths.data_dir={data}", *SMALL]
     image = next((data / "synthetic_voc" / "JPEGImages").iterdir())
     return {
-        "train.py": [*synthetic, "trainer.max_steps=1", "++trainer.limit_val_batches=1", "seed=1,2"],
+        "train.py": [*synthetic, *TINY_NET, "trainer.max_steps=1", "++trainer.limit_val_batches=1", "seed=1,2"],
         "eval.py": [f"ckpt_path={ckpt}", "eval.flip=false,true"],
         "predict.py": [f"ckpt_path={ckpt}", f"input={image}", f"output={tmp_path / 'masks'}", "eval.flip=false,true"],
         "tools/check_data.py": [*synthetic, "splits=[val],[train]"],
         "tools/prepare_data.py": [*synthetic, "seed=1,2"],
-        "tools/bench.py": [*synthetic, "bench.input_size=[64,64]", "bench.warmup=0", "bench.iterations=1",
+        "tools/bench.py": [*synthetic, *TINY_NET, "bench.input_size=[64,64]", "bench.warmup=0", "bench.iterations=1",
                            "bench.repeats=1", "bench.loader_batches=0", f"bench.output={tmp_path / 'bench.json'}",
                            "seed=1,2"],
         "tools/bench_loader.py": [*synthetic, "workers=[0]", "batches=1", "data.batch_size=2,4"],

@@ -71,3 +71,11 @@ def test_command_prints_table_then_json():
     summary = json.loads(lines[-1])
     assert abs(summary["madds"] / 54.17e9 - 1) < 0.005
     assert summary["params"] == sum(p.numel() for p in model_for("xception65", 16, 16, True, True).parameters())
+
+
+def test_a_model_on_the_meta_device_is_counted_in_place_and_keeps_its_modes():
+    with torch.device("meta"):
+        model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4))
+    model[1].eval()  # a frozen batch norm inside a training model
+    assert count_madds(model, (8, 8))["madds"] == 3 * 4 * 9 * 8 * 8
+    assert model.training and not model[1].training and model[0].weight.is_meta

@@ -15,13 +15,13 @@ import torch
 
 from deeplab.training.resume import AtomicCheckpointIO
 
-from ..conftest import run_entry, run_train
+from ..conftest import TINY_NET, run_entry, run_train
 
 # 48 images in batches of 4 is 12 batches; limit_train_batches=6 trains half of each epoch's
 # order, last.ckpt comes every 4 steps (4, 8 mid-epoch; 6, 12 at epochs' ends) and best.ckpt
 # after each validation: every kind of checkpoint, with dropout in ASPP to make the RNG count.
 BASE = ("data.prepare.num_train=48", "data.prepare.num_val=6", "data.num_workers=0", "logger=none",
-        "backbone=mobilenet_v2", "model.aspp.channels=32", "data.batch_size=4", "data.crop_size=64",
+        *TINY_NET, "data.batch_size=4", "data.crop_size=64",
         "trainer.max_epochs=2", "trainer.limit_train_batches=6",
         "trainer.deterministic=true", "callbacks.last_checkpoint.every_n_train_steps=4")
 CASES = {

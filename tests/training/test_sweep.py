@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ..conftest import SMALL, run_script
+from ..conftest import SMALL, TINY_NET, run_script
 
 WANDB = Path(sys.executable).parent / "wandb"
-TINY = (*SMALL, "trainer.max_epochs=1", "data.prepare.num_train=16", "data.prepare.num_val=4")
+# the tiny network's encoder and ASPP (its decoder keys would not compose with decoder=deeplabv3)
+TINY = (*SMALL, *TINY_NET[:2], "trainer.max_epochs=1", "data.prepare.num_train=16", "data.prepare.num_val=4")
 
 
 def multirun(tmp_path, data_dir, *args):

@@ -14,7 +14,7 @@ from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
 from deeplab.training.callbacks import CONFIG_KEY
 
-from ..conftest import SMALL, VOC_SAMPLES, run_script, run_train
+from ..conftest import SMALL, TINY_NET, VOC_SAMPLES, run_script, run_train
 from ..data.layouts import write_voc
 
 SUMMARY_KEYS = {"val/mIoU", "val/mIoU_best", "best_ckpt", "last_ckpt", "epochs", "global_step", "params",
@@ -63,7 +63,8 @@ def test_one_epoch_improves_miou(tmp_path, small_synthetic):
 @pytest.mark.parametrize("overrides", [["backbone=xception", "os=8"],
                                        ["backbone=resnet101", "os=16", "decoder=deeplabv3"]])
 def test_paper_backbones_fast_dev_run(tmp_path, small_synthetic, overrides):
-    result = run_train(tmp_path / "run", *SMALL, *overrides, "trainer.fast_dev_run=true", data_dir=small_synthetic)
+    result = run_train(tmp_path / "run", *SMALL, *overrides, "trainer.fast_dev_run=true", "data.batch_size=2",
+                       data_dir=small_synthetic)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -92,8 +93,8 @@ def test_missing_voc_says_where_and_how(tmp_path):
 
 def test_multirun_sweeps_numeric_output_strides(tmp_path, small_synthetic):
     sweep = tmp_path / "sweep"
-    result = run_script("train.py", "-m", "os=8,16", "debug=fast", *SMALL, f"paths.data_dir={small_synthetic}",
-                        f"hydra.sweep.dir={sweep}")
+    result = run_script("train.py", "-m", "os=8,16", "debug=fast", *SMALL, *TINY_NET,
+                        f"paths.data_dir={small_synthetic}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     strides = sorted(OmegaConf.load(job / ".hydra" / "config.yaml").model.output_stride for job in sweep.iterdir()
                      if job.is_dir())
@@ -128,7 +129,7 @@ def test_progress_bar_switch_wins_over_the_configured_bar(tmp_path, small_synthe
     """callbacks.progress_bar builds a TQDM bar; trainer.enable_progress_bar=false drops it instead
     of Lightning refusing the pair."""
     run_dir = tmp_path / "run"
-    result = run_train(run_dir, *SMALL, "trainer.max_steps=1", "trainer.enable_progress_bar=false",
+    result = run_train(run_dir, *SMALL, *TINY_NET, "trainer.max_steps=1", "trainer.enable_progress_bar=false",
                        data_dir=small_synthetic)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 0:" not in result.stdout + result.stderr  # no bar drawn

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conftest import SMALL, run_train
+from ..conftest import SMALL, TINY_NET, run_train
 from ..data.layouts import write_voc
 
 
 def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic):
     run_dir = tmp_path / "run"
     args = [a for a in SMALL if not a.startswith("logger=")]
-    result = run_train(run_dir, *args, "logger=wandb", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
+    result = run_train(run_dir, *args, *TINY_NET, "logger=wandb", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
                        data_dir=small_synthetic)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "W&B: offline (no credentials configured); upload later with `wandb sync" in result.stdout + result.stderr
@@ -41,7 +41,7 @@ def test_unreachable_server_falls_back_to_offline(tmp_path):
     """Credentials configured but no server: the run goes on offline and says so."""
     script = (
         "from deeplab.training.loggers import wandb_logger\n"
-        f"logger = wandb_logger(save_dir={str(tmp_path)!r}, init_timeout=5)\n"
+        f"logger = wandb_logger(save_dir={str(tmp_path)!r}, init_timeout=1)\n"
         "logger.log_metrics({'val/mIoU': 0.5})\n"
         "logger.experiment.finish()\n"
         "print('offline' if logger._offline else 'online')\n"

@@ -40,17 +40,25 @@ def count_madds(model: nn.Module, input_size: Sequence[int] = (513, 513), scales
         raise ValueError(f"convention={convention} is not allowed; allowed: {', '.join(CONVENTIONS)}")
     mapping = {_aten.convolution: _tf_conv_flop, _aten._convolution: _tf_conv_flop} if convention == "tf" else {}
     # Counted on the meta device: shapes only, no arithmetic, so any model and size counts in a
-    # fraction of a second (the counts are identical to a real run's).
-    shapes_only = copy.deepcopy(model).to("meta").eval()
+    # fraction of a second (the counts are identical to a real run's). A model already there (as
+    # tools/paper.py builds them) is counted as it is, in eval mode, and handed back in its mode.
+    on_meta = all(t.is_meta for t in [*model.parameters(), *model.buffers()])
+    shapes_only = model if on_meta else copy.deepcopy(model).to("meta")
+    modes = {module: module.training for module in shapes_only.modules()}
+    shapes_only.eval()
     passes = []
     base = grid_size(input_size, getattr(model, "output_stride", 1))
-    for scale in scales:
-        size = scaled_size(base, scale)
-        counter = FlopCounterMode(display=False, custom_mapping=mapping)
-        with counter:
-            padded_logits(shapes_only, torch.zeros(1, 3, *size, device="meta"))
-        madds = counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-add
-        passes.append({"scale": scale, "size": list(size), "madds": madds})
+    try:
+        for scale in scales:
+            size = scaled_size(base, scale)
+            counter = FlopCounterMode(display=False, custom_mapping=mapping)
+            with counter:
+                padded_logits(shapes_only, torch.zeros(1, 3, *size, device="meta"))
+            madds = counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-add
+            passes.append({"scale": scale, "size": list(size), "madds": madds})
+    finally:
+        for module, training in modes.items():
+            module.training = training
     copies = 2 if flip else 1
     return {
         "params": sum(p.numel() for p in model.parameters()),
