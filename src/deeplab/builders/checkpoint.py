@@ -17,23 +17,27 @@ from deeplab.model import DeepLab
 CONFIG_KEY = "deeplab_config"  # the resolved run config, stored in every checkpoint by train.py
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_file(path: str | Path, key: str = "ckpt_path"):
+    """What a file saved with torch.save holds, loaded safely; `key` names the setting in messages."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"ckpt_path={path} does not exist" if not path.exists() else
-                              f"ckpt_path={path} is not a file")
+        raise CheckpointError(f"{key}={path} does not exist" if not path.exists() else f"{key}={path} is not a file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         if found:  # a pickle that names a function or class to call: the way code runs on load
-            raise CheckpointError(f"ckpt_path={path} is refused: loading it would call {found.group(1)}, and only "
+            raise CheckpointError(f"{key}={path} is refused: loading it would call {found.group(1)}, and only "
                                   "tensors and plain containers are loaded (weights_only=True)") from err
-        raise CheckpointError(f"ckpt_path={path} is not a PyTorch checkpoint (it does not unpickle)") from err
+        raise CheckpointError(f"{key}={path} is not a PyTorch checkpoint (it does not unpickle)") from err
     except Exception as err:  # truncated or empty files, zip errors, other formats
         reason = " ".join(str(err).split()).split(". ")[0][:160] or "the file ends early"
-        raise CheckpointError(f"ckpt_path={path} is not a PyTorch checkpoint ({type(err).__name__}: {reason})") \
+        raise CheckpointError(f"{key}={path} is not a PyTorch checkpoint ({type(err).__name__}: {reason})") \
             from err
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    checkpoint = load_file(path)
     if not isinstance(checkpoint, dict) or CONFIG_KEY not in checkpoint or "state_dict" not in checkpoint:
         raise CheckpointError(f"ckpt_path={path} is not a checkpoint written by train.py (it has no "
                               f"{CONFIG_KEY!r} and 'state_dict')")

@@ -8,6 +8,8 @@ from torch import nn
 class ConvBNReLU(nn.Sequential):
     """Conv, batch norm, ReLU; the conv has no bias since BN follows."""
 
+    positional_names = {"0": "conv", "1": "bn"}  # what checkpoints before the names called the parts
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1):
         padding = dilation * (kernel_size - 1) // 2
         super().__init__(OrderedDict(
@@ -15,12 +17,14 @@ class ConvBNReLU(nn.Sequential):
             bn=nn.BatchNorm2d(out_channels),
             act=nn.ReLU(inplace=True),
         ))
-        self._register_load_state_dict_pre_hook(_positional_keys({"0": "conv", "1": "bn"}))
+        self._register_load_state_dict_pre_hook(_positional_keys(self.positional_names))
 
 
 class SeparableConvBNReLU(nn.Sequential):
     """Depthwise separable 3x3 conv as in DeepLabV3+ (Sec. 3.1): BN and ReLU after the depthwise
     conv as well as after the pointwise one, as the official implementation does."""
+
+    positional_names = {"0": "conv_dw", "1": "bn_dw", "3": "conv_pw", "4": "bn_pw"}
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1):
         padding = dilation * (kernel_size - 1) // 2
@@ -33,8 +37,14 @@ class SeparableConvBNReLU(nn.Sequential):
             bn_pw=nn.BatchNorm2d(out_channels),
             act_pw=nn.ReLU(inplace=True),
         ))
-        self._register_load_state_dict_pre_hook(
-            _positional_keys({"0": "conv_dw", "1": "bn_dw", "3": "conv_pw", "4": "bn_pw"}))
+        self._register_load_state_dict_pre_hook(_positional_keys(self.positional_names))
+
+
+def _rename(state_dict: dict, prefix: str, names: dict[str, str]) -> None:
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        head, _, rest = key[len(prefix):].partition(".")
+        if head in names:
+            state_dict[f"{prefix}{names[head]}.{rest}"] = state_dict.pop(key)
 
 
 def _positional_keys(names: dict[str, str]):
@@ -43,12 +53,20 @@ def _positional_keys(names: dict[str, str]):
     (eval, predict, a Lightning resume)."""
 
     def rename(state_dict, prefix, *_):
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            head, _, rest = key[len(prefix):].partition(".")
-            if head in names:
-                state_dict[f"{prefix}{names[head]}.{rest}"] = state_dict.pop(key)
+        _rename(state_dict, prefix, names)
 
     return rename
+
+
+def with_current_names(model: nn.Module, state_dict: dict) -> dict:
+    """A copy of state_dict with the positional keys renamed as loading it into model would: for
+    code that matches a state dict's keys against the model's before loading (model.init_from)."""
+    renamed = dict(state_dict)
+    for name, module in model.named_modules():  # parents first, as load_state_dict visits them
+        names = getattr(module, "positional_names", None)
+        if names:
+            _rename(renamed, f"{name}." if name else "", names)
+    return renamed
 
 
 def conv3x3(in_channels: int, out_channels: int, dilation: int = 1, separable: bool = True) -> nn.Sequential:

@@ -11,6 +11,7 @@ from pytorch_lightning.callbacks import ProgressBar
 
 from deeplab.builders.checkpoint import check_resumable, model_from_checkpoint
 from deeplab.builders.fast import apply_fast_path
+from deeplab.builders.init_from import init_from
 from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
 from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
@@ -51,6 +52,8 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     if ckpt_path is not None:
         check_resumable(ckpt_path, cfg)
     model = build_model(cfg.model, num_classes=cfg.data.num_classes)
+    if cfg.model.get("init_from") and ckpt_path is None and initial_weights is None:
+        LOG.info(init_from(model, cfg.model.init_from)[0])  # a resumed run (or stage 2) has its own weights
     if isinstance(initial_weights, str):  # the paper's second stage starts from the first one's best weights
         initial_weights = model_from_checkpoint(initial_weights)[0].state_dict()
     if initial_weights is not None:
