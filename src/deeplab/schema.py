@@ -76,6 +76,9 @@ class Data(Section):
     num_workers: int = rule("an integer >= 0", ge=0)
     prefetch_factor: int = rule("an integer >= 1", 2, ge=1)
     colors: list[list[int]] | None = rule("null (the VOC colour map) or [r, g, b] triples of 0..255", None)
+    mask_format: Literal["index", "color"] = rule("index, color", "index")
+    void_color: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=3, max_length=3)] | None = rule(
+        "null or one [r, g, b] of 0..255", None)
     mean: Annotated[list[Number], Field(min_length=3, max_length=3)] | None = rule(
         "null (the encoder's pretrained statistics) or three numbers")
     std: Annotated[list[Annotated[Number, Field(gt=0)]], Field(min_length=3, max_length=3)] | None = rule(
@@ -92,6 +95,11 @@ class Data(Section):
         if colors is not None and (len(colors) != n or any(len(c) != 3 or not all(0 <= v <= 255 for v in c)
                                                            for c in colors)):
             refuse("data.colors", colors, f"null (the VOC colour map) or {n} [r, g, b] triples of 0..255")
+        if self.mask_format == "color" and colors is not None:  # each colour of a mask must say one class
+            if len({tuple(c) for c in colors}) < len(colors):
+                refuse("data.colors", colors, "distinct colours with data.mask_format=color (a colour is one class)")
+            if self.void_color is not None and self.void_color in colors:
+                refuse("data.void_color", self.void_color, "a colour that is no class's in data.colors")
         return self
 
 

@@ -93,13 +93,16 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def read_labels(self, path: Path) -> np.ndarray:
+        """A mask file's class ids: its stored values through `lookup`."""
+        mask = read_mask(path)
+        return self.lookup[mask] if self.lookup is not None else mask
+
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The image and its class-id mask, before any transform."""
         sample = self.samples[index]
         image = read_image(sample.image)
-        mask = read_mask(sample.mask) if sample.mask is not None else np.full(image.shape[:2], 255, np.uint8)
-        if self.lookup is not None:
-            mask = self.lookup[mask]
+        mask = self.read_labels(sample.mask) if sample.mask is not None else np.full(image.shape[:2], 255, np.uint8)
         if mask.shape != image.shape[:2]:
             raise DatasetError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, image {sample.image} is "
                                f"{image.shape[1]}x{image.shape[0]}")

@@ -61,19 +61,26 @@ def check_split(dataset: SegmentationDataset, split: str, num_classes: int, igno
         mask = _open(sample.mask, "mask", report)
         if mask is None:
             continue
-        if mask.mode not in ("P", "L"):
-            report.problems.append(f"mask of mode {mask.mode} (expected a palette or 8-bit index PNG): {sample.mask}")
+        colors = getattr(dataset, "color_map", None)  # data.mask_format=color
+        expected = ("RGB", "P") if colors is not None else ("P", "L")
+        if mask.mode not in expected:
+            wanted = "an RGB colour mask" if colors is not None else "a palette or 8-bit index PNG"
+            report.problems.append(f"mask of mode {mask.mode} (expected {wanted}): {sample.mask}")
             continue
         if image is not None and image.size != mask.size:
             report.problems.append(f"size mismatch: image {image.width}x{image.height}, mask "
                                    f"{mask.width}x{mask.height}: {sample.mask}")
-        values = np.array(mask)
-        stored = np.unique(values)
-        if known is not None:
-            foreign = [int(v) for v in stored if int(v) not in known]
-            if foreign:
-                report.problems.append(f"mask values {foreign} are not labels of this dataset: {sample.mask}")
-        labels = lookup[values] if lookup is not None else values
+        if colors is not None:
+            labels, unknown = colors.decode(np.array(mask.convert("RGB")), ignore_index)
+            report.problems.extend(f"colour ({r}, {g}, {b}) on {count} pixels is not in data.colors: {sample.mask}"
+                                   for (r, g, b), count in unknown)
+        else:
+            values = np.array(mask)
+            if known is not None:
+                foreign = [int(v) for v in np.unique(values) if int(v) not in known]
+                if foreign:
+                    report.problems.append(f"mask values {foreign} are not labels of this dataset: {sample.mask}")
+            labels = lookup[values] if lookup is not None else values
         counts = np.bincount(labels.ravel(), minlength=256)
         outside = [v for v in np.flatnonzero(counts) if v >= num_classes and v != ignore_index]
         if outside:
