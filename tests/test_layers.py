@@ -17,7 +17,7 @@ ALLOWED = {
     "model": {"errors", "imagenet"},
     "data": {"errors", "imagenet"},
     "inference": {"model"},
-    "schema": {"errors", "model", "inference"},
+    "schema": {"errors", "model", "data", "inference"},
     "builders": {"errors", "model", "data", "inference", "schema"},
     "training": {"errors", "log", "model", "data", "inference", "builders", "schema"},
     "evaluation": {"errors", "log", "model", "data", "inference", "builders", "schema"},

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from deeplab.data.class_pixels import WEIGHTINGS
 from deeplab.errors import ConfigError
 from deeplab.inference.multiscale import MODES as EVAL_MODES
 from deeplab.model.encoder import OUTPUT_STRIDES
@@ -79,10 +80,11 @@ class Data(Section):
     mask_format: Literal["index", "color"] = rule("index, color", "index")
     void_color: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=3, max_length=3)] | None = rule(
         "null or one [r, g, b] of 0..255", None)
-    mean: Annotated[list[Number], Field(min_length=3, max_length=3)] | None = rule(
-        "null (the encoder's pretrained statistics) or three numbers")
-    std: Annotated[list[Annotated[Number, Field(gt=0)]], Field(min_length=3, max_length=3)] | None = rule(
-        "null (the encoder's pretrained statistics) or three numbers > 0")
+    in_channels: int = rule("an integer >= 1 (3 for RGB)", 3, ge=1)
+    max_pixel_value: Number = rule("a number > 0 (255 for 8-bit images)", 255, gt=0)
+    mean: list[Number] | None = rule("null (the encoder's pretrained statistics) or one number a channel")
+    std: list[Annotated[Number, Field(gt=0)]] | None = rule(
+        "null (the encoder's pretrained statistics) or one number > 0 a channel")
 
     @model_validator(mode="after")
     def _classes(self):
@@ -92,6 +94,14 @@ class Data(Section):
         if 0 <= self.ignore_index < n:
             refuse("data.ignore_index", self.ignore_index, f"an integer outside 0..{n - 1}")
         colors = self.colors
+        bands = self.in_channels
+        for key in ("mean", "std"):
+            value = getattr(self, key)
+            if value is None and bands != 3:
+                refuse(f"data.{key}", value, f"{bands} numbers with data.in_channels={bands} (the encoders' "
+                       "pretrained statistics are for RGB)")
+            if value is not None and len(value) != bands:
+                refuse(f"data.{key}", value, f"null or {bands} numbers, one a channel (data.in_channels={bands})")
         if colors is not None and (len(colors) != n or any(len(c) != 3 or not all(0 <= v <= 255 for v in c)
                                                            for c in colors)):
             refuse("data.colors", colors, f"null (the VOC colour map) or {n} [r, g, b] triples of 0..255")
@@ -101,6 +111,15 @@ class Data(Section):
             if self.void_color is not None and self.void_color in colors:
                 refuse("data.void_color", self.void_color, "a colour that is no class's in data.colors")
         return self
+
+
+class Loss(Section):
+    """The keys of loss=ce and loss=focal (loss=dice has none of them)."""
+
+    class_weights: Literal[WEIGHTINGS] | list[Annotated[Number, Field(ge=0)]] | None = rule(
+        f"null, one number >= 0 a class, {', '.join(WEIGHTINGS)}", None)
+    top_k_percent_pixels: Number = rule("a number with 0 < k <= 1 (1.0: every pixel counts)", 1.0, gt=0, le=1)
+    hard_example_mining_step: int = rule("an integer >= 0 (0: no warm-up)", 0, ge=0)
 
 
 class Optim(Section):
@@ -174,6 +193,19 @@ class Callbacks(Section):
     last_checkpoint: LastCheckpoint
 
 
+class Aug(Section):
+    """The photometric keys of the aug group (aug=none has none)."""
+
+    brightness: Number = rule("a number >= 0", 0.0, ge=0)
+    contrast: Number = rule("a number >= 0", 0.0, ge=0)
+    saturation: Number = rule("a number >= 0", 0.0, ge=0)
+    hue: Number = rule("a number from 0 to 0.5", 0.0, ge=0, le=0.5)
+
+
+class Check(Section):
+    deviations: bool = rule("true, false", True)
+
+
 class TrainConfig(Section):
     model: Model
     data: Data
@@ -182,6 +214,26 @@ class TrainConfig(Section):
     callbacks: Callbacks  # and how often it saves
     optim: Optim
     eval: Eval
+    loss: Loss
+    check: Check | None = None
+    aug: Aug | None = None
+
+    @model_validator(mode="after")
+    def _colour_on_bands(self):
+        bands = self.data.in_channels
+        if bands != 3 and self.aug is not None:
+            for key in ("brightness", "contrast", "saturation", "hue"):
+                if getattr(self.aug, key):
+                    refuse(f"aug.{key}", getattr(self.aug, key), f"0 with data.in_channels={bands} (colour jitter "
+                           "works on RGB; the geometric augmentation works on any number of bands)")
+        return self
+
+    @model_validator(mode="after")
+    def _class_weights(self):
+        weights, n = self.loss.class_weights, self.data.num_classes
+        if isinstance(weights, list) and len(weights) != n:
+            refuse("loss.class_weights", weights, f"exactly data.num_classes={n} numbers, or a weighting method")
+        return self
 
     @model_validator(mode="after")
     def _sync_batchnorm(self):
@@ -270,6 +322,10 @@ def check(node, section: type[BaseModel], prefix: str = "") -> None:
 def validate(cfg: DictConfig) -> None:
     """Every rule of the train config (train.py, the tools)."""
     check(cfg, TrainConfig)
+    bands = cfg.data.get("in_channels", 3)
+    if bands != 3 and "in_channels" not in cfg.data.dataset:  # the dataset class would read RGB
+        raise ConfigError(f"data.in_channels={bands} is not allowed with {cfg.data.dataset._target_}; allowed: 3, "
+                          "or data=folder, which reads multi-band .tif/.tiff/.npy images")
 
 
 def validate_eval(evaluation: DictConfig) -> None:

@@ -17,6 +17,7 @@ from deeplab.builders.fast import apply_fast_path, to_channels_last
 from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
 from deeplab.inference.complexity import count_madds
 from deeplab.inference.multiscale import predict_probs
+from deeplab.log import LOG
 from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
 from deeplab.training.finetune import parameter_groups
@@ -122,14 +123,18 @@ def peak_memory_mb(device: torch.device) -> float:
 def run(cfg: DictConfig) -> dict:
     validate(cfg)
     resolve_normalisation(cfg)
+    if isinstance(cfg.loss.get("class_weights"), str):  # the values do not change the time; counting would
+        LOG.info(f"note: loss.class_weights={cfg.loss.class_weights} is timed with equal weights (the values do "
+                 "not change the time; train.py counts them)")
+        cfg.loss.class_weights = [1.0] * cfg.data.num_classes
     bench = cfg.bench
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
     torch.manual_seed(cfg.seed)
     height, width = bench.input_size
     size = cfg.data.batch_size
-    batch = {"image": torch.randn(size, 3, height, width),
+    batch = {"image": torch.randn(size, cfg.data.get("in_channels", 3), height, width),
              "mask": torch.randint(0, cfg.data.num_classes, (size, height, width))}
-    model = apply_fast_path(build_model(cfg.model, num_classes=cfg.data.num_classes), cfg.model)
+    model = apply_fast_path(build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3)), cfg.model)
     steps = bench.warmup + bench.iterations
     framework, bare = [], []
     for _ in range(bench.repeats):  # alternated, so that drifts in the machine hit both alike

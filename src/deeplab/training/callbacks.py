@@ -26,9 +26,10 @@ class RunSummary(pl.Callback):
     """Measures training throughput (validation excluded) and writes `summary.json` when fit ends."""
 
     def __init__(self, output_dir: str, params: int | None = None, madds: int | None = None,
-                 settings: dict | None = None):
+                 settings: dict | None = None, extra: dict | None = None):
         self.path = Path(output_dir) / "summary.json"
         self.params, self.madds, self.settings = params, madds, settings or {}
+        self.extra = extra or {}  # what the run resolved at start (class weights), as it is
         self.train_seconds = 0.0
         self.train_images = 0
         self._fit_start = self._batch_start = None
@@ -89,6 +90,7 @@ class RunSummary(pl.Callback):
             "settings": self.settings,
             "train_images_per_sec": self.train_images / self.train_seconds if self.train_seconds else None,
             "duration_s": time.perf_counter() - self._fit_start if self._fit_start else None,
+            **self.extra,
         }
 
     @rank_zero_only

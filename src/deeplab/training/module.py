@@ -46,6 +46,8 @@ class SegmentationModule(pl.LightningModule):
         return batch
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if hasattr(self.loss, "step"):  # hard-pixel mining's warm-up counts optimizer steps
+            self.loss.step = self.global_step
         loss = self.loss(self.model(batch["image"]), batch["mask"])
         self._batch_names = batch.get("name", [])  # for the message should this loss be NaN
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])

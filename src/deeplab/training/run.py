@@ -21,7 +21,9 @@ from deeplab.schema import validate
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
 from deeplab.training.datamodule import build_datamodule
 from deeplab.training.describe import describe
+from deeplab.training.deviations import deviations
 from deeplab.training.finetune import StagedFinetuning, parameter_groups
+from deeplab.training.losses import resolve_class_weights
 from deeplab.training.module import SegmentationModule
 from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
 from deeplab.training.sweep import job_identity
@@ -44,14 +46,20 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     for note in resolve_normalisation(cfg):
         LOG.info(note)
     LOG.info(describe(cfg, choices))
+    departures = deviations(cfg, choices) if cfg.get("check", {}).get("deviations", True) else []
+    for line in departures:
+        LOG.info(f"deviation: {line}")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg.data, cfg.aug, seed=cfg.seed)
     datamodule.check()  # fail fast on missing data, before models and loggers start
+    weights_line = resolve_class_weights(cfg.loss, cfg.data, datamodule)
+    if weights_line:
+        LOG.info(weights_line)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir)
     if ckpt_path is not None:
         check_resumable(ckpt_path, cfg)
-    model = build_model(cfg.model, num_classes=cfg.data.num_classes)
+    model = build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3))
     if cfg.model.get("init_from") and ckpt_path is None and initial_weights is None:
         LOG.info(init_from(model, cfg.model.init_from)[0])  # a resumed run (or stage 2) has its own weights
     if isinstance(initial_weights, str):  # the paper's second stage starts from the first one's best weights
@@ -75,8 +83,10 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     callbacks += [LastCheckpoint(f"{cfg.paths.output_dir}/checkpoints",
                                  cfg.callbacks.last_checkpoint.every_n_train_steps),
                   ConfigInCheckpoint(config), StepSeed(cfg.seed),
-                  RunSummary(cfg.paths.output_dir, params=params, madds=madds, settings=settings),
-                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, params, madds)]
+                  RunSummary(cfg.paths.output_dir, params=params, madds=madds, settings=settings,
+                             extra={"deviations": departures, **_class_weights(cfg)}),
+                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images,
+                             {"params": params, "madds": madds, "deviations": departures, **_class_weights(cfg)})]
     if stages:
         callbacks.append(StagedFinetuning(stages, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult))
     loggers = [instantiate(c, **_unset(c, identity)) for c in cfg.logger.values() if c is not None]
@@ -152,6 +162,11 @@ def check_stages(model, stages: list[dict]) -> None:
                 resolve_group(model, group)
             except ValueError as err:
                 raise ConfigError(str(err)) from err
+
+
+def _class_weights(cfg: DictConfig) -> dict:
+    weights = cfg.loss.get("class_weights")
+    return {"class_weights": dict(zip(cfg.data.class_names, weights, strict=True))} if weights is not None else {}
 
 
 def _unset(node: DictConfig, identity: dict) -> dict:
