@@ -28,6 +28,7 @@ def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic)
     for key in ("val/mIoU", "val/mIoU_best", "train/loss", "lr"):
         assert f'"{key}"' in text, key
     assert '"model.backbone.name"' in text and "resnet" in text
+    assert summary["summary"]["deviations"] == []  # the start-up check's list (none for the synthetic set)
 
     # Resumed for a second epoch, the run logs on into the same W&B run.
     resumed = run_train(run_dir, f"ckpt_path={run_dir}", "trainer.max_epochs=2", data_dir=small_synthetic)

@@ -6,6 +6,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from deeplab.data.base import as_rgb
 from deeplab.inference.multiscale import predict_probs
 
 
@@ -16,19 +17,18 @@ def _wandb_logger(trainer) -> WandbLogger | None:
 class WandbMedia(pl.Callback):
     """Every `every_n_epochs` validations, logs the first `num_images` validation images with
     their predicted and true masks (class names as labels) and the confusion matrix as W&B's
-    interactive chart; at the start, puts `params` and `madds` in the run summary. Does nothing
-    without a WandbLogger."""
+    interactive chart; at the start, puts `summary` (params, madds, the departures from the
+    paper's protocol, class weights) in the run summary. Does nothing without a WandbLogger."""
 
-    def __init__(self, every_n_epochs: int = 1, num_images: int = 4, params: int | None = None,
-                 madds: int | None = None):
+    def __init__(self, every_n_epochs: int = 1, num_images: int = 4, summary: dict | None = None):
         self.every_n_epochs, self.num_images = every_n_epochs, num_images
-        self.params, self.madds = params, madds
+        self.summary = dict(summary or {})
 
     @rank_zero_only
     def on_fit_start(self, trainer, pl_module) -> None:
         logger = _wandb_logger(trainer)
         if logger is not None:
-            logger.experiment.summary.update({"params": self.params, "madds": self.madds})
+            logger.experiment.summary.update(self.summary)
 
     @rank_zero_only
     def on_validation_end(self, trainer, pl_module) -> None:  # after the module computed the metrics
@@ -56,7 +56,7 @@ class WandbMedia(pl.Callback):
             image = sample["image"][None].to(pl_module.device)
             predicted = predict_probs(model, image, **pl_module.inference).argmax(dim=1)[0]
             pixels = (sample["image"].permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
-            images.append(wandb.Image((pixels * 255).astype(np.uint8), caption=sample["name"], masks={
+            images.append(wandb.Image(as_rgb(pixels, 1.0), caption=sample["name"], masks={
                 "prediction": {"mask_data": predicted.cpu().numpy().astype(np.uint8), "class_labels": labels},
                 "ground_truth": {"mask_data": _shown_mask(sample["mask"].numpy(), pl_module),
                                  "class_labels": labels},
