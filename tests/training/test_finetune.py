@@ -46,11 +46,11 @@ def make_module(encoder_lr_mult: float = 1.0) -> SegmentationModule:
         param_groups=partial(parameter_groups, base_lr=BASE_LR, encoder_lr_mult=encoder_lr_mult))
 
 
-def fit(module, callbacks, tmp_path, max_epochs=2, ckpt_path=None, **trainer_args):
+def fit(module, callbacks, tmp_path, max_epochs=2, ckpt_path=None, batch_size=4, **trainer_args):
     trainer = pl.Trainer(accelerator="cpu", max_epochs=max_epochs, callbacks=callbacks, logger=False,
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
                          limit_val_batches=0, **trainer_args)
-    trainer.fit(module, train_dataloaders=DataLoader(Blobs(), batch_size=4), ckpt_path=ckpt_path)
+    trainer.fit(module, train_dataloaders=DataLoader(Blobs(), batch_size=batch_size), ckpt_path=ckpt_path)
     return trainer
 
 
@@ -99,13 +99,20 @@ class Recorder(pl.Callback):
         })
 
 
-def test_a_group_unfreezes_at_its_step_with_its_lr_and_the_others_keep_their_state(tmp_path):
+@pytest.mark.parametrize("batch_size, accumulate", [(4, 1), (2, 2)])
+def test_a_group_unfreezes_at_its_step_with_its_lr_and_the_others_keep_their_state(tmp_path, batch_size,
+                                                                                   accumulate):
+    """start_step counts optimizer steps: with two batches of 2 accumulated a step, the stage,
+    its learning rate and the poly schedule fall on the same steps as with batches of 4."""
     module = make_module()
     stages = [{"start_epoch": 0, "trainable": ["aspp", "decoder", "head"], "freeze_bn": True},
               {"start_step": 3, "trainable": ["encoder.layer4"], "lr_mult": {"encoder.layer4": 0.1}}]
     recorder = Recorder()
-    fit(module, [StagedFinetuning(stages, base_lr=BASE_LR), recorder], tmp_path, max_epochs=3)
-    total = 6  # 8 images, batches of 4, 3 epochs
+    fit(module, [StagedFinetuning(stages, base_lr=BASE_LR), recorder], tmp_path, max_epochs=3,
+        batch_size=batch_size, accumulate_grad_batches=accumulate)
+    total = 6  # 8 images, 4 a step, 3 epochs
+    assert len(recorder.steps) == total * accumulate
+    assert all(r["layer4_requires_grad"] == (r["step"] >= 3) for r in recorder.steps)  # every batch of a step
     by_step = {r["step"]: r for r in recorder.steps}
     assert [by_step[s]["layer4_requires_grad"] for s in range(total)] == [False, False, False, True, True, True]
     assert [name for name, _ in by_step[2]["groups"]] == ["head"]
@@ -119,6 +126,20 @@ def test_a_group_unfreezes_at_its_step_with_its_lr_and_the_others_keep_their_sta
     # the head's momentum, built over steps 0-2, is still there after the unfreeze at step 3
     assert by_step[3]["head_momentum"] is not None
     assert not torch.equal(by_step[3]["head_momentum"], torch.zeros_like(by_step[3]["head_momentum"]))
+
+
+def test_accumulated_batches_follow_the_poly_schedule_by_optimizer_step(tmp_path):
+    """trainer.accumulate_grad_batches=2 on batches of 2: the same learning rate at every optimizer
+    step as batches of 4 (the schedule's length is optimizer steps, not batches)."""
+    lrs = {}
+    for batch_size, accumulate in ((4, 1), (2, 2)):
+        recorder = Recorder()
+        trainer = fit(make_module(), [recorder], tmp_path / str(batch_size), max_epochs=3, batch_size=batch_size,
+                      accumulate_grad_batches=accumulate)
+        assert trainer.global_step == 6 and trainer.estimated_stepping_batches == 6
+        lrs[batch_size] = {r["step"]: dict(r["groups"]) for r in recorder.steps}
+    assert lrs[2] == lrs[4] and len(lrs[4]) == 6
+    assert lrs[4][5]["head"] == pytest.approx(BASE_LR * (1 - 5 / 6) ** 0.9, rel=1e-9)
 
 
 def test_resume_mid_schedule_continues_in_the_right_stage(tmp_path):

@@ -115,19 +115,34 @@ def test_resume_from_every_checkpoint_is_bit_identical(case, tmp_path, small_syn
 KILL = (*BASE, "data.num_workers=2", "callbacks.last_checkpoint.every_n_train_steps=4")
 
 
+# Gradient accumulation: 8 batches of 4 are 4 optimizer steps an epoch; last.ckpt every 3 steps
+# (3, 6) and at the epochs' ends (4, 8). A kill at step 5 resumes from an epoch's end, at step 7
+# from mid-epoch, where the sampler must skip the 12 batches (not 6 steps) already trained on.
+KILL_CASES = {"plain": (), "accumulate": ("trainer.accumulate_grad_batches=2", "trainer.limit_train_batches=8",
+                                          "callbacks.last_checkpoint.every_n_train_steps=3")}
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, small_synthetic):
-    run_dir = tmp_path_factory.mktemp("whole") / "run"
-    result = run_train(run_dir, *KILL, data_dir=small_synthetic)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return final_state(run_dir)
+    """The uninterrupted run of a KILL_CASES case, made once."""
+    runs = {}
+
+    def run(case: str):
+        if case not in runs:
+            run_dir = tmp_path_factory.mktemp("whole") / "run"
+            result = run_train(run_dir, *KILL, *KILL_CASES[case], data_dir=small_synthetic)
+            assert result.returncode == 0, result.stderr[-3000:]
+            runs[case] = final_state(run_dir)
+        return runs[case]
+
+    return run
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_step", [6, 9])
-def test_sigkill_then_resume_is_bit_identical(tmp_path, small_synthetic, uninterrupted, kill_step):
+@pytest.mark.parametrize("case, kill_step", [("plain", 6), ("plain", 9), ("accumulate", 5), ("accumulate", 7)])
+def test_sigkill_then_resume_is_bit_identical(tmp_path, small_synthetic, uninterrupted, case, kill_step):
     run_dir, marker = tmp_path / "run", tmp_path / "killed"
-    killed = run_train(run_dir, *KILL, "+callbacks.kill._target_=tests.training.kill.KillAt",
+    killed = run_train(run_dir, *KILL, *KILL_CASES[case], "+callbacks.kill._target_=tests.training.kill.KillAt",
                        f"+callbacks.kill.step={kill_step}", f"+callbacks.kill.marker={marker}",
                        data_dir=small_synthetic, process=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
@@ -136,7 +151,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, small_synthetic, uninter
 
     resumed = run_train(run_dir, f"ckpt_path={run_dir}", data_dir=small_synthetic)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    expected, expected_summary = uninterrupted
+    expected, expected_summary = uninterrupted(case)
     got, summary = final_state(run_dir)
     assert (got["global_step"], got["epoch"]) == (expected["global_step"], expected["epoch"])
     assert_same(got["state_dict"], expected["state_dict"], f"state_dict after a kill at step {kill_step}")
