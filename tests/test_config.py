@@ -151,7 +151,7 @@ def test_command_line_quotes_numeric_groups():
     ("model.decoder.num_convs=4", "model.decoder.num_convs=4 is not allowed; allowed: 1, 2, 3"),
     ("model.decoder.channels=0", "model.decoder.channels=0 is not allowed; allowed: a positive integer"),
     ("data.std=[0.5,0,0.5]", "data.std=[0.5, 0, 0.5] is not allowed; allowed: null (the encoder's pretrained "
-                             "statistics) or three numbers > 0"),
+                             "statistics) or one number > 0 a channel"),
     ("data.mean=[0.5]", "data.mean=[0.5] is not allowed"),
     ("trainer=ddp trainer.accelerator=cpu", "trainer.sync_batchnorm=true needs GPUs"),
     ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 is not allowed; allowed: null (off) or a "

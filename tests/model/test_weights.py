@@ -41,10 +41,17 @@ def test_cached_weights_load_offline(tmp_path):
     (snapshot / "config.json").write_text("{}")
     save_file({k: v.contiguous() for k, v in reference.items()}, str(snapshot / "model.safetensors"))
     torch.save(reference, tmp_path / "reference.pt")
+    # Four bands: smp's adaptation of the first convolution, the RGB filters repeated over the
+    # bands and scaled by 3 / 4; every other tensor as cached.
     script = ("import torch\nfrom deeplab.model import build_encoder\n"
               "encoder = build_encoder('resnet18', weights='imagenet', output_stride=16)\n"
               f"reference = torch.load({str(tmp_path / 'reference.pt')!r})\n"
-              "print(all(torch.equal(v, reference[k]) for k, v in encoder.state_dict().items()))\n")
+              "print(all(torch.equal(v, reference[k]) for k, v in encoder.state_dict().items()))\n"
+              "bands = build_encoder('resnet18', weights='imagenet', output_stride=16, in_channels=4).state_dict()\n"
+              "stem = reference['conv1.weight']\n"
+              "expected = torch.stack([stem[:, i % 3] for i in range(4)], dim=1) * 3 / 4\n"
+              "print(bands['conv1.weight'].shape[1] == 4 and torch.allclose(bands['conv1.weight'], expected), "
+              "all(torch.equal(v, reference[k]) for k, v in bands.items() if k != 'conv1.weight'))\n")
     result = run_python(script, tmp_path / "hub")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "True"
+    assert result.stdout.split() == ["True", "True", "True"]

@@ -48,7 +48,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[DeepLab, DictConfig]:
     """The trained network (in eval mode) and the resolved config of the run that wrote it."""
     checkpoint = load_checkpoint(path)
     config = OmegaConf.create(checkpoint[CONFIG_KEY])
-    model = build_model(config.model, num_classes=config.data.num_classes)
+    model = build_model(config.model, config.data.num_classes, config.data.get("in_channels", 3))
     state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)
@@ -69,7 +69,7 @@ def check_resumable(path: str | Path, cfg: DictConfig) -> None:
                               f"{stored.data.num_classes} classes")
     theirs = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     try:  # load_state_dict maps the keys of checkpoints written before the model's parts had names
-        build_model(cfg.model, num_classes=cfg.data.num_classes).load_state_dict(theirs)
+        build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3)).load_state_dict(theirs)
     except RuntimeError as err:
         raise CheckpointError(f"ckpt_path={path} holds another architecture (backbone "
                               f"{stored.model.backbone.name}, output stride {stored.model.output_stride}); this "

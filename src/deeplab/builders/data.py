@@ -17,8 +17,8 @@ def prepare_data(data: DictConfig) -> None:
 
 
 def evaluation_loader(data: DictConfig, split: str) -> DataLoader:
-    dataset = open_split(instantiate(data.dataset), split, evaluation(mean=list(data.mean), std=list(data.std)),
-                         data.num_classes, data.ignore_index)
+    normalise = evaluation(mean=list(data.mean), std=list(data.std), max_pixel_value=data.get("max_pixel_value", 255))
+    dataset = open_split(instantiate(data.dataset), split, normalise, data.num_classes, data.ignore_index)
     # Whole images of different sizes: one per batch unless the config says otherwise.
     return DataLoader(dataset, batch_size=data.val_batch_size, num_workers=data.num_workers,
                       pin_memory=data.pin_memory)

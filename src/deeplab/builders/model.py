@@ -8,12 +8,12 @@ from deeplab.errors import ConfigError
 from deeplab.model import DeepLab, input_statistics
 
 
-def build_model(model: DictConfig, num_classes: int) -> DeepLab:
+def build_model(model: DictConfig, num_classes: int, in_channels: int = 3) -> DeepLab:
     decoder = OmegaConf.to_container(model.decoder) if model.decoder is not None else None
     try:
         return DeepLab(num_classes=num_classes, backbone=model.backbone.name, weights=model.backbone.weights,
                        output_stride=model.output_stride, aspp=OmegaConf.to_container(model.aspp), decoder=decoder,
-                       multi_grid=model.backbone.get("multi_grid"))
+                       multi_grid=model.backbone.get("multi_grid"), in_channels=in_channels)
     except ValueError as err:  # the model package names the offending argument
         raise ConfigError(str(err)) from err
 
@@ -27,6 +27,8 @@ def resolve_normalisation(cfg: DictConfig) -> list[str]:
     except ValueError as err:  # an unknown encoder name, said in one line by the model package
         raise ConfigError(str(err)) from err
     notes = []
+    if cfg.data.get("in_channels", 3) != 3:  # multi-band statistics are the user's (validate requires them)
+        return notes
     for key, expected in (("mean", mean), ("std", std)):
         if cfg.data[key] is None:
             cfg.data[key] = [float(v) for v in expected]

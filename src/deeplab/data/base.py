@@ -38,6 +38,47 @@ def read_image(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+BAND_SUFFIXES = (".tif", ".tiff", ".npy")  # where images of other than three channels are read from
+
+
+def read_bands(path: Path, channels: int) -> np.ndarray:
+    """An image of `channels` bands as (H, W, channels), its dtype kept (data.max_pixel_value says
+    what 1.0 is): .tif/.tiff through tifffile, .npy arrays; three-channel images of other formats
+    as read_image reads them."""
+    suffix = path.suffix.lower()
+    if channels == 3 and suffix != ".npy":
+        return read_image(path)
+    if suffix not in BAND_SUFFIXES:
+        raise DatasetError(f"{path}: data.in_channels={channels} images are read from {', '.join(BAND_SUFFIXES)} "
+                           f"files, not {suffix}")
+    try:
+        if suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        else:
+            import tifffile  # only multi-band data needs it
+
+            array = tifffile.imread(path)
+    except Exception as err:  # truncated files, other formats: one line naming the file
+        raise DatasetError(f"{path}: cannot read the image ({type(err).__name__}: {err})") from err
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim == 3 and array.shape[-1] != channels and array.shape[0] == channels:
+        array = np.moveaxis(array, 0, -1)  # TIFF's planar layout (bands first)
+    if array.ndim != 3 or array.shape[-1] != channels:
+        raise DatasetError(f"{path}: image of shape {list(array.shape)}; data.in_channels={channels} needs "
+                           f"height x width x {channels}")
+    return np.ascontiguousarray(array)
+
+
+def as_rgb(image: np.ndarray, max_pixel_value: float = 255) -> np.ndarray:
+    """An image to look at, (H, W, 3) uint8: RGB as it is; of other bands, the first three (or the
+    first, grey, when there are fewer), scaled by max_pixel_value."""
+    if image.dtype == np.uint8 and image.shape[-1] == 3 and max_pixel_value == 255:
+        return image
+    bands = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image[..., :1], 3, axis=-1)
+    return (bands.astype(np.float32) * (255 / max_pixel_value)).clip(0, 255).round().astype(np.uint8)
+
+
 def read_mask(path: Path) -> np.ndarray:
     """The stored label values (H, W): palette indices for palette PNGs, the values of 8-bit
     PNGs. PIL, not OpenCV, which would turn a palette PNG into colours."""
@@ -93,6 +134,10 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def read_image(self, path: Path) -> np.ndarray:
+        """An image file as (H, W, C); RGB unless the dataset reads more bands."""
+        return read_image(path)
+
     def read_labels(self, path: Path) -> np.ndarray:
         """A mask file's class ids: its stored values through `lookup`."""
         mask = read_mask(path)
@@ -101,7 +146,7 @@ class SegmentationDataset(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The image and its class-id mask, before any transform."""
         sample = self.samples[index]
-        image = read_image(sample.image)
+        image = self.read_image(sample.image)
         mask = self.read_labels(sample.mask) if sample.mask is not None else np.full(image.shape[:2], 255, np.uint8)
         if mask.shape != image.shape[:2]:
             raise DatasetError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, image {sample.image} is "

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from deeplab.data.base import SegmentationDataset
+from deeplab.errors import DatasetError
 
 
 @dataclass
@@ -41,10 +42,25 @@ def _open(path, kind: str, report: SplitReport) -> Image.Image | None:
 def check_split(dataset: SegmentationDataset, split: str, num_classes: int, ignore_index: int) -> SplitReport:
     report = SplitReport(split, class_pixels=np.zeros(num_classes + 1, dtype=np.int64))
     lookup, known = dataset.lookup, getattr(dataset, "known_values", None)
+    bands = getattr(dataset, "in_channels", 3)
     for sample in dataset.samples:
         report.samples += 1
-        image = _open(sample.image, "image", report)
+        image_size = None  # (width, height)
+        if bands != 3 or sample.image.suffix.lower() == ".npy":  # multi-band: read as training reads it
+            image = None
+            if not sample.image.is_file():
+                report.problems.append(f"missing image: {sample.image}")
+            else:
+                try:
+                    height, width = dataset.read_image(sample.image).shape[:2]
+                    image_size = (width, height)
+                    report.add_size(height, width)
+                except DatasetError as err:
+                    report.problems.append(str(err))
+        else:
+            image = _open(sample.image, "image", report)
         if image is not None:
+            image_size = image.size
             # Training decodes with OpenCV's IMREAD_COLOR: gray is repeated into three channels,
             # 16 bits are scaled to 8 and alpha is dropped. 32-bit and float pixels have no such reading.
             if image.mode in ("I", "F"):
@@ -67,8 +83,8 @@ def check_split(dataset: SegmentationDataset, split: str, num_classes: int, igno
             wanted = "an RGB colour mask" if colors is not None else "a palette or 8-bit index PNG"
             report.problems.append(f"mask of mode {mask.mode} (expected {wanted}): {sample.mask}")
             continue
-        if image is not None and image.size != mask.size:
-            report.problems.append(f"size mismatch: image {image.width}x{image.height}, mask "
+        if image_size is not None and image_size != mask.size:
+            report.problems.append(f"size mismatch: image {image_size[0]}x{image_size[1]}, mask "
                                    f"{mask.width}x{mask.height}: {sample.mask}")
         if colors is not None:
             labels, unknown = colors.decode(np.array(mask.convert("RGB")), ignore_index)

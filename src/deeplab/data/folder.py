@@ -3,11 +3,11 @@
 import zlib
 from pathlib import Path
 
-from deeplab.data.base import DatasetError, Sample, SegmentationDataset
+from deeplab.data.base import DatasetError, Sample, SegmentationDataset, read_bands
 from deeplab.data.colors import ColorMap
 
 MASK_FORMATS = ("index", "color")  # class ids in palette/8-bit PNGs; colours mapped by data.colors
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 FOLDER_HELP = "data.root must hold images/ (any of {}) and masks/ (<same name>.png)".format(" ".join(IMAGE_SUFFIXES))
 
 
@@ -25,12 +25,14 @@ class FolderSegmentation(SegmentationDataset):
 
     def __init__(self, root: str | Path, split: str = "train", transform=None, images: str = "images",
                  masks: str = "masks", val_fraction: float = 0.1, mask_format: str = "index",
-                 colors: list | None = None, void_color: list | None = None, num_classes: int | None = None):
+                 colors: list | None = None, void_color: list | None = None, num_classes: int | None = None,
+                 in_channels: int = 3):
         if mask_format not in MASK_FORMATS:
             raise DatasetError(f"data.mask_format={mask_format} is not allowed; allowed: {', '.join(MASK_FORMATS)}")
         if mask_format == "color" and colors is None and num_classes is None:
             raise DatasetError("data.mask_format=color needs data.colors, or data.num_classes for the VOC colour map")
         self.color_map = ColorMap(colors, num_classes, void_color) if mask_format == "color" else None
+        self.in_channels = in_channels
         self.root = Path(root)
         image_dir, mask_dir, split_dir = self.root / images, self.root / masks, self.root / "splits"
         if not image_dir.is_dir():
@@ -58,6 +60,9 @@ class FolderSegmentation(SegmentationDataset):
             raise DatasetError(f"split {split!r} needs {list_file}; without a splits/ folder only train and val exist")
         samples = [Sample(s, by_stem[s], mask_dir / f"{s}.png") for s in stems]
         super().__init__(samples, transform, source=source)
+
+    def read_image(self, path: Path):
+        return read_bands(path, self.in_channels)
 
     def read_labels(self, path: Path):
         if self.color_map is None:

@@ -18,8 +18,10 @@ def _size(crop_size) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _finish(mean, std) -> list:
-    return [A.Normalize(mean=mean, std=std), ToTensorV2()]
+def _finish(mean, std, max_pixel_value: float = 255.0) -> list:
+    """(pixel / max_pixel_value - mean) / std per channel, then CHW: mean and std have a value
+    per channel (three for RGB, more for multi-band data)."""
+    return [A.Normalize(mean=mean, std=std, max_pixel_value=max_pixel_value), ToTensorV2()]
 
 
 def _photometric(brightness: float, contrast: float, saturation: float, hue: float) -> list:
@@ -29,11 +31,11 @@ def _photometric(brightness: float, contrast: float, saturation: float, hue: flo
     return [A.ColorJitter(brightness=brightness, contrast=contrast, saturation=saturation, hue=hue, p=1.0)]
 
 
-def _pad_and_crop(crop_size, mean, ignore_index: int, random: bool = True) -> list:
+def _pad_and_crop(crop_size, mean, ignore_index: int, random: bool = True, max_pixel_value: float = 255.0) -> list:
     """Pad the image with the mean pixel and the label with ignore_index, then crop: padded pixels
     become zeros after normalisation and never count in the loss."""
     height, width = _size(crop_size)
-    fill = tuple(255.0 * m for m in mean)
+    fill = tuple(max_pixel_value * m for m in mean)
     crop = A.RandomCrop if random else A.CenterCrop
     return [
         A.PadIfNeeded(min_height=height, min_width=width, position="top_left", border_mode=cv2.BORDER_CONSTANT,
@@ -45,34 +47,38 @@ def _pad_and_crop(crop_size, mean, ignore_index: int, random: bool = True) -> li
 def deeplab_train(crop_size=513, scale_min: float = 0.5, scale_max: float = 2.0, scale_step: float = 0.25,
                   flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                   brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
-                  hue: float = 0.0) -> A.Compose:
+                  hue: float = 0.0, max_pixel_value: float = 255.0) -> A.Compose:
     """The DeepLab protocol: random scale from a discrete set, pad, random crop, horizontal flip."""
     scales = np.arange(scale_min, scale_max + scale_step / 2, scale_step) if scale_step > 0 else [scale_min]
     # RandomScale multiplies by 1 + limit: a degenerate range gives exactly one scale.
     rescale = A.OneOf([A.RandomScale(scale_limit=(s - 1, s - 1), p=1.0) for s in scales], p=1.0)
-    return A.Compose([rescale, *_pad_and_crop(crop_size, mean, ignore_index), A.HorizontalFlip(p=flip),
-                      *_photometric(brightness, contrast, saturation, hue), *_finish(mean, std)])
+    return A.Compose([rescale, *_pad_and_crop(crop_size, mean, ignore_index, max_pixel_value=max_pixel_value),
+                      A.HorizontalFlip(p=flip), *_photometric(brightness, contrast, saturation, hue),
+                      *_finish(mean, std, max_pixel_value)])
 
 
 def keras_train(crop_size=513, rotation: float = 20, shift: float = 0.1, shear: float = 0.1, zoom: float = 0.1,
                 flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                 brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
-                hue: float = 0.0) -> A.Compose:
+                hue: float = 0.0, max_pixel_value: float = 255.0) -> A.Compose:
     """Keras ImageDataGenerator's classic recipe: rotation (degrees), shift (fraction), shear
     (radians, as the classic recipe had it), zoom (fraction), horizontal flip, 'nearest' fill."""
     affine = A.Affine(rotate=(-rotation, rotation), translate_percent=(-shift, shift),
                       shear=(-math.degrees(shear), math.degrees(shear)),
                       scale={"x": (1 - zoom, 1 + zoom), "y": (1 - zoom, 1 + zoom)},
                       border_mode=cv2.BORDER_REPLICATE, p=1.0)
-    return A.Compose([affine, A.HorizontalFlip(p=flip), *_pad_and_crop(crop_size, mean, ignore_index),
-                      *_photometric(brightness, contrast, saturation, hue), *_finish(mean, std)])
+    return A.Compose([affine, A.HorizontalFlip(p=flip),
+                      *_pad_and_crop(crop_size, mean, ignore_index, max_pixel_value=max_pixel_value),
+                      *_photometric(brightness, contrast, saturation, hue), *_finish(mean, std, max_pixel_value)])
 
 
-def plain_train(crop_size=513, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.Compose:
+def plain_train(crop_size=513, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                max_pixel_value: float = 255.0) -> A.Compose:
     """No augmentation: pad and take the centre crop, so that batches still have one size."""
-    return A.Compose([*_pad_and_crop(crop_size, mean, ignore_index, random=False), *_finish(mean, std)])
+    return A.Compose([*_pad_and_crop(crop_size, mean, ignore_index, random=False, max_pixel_value=max_pixel_value),
+                      *_finish(mean, std, max_pixel_value)])
 
 
-def evaluation(mean=IMAGENET_MEAN, std=IMAGENET_STD) -> A.Compose:
+def evaluation(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value: float = 255.0) -> A.Compose:
     """Whole images, only normalised: evaluation never crops."""
-    return A.Compose(_finish(mean, std))
+    return A.Compose(_finish(mean, std, max_pixel_value))

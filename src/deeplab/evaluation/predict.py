@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.model import inference_settings, pick_device
+from deeplab.data.base import as_rgb, read_bands
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.palette import voc_palette
 from deeplab.data.transforms import evaluation
@@ -75,19 +76,20 @@ def predict(cfg: DictConfig) -> int:
     model.set_output_stride(cfg.eval.output_stride or config.model.output_stride)
     model.to(device)
     settings = inference_settings(cfg.eval, config.data.crop_size)
-    normalise = evaluation(mean=config.data.mean, std=config.data.std)
+    bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
+    normalise = evaluation(mean=config.data.mean, std=config.data.std, max_pixel_value=scale)
     palette = colour_map(config.data.get("colors"), config.data.num_classes)
     failed = []
     for path in tqdm(files, desc="predict", unit="img", dynamic_ncols=True):
-        try:
-            image = read_rgb(path)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
+        try:  # the images the model was trained on: RGB, or the checkpoint's number of bands
+            image = read_rgb(path) if bands == 3 and path.suffix.lower() != ".npy" else read_bands(path, bands)
+        except (OSError, UnidentifiedImageError, ValueError) as err:  # DatasetError is a ValueError
             failed.append(path)
             tqdm.write(f"error: {path}: cannot read the image ({type(err).__name__}: {err})", file=sys.stderr)
             continue
         tensor = normalise(image=image)["image"][None].to(device)
         classes = predict_probs(model, tensor, **settings).argmax(dim=1)[0].cpu().numpy()
-        save_outputs(out, path.stem, image, classes, palette, cfg.overlay_alpha)
+        save_outputs(out, path.stem, as_rgb(image, scale), classes, palette, cfg.overlay_alpha)
     done = len(files) - len(failed)
     print(f"{done} of {len(files)} images: masks and overlays in {out}")
     if failed:

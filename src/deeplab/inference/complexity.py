@@ -53,7 +53,8 @@ def count_madds(model: nn.Module, input_size: Sequence[int] = (513, 513), scales
             size = scaled_size(base, scale)
             counter = FlopCounterMode(display=False, custom_mapping=mapping)
             with counter:
-                padded_logits(shapes_only, torch.zeros(1, 3, *size, device="meta"))
+                channels = getattr(model, "in_channels", 3)
+                padded_logits(shapes_only, torch.zeros(1, channels, *size, device="meta"))
             madds = counter.get_total_flops() // 2  # the counter reports 2 FLOPs per multiply-add
             passes.append({"scale": scale, "size": list(size), "madds": madds})
     finally:

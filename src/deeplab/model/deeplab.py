@@ -17,9 +17,10 @@ class DeepLab(nn.Module):
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", weights: str | None = None,
                  output_stride: int = 16, aspp: dict | None = None, decoder: dict | None = None,
-                 multi_grid=None):
+                 multi_grid=None, in_channels: int = 3):
         super().__init__()
         self.backbone_name = backbone
+        self.in_channels = in_channels  # image channels: 3 for RGB, more for multi-band inputs
         self.output_stride = output_stride
         self.multi_grid = tuple(multi_grid) if multi_grid else None
         self.encoder = self._build_encoder(weights, output_stride)
@@ -31,7 +32,8 @@ class DeepLab(nn.Module):
         self.classifier = nn.Conv2d(head_in, num_classes, kernel_size=1)
 
     def _build_encoder(self, weights: str | None, output_stride: int) -> nn.Module:
-        encoder = build_encoder(self.backbone_name, weights=weights, output_stride=output_stride)
+        encoder = build_encoder(self.backbone_name, weights=weights, output_stride=output_stride,
+                                in_channels=self.in_channels)
         if self.multi_grid:
             apply_multi_grid(encoder, self.multi_grid, output_stride)
         return encoder

@@ -36,9 +36,11 @@ def resolve_encoder_name(name: str) -> str:
     raise ValueError(f"model.backbone.name={name!r} is neither an smp encoder nor a timm model{hint}")
 
 
-def build_encoder(name: str, weights: str | None = None, output_stride: int = 16) -> nn.Module:
+def build_encoder(name: str, weights: str | None = None, output_stride: int = 16, in_channels: int = 3) -> nn.Module:
     """Returns an smp encoder whose last stages use dilation instead of stride, so that the
-    deepest feature has the given output stride."""
+    deepest feature has the given output stride. Other than 3 input channels, the first
+    convolution is adapted as smp and timm do it (with ImageNet weights: the RGB filters repeated
+    over the channels and scaled by 3 / in_channels)."""
     if output_stride not in OUTPUT_STRIDES:
         raise ValueError(f"output_stride={output_stride} is not allowed; allowed: {list(OUTPUT_STRIDES)}")
     if weights not in WEIGHTS:
@@ -47,12 +49,12 @@ def build_encoder(name: str, weights: str | None = None, output_stride: int = 16
     if weights is not None:
         check_weights_available(resolved)
     try:
-        return smp.encoders.get_encoder(resolved, in_channels=3, depth=5, weights=weights,
+        return smp.encoders.get_encoder(resolved, in_channels=in_channels, depth=5, weights=weights,
                                         output_stride=output_stride)
     except Exception as err:  # smp and timm raise assorted types; keep their reason, one line
         reason = " ".join(str(err).split())
-        raise ValueError(f"cannot build encoder {resolved!r} (weights={weights}, output_stride={output_stride}): "
-                         f"{reason}") from err
+        raise ValueError(f"cannot build encoder {resolved!r} (weights={weights}, output_stride={output_stride}, "
+                         f"in_channels={in_channels}): {reason}") from err
 
 
 def apply_multi_grid(encoder: nn.Module, multi_grid, output_stride: int) -> None:

@@ -14,7 +14,7 @@ def report(cfg) -> dict:
     if cfg.convention not in CONVENTIONS:
         raise ConfigError(f"convention={cfg.convention} is not allowed; allowed: {', '.join(CONVENTIONS)}")
     size = [int(s) for s in cfg.input_size]
-    model = build_model(cfg.model, num_classes=cfg.data.num_classes)
+    model = build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3))
     if cfg.eval.output_stride:
         model.set_output_stride(cfg.eval.output_stride)
     result = count_madds(model, size, list(cfg.eval.scales), cfg.eval.flip, cfg.convention)

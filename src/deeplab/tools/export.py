@@ -33,7 +33,7 @@ def export_onnx(model: torch.nn.Module, path: Path, example_size, opset: int, me
     onnx, _ = _require_onnx()
     dynamic = torch.export.Dim.DYNAMIC
     # A batch of two: torch.export fixes any dimension whose example value is 1.
-    example = torch.randn(2, 3, *example_size)
+    example = torch.randn(2, getattr(model, "in_channels", 3), *example_size)
     program = torch.onnx.export(model, (example,), input_names=["image"], output_names=["logits"],
                                 dynamic_shapes={"images": {0: dynamic, 2: dynamic, 3: dynamic}},
                                 opset_version=opset, dynamo=True, verbose=False)
@@ -52,7 +52,7 @@ def max_difference(model: torch.nn.Module, path: Path, sizes, seed: int = 0) -> 
     generator = torch.Generator().manual_seed(seed)
     worst = 0.0
     for batch, height, width in sizes:
-        image = torch.randn(batch, 3, height, width, generator=generator)
+        image = torch.randn(batch, getattr(model, "in_channels", 3), height, width, generator=generator)
         with torch.no_grad():
             expected = model(image).numpy()
         (logits,) = session.run(["logits"], {"image": image.numpy()})
@@ -70,8 +70,11 @@ def run(cfg: DictConfig) -> dict:
     model.set_output_stride(output_stride)
     path = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(".onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
+    bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
+    pixels = "RGB" if bands == 3 else f"{bands} bands"
     metadata = {"class_names": list(config.data.class_names), "mean": list(config.data.mean),
-                "std": list(config.data.std), "input": "RGB in [0, 1], normalised with mean and std",
+                "std": list(config.data.std), "input": f"{pixels} divided by {scale:g}, normalised with mean and std",
+                "in_channels": bands, "max_pixel_value": scale,
                 "output_stride": output_stride, "backbone": config.model.backbone.name}
     export_onnx(model, path, list(cfg.example_size), cfg.opset, metadata)
     sizes = [(2, *cfg.example_size), (1, *cfg.check_size)]

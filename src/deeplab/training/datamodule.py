@@ -24,7 +24,8 @@ class SegmentationDataModule(pl.LightningDataModule):
                  train_split: str = "train", val_split: str = "val", batch_size: int = 8,
                  val_batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False,
                  prefetch_factor: int = 2, seed: int = 0, ignore_index: int = 255,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 max_pixel_value: float = 255.0):
         super().__init__()
         self.dataset = dataset
         self.num_classes = num_classes
@@ -32,7 +33,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.ignore_index = ignore_index
         self.train_transform = train_transform
         self.mean, self.std = tuple(mean), tuple(std)  # to show normalised images again
-        self.val_transform = evaluation(mean=mean, std=std)
+        self.max_pixel_value = max_pixel_value
+        self.val_transform = evaluation(mean=mean, std=std, max_pixel_value=max_pixel_value)
         self.prepare = prepare
         self.train_split, self.val_split = train_split, val_split
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
@@ -137,4 +139,5 @@ def build_datamodule(data: DictConfig, aug: DictConfig, seed: int = 0) -> Segmen
         seed=seed,
         mean=list(data.mean),
         std=list(data.std),
+        max_pixel_value=data.get("max_pixel_value", 255),
     )
