@@ -1,10 +1,14 @@
 """The LightningDataModule: one dataset class, a train split with augmentation, a val split whole."""
 
+import os
+import signal
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
+from lightning_fabric.utilities.seed import pl_worker_init_function
 from omegaconf import DictConfig
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
@@ -73,10 +77,11 @@ class SegmentationDataModule(pl.LightningDataModule):
         return open_split(self.dataset, split, transform, self.num_classes, self.ignore_index)
 
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
+        workers = self.num_workers > 0
         return DataLoader(dataset, batch_size=batch_size, drop_last=train,
                           sampler=sampler, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0,
-                          prefetch_factor=self.prefetch_factor if self.num_workers > 0 else None)
+                          persistent_workers=workers, prefetch_factor=self.prefetch_factor if workers else None,
+                          worker_init_fn=partial(_worker_init, rank=_world()[1]) if workers else None)
 
     def train_dataloader(self) -> DataLoader:
         replicas, rank = _world()
@@ -112,6 +117,15 @@ class SegmentationDataModule(pl.LightningDataModule):
             # repeats, which would count some images twice in the summed confusion matrix.
             sampler = UnrepeatedDistributedSampler(self.val_set, shuffle=False)
         return self._loader(self.val_set, self.val_batch_size, train=False, sampler=sampler)
+
+
+def _worker_init(worker_id: int, rank: int) -> None:
+    """Workers leave Ctrl-C to the main process, which finishes the step, saves and stops them: a
+    worker the terminal's SIGINT kills mid-transfer would fail the main process's next batch with
+    an unrelated error. Then Lightning's worker seeding, as it adds it to loaders without one."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        pl_worker_init_function(worker_id, rank=rank)
 
 
 def _world() -> tuple[int, int]:

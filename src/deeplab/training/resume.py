@@ -3,6 +3,7 @@ checkpoints that a kill cannot half-write, and a stop on a loss that is no longe
 
 import os
 import random
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -131,6 +132,16 @@ class LastCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer, pl_module) -> None:
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        # A run resumed from a checkpoint written at its very end (a final best.ckpt) trains
+        # nothing, so no hook above saves: that checkpoint is its last state, kept as last.ckpt.
+        last = Path(self.dirpath) / "last.ckpt"
+        if trainer.ckpt_path and not last.is_file() and trainer.is_global_zero:
+            partial = last.with_name(".last.ckpt.partial")
+            last.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(trainer.ckpt_path, partial)
+            os.replace(partial, last)  # whole or absent, as every checkpoint this run writes
 
     def _save_last(self, trainer) -> None:
         if not self._should_skip_saving_checkpoint(trainer):
