@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from deeplab.data.class_pixels import WEIGHTINGS
 from deeplab.errors import ConfigError
+from deeplab.inference.boundary import BOUNDARIES
 from deeplab.inference.multiscale import MODES as EVAL_MODES
 from deeplab.model.encoder import OUTPUT_STRIDES
 from deeplab.model.encoder import WEIGHTS as BACKBONE_WEIGHTS
@@ -69,6 +70,7 @@ class Model(Section):
 
 class Data(Section):
     num_classes: int = rule("an integer >= 2", ge=2)
+    boundary: Literal[BOUNDARIES] = rule(", ".join(BOUNDARIES), "labels")
     class_names: list[str] = rule("a list of names")
     ignore_index: int = rule("an integer outside the class indices")
     crop_size: Side | Sides = rule(f"an integer from 16 to {MAX_CROP} or [height, width] of them")
@@ -135,6 +137,15 @@ def _sides(value) -> list:
     return sides * 2 if len(sides) == 1 else sides
 
 
+class Trimap(Section):
+    widths: list[Annotated[int, Field(ge=1)]] = rule("a list of band widths in pixels, integers >= 1", [])
+    boundary: Literal[BOUNDARIES] | None = rule(f"null (data.boundary), {', '.join(BOUNDARIES)}", None)
+
+
+class BoundaryIoU(Section):
+    dilation_ratio: Number = rule("a number with 0 < ratio <= 1", 0.02, gt=0, le=1)
+
+
 class Eval(Section):
     output_stride: OutputStride | None = rule("null, 8, 16, 32")
     scales: list[Annotated[Number, Field(gt=0)]] = rule("a list of numbers > 0", min_length=1)
@@ -146,6 +157,11 @@ class Eval(Section):
     stride: Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]],
                                                      Field(min_length=1, max_length=2)] | None = rule(
         "null (two thirds of the window), an integer >= 1 or [height, width]")
+
+    trimap: Trimap | None = None
+    boundary_iou: BoundaryIoU | None = None
+    bootstrap: int = rule("an integer >= 0 (0: no interval)", 1000, ge=0)
+    num_worst: int = rule("an integer >= 0 (0: no gallery)", 8, ge=0)
 
     @model_validator(mode="after")
     def _stride_within_window(self):

@@ -1,4 +1,4 @@
-"""data.in_channels: multi-band images (.tif through tifffile, .npy) train, evaluate and predict;
+"""data.in_channels: multi-band images (.tif through tifffile, .npy) train, evaluate, predict and export;
 what cannot work with them is refused in one line."""
 
 import json
@@ -69,6 +69,18 @@ def test_a_four_band_tif_folder_trains_evaluates_and_predicts(tmp_path, capsys, 
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert sorted(p.name for p in out.glob("*.png")) == [f"im{i}.png" for i in range(6)]
     assert len(list(out.glob("*_overlay.jpg"))) == 6
+
+    onnx_file = tmp_path / "bands.onnx"  # the exported graph takes the four bands, checked against PyTorch
+    exported = run_script("tools/export.py", f"ckpt_path={checkpoint}", f"output={onnx_file}", "example_size=[33,33]",
+                          "check_size=[17,25]")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    report = json.loads(exported.stdout.strip().splitlines()[-1])
+    assert report["max_abs_diff"] <= 1e-4
+    import onnx
+
+    graph = onnx.load(str(onnx_file))
+    assert graph.graph.input[0].type.tensor_type.shape.dim[1].dim_value == 4
+    assert {p.key: json.loads(p.value) for p in graph.metadata_props}["in_channels"] == 4
 
     checked = run_script("tools/check_data.py", *FOLDER, f"data.root={root}")
     assert checked.returncode == 0, checked.stdout[-2000:]

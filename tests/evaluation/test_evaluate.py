@@ -7,7 +7,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from ..conftest import assert_one_line_error, run_entry, run_train
+from ..conftest import TINY_NET, VOC_SAMPLES, assert_one_line_error, run_entry, run_script, run_train
 
 METRIC_KEYS = {"mIoU", "pixel_acc", "per_class_iou", "images", "images_per_sec"}
 CLASSES = ["background", "blob", "ring", "stripes", "checker"]
@@ -109,3 +109,56 @@ def test_a_missing_data_root_is_one_line(trained_run, tmp_path, capsys, monkeypa
                              capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, f"data.root={tmp_path / 'nowhere'} does not exist or is not a folder")
     assert not (tmp_path / "nowhere").exists()  # nothing was generated there either
+
+
+@pytest.fixture(scope="module")
+def voc_checkpoint(tmp_path_factory):
+    """The tiny network after one step on the VOC samples: 21 classes and VOC's void borders."""
+    run_dir = tmp_path_factory.mktemp("voc") / "run"
+    result = run_train(run_dir, "data=voc", f"data.root={VOC_SAMPLES}", *TINY_NET, "data.crop_size=193",
+                       "data.batch_size=4", "data.num_workers=0", "logger=none", "trainer.max_steps=1",
+                       "trainer.limit_val_batches=1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="../shared/data/voc2012_samples not present")
+def test_trimap_per_image_and_interval_on_the_voc_samples(voc_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    result = run_eval(out, voc_checkpoint, "data.split=trainval", "eval.trimap.widths=[2,4,8,16,40]",
+                      "eval.num_worst=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics["trimap"]) == ["2", "4", "8", "16", "40"] and metrics["trimap_boundary"] == "void"
+    assert (out / "trimap.png").stat().st_size > 5_000
+    with (out / "trimap.csv").open() as handle:
+        assert [int(r["width"]) for r in csv.DictReader(handle)] == [2, 4, 8, 16, 40]
+    with (out / "per_image.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == metrics["images"] == 9
+    worst = [w["mIoU"] for w in metrics["worst"]]  # the lowest per-image scores, lowest first
+    assert worst == sorted(float(r["mIoU"]) for r in rows)[:3]
+    with Image.open(out / "worst.png") as gallery:
+        assert gallery.height == round(2.6 * 3 * 80)  # three rows of image | truth | prediction | errors
+    low, high = metrics["mIoU_ci95"]
+    assert low <= metrics["mIoU"] <= high
+    assert 0 <= metrics["boundary_iou"]["mean"] <= 1
+
+    wide = run_eval(tmp_path / "wide", voc_checkpoint, "data.split=trainval", "eval.trimap.widths=[1000]",
+                    "eval.bootstrap=0", "eval.flip=true")
+    assert wide.returncode == 0, wide.stderr[-3000:]
+    whole = json.loads((tmp_path / "wide" / "metrics.json").read_text())
+    assert whole["trimap"]["1000"]["mIoU"] == pytest.approx(whole["mIoU"], abs=1e-12)  # the band covers every pixel
+    assert "mIoU_ci95" not in whole
+
+    plotted = run_script("tools/trimap_plot.py", str(out), str(tmp_path / "wide"), "--output",
+                         str(tmp_path / "both.png"))
+    assert plotted.returncode == 0 and plotted.stdout.strip() == f"wrote {tmp_path / 'both.png'} (2 curves)"
+
+    compared = run_script("tools/compare.py", str(out), str(tmp_path / "wide"))  # flip on against off
+    assert compared.returncode == 0, compared.stderr
+    last = compared.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"mIoU A {100 * metrics['mIoU']:.2f}%  B {100 * whole['mIoU']:.2f}%  B - A ")
+    assert "95% paired bootstrap interval over 9 images: " in last
+    low, high = (float(x) for x in last.split("images: ")[1].split(" .. "))
+    assert low <= 100 * (whole["mIoU"] - metrics["mIoU"]) <= high

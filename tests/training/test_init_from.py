@@ -54,6 +54,22 @@ def test_a_run_on_three_classes_starts_from_a_five_class_run(trained_run, tmp_pa
     assert any(k.startswith("encoder.") for k in start)
 
 
+def test_init_from_composes_with_a_finetuning_schedule(trained_run, tmp_path, capsys, monkeypatch):
+    """The new classifier trains first with the loaded encoder frozen: the encoder stays the source's."""
+    root, run_dir = write_folder(tmp_path / "mine"), tmp_path / "run"
+    frozen = "finetune.stages=[{start_epoch:0,trainable:[aspp,decoder,head],freeze_bn:true}]"
+    code, stderr, stdout = run_entry(*folder_run(root, run_dir, *TINY_NET, f"model.init_from={trained_run}",
+                                                 "finetune=staged", frozen), capsys=capsys, monkeypatch=monkeypatch,
+                                     stdout=True)
+    assert code == 0, stderr[-3000:]
+    assert "init_from: " in stdout and "finetune: stage 0" in stdout + stderr
+    source = load_checkpoint(trained_run / "checkpoints" / "best.ckpt")["state_dict"]
+    trained = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["state_dict"]
+    encoder = [k for k in trained if k.startswith("model.encoder.")]
+    assert encoder and all(torch.equal(trained[k], source[k]) for k in encoder)
+    assert not torch.equal(trained["model.aspp.project.conv.weight"], source["model.aspp.project.conv.weight"])
+
+
 def test_another_backbone_is_refused_in_one_line(trained_run, tmp_path, capsys, monkeypatch):
     root = write_folder(tmp_path / "mine")
     code, stderr = run_entry(*folder_run(root, tmp_path / "run", "backbone=xception",

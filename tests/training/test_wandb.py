@@ -16,6 +16,7 @@ def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic)
     run_dir = tmp_path / "run"
     args = [a for a in SMALL if not a.startswith("logger=")]
     result = run_train(run_dir, *args, *TINY_NET, "logger=wandb", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
+                       "eval.trimap.widths=[2,8]", "dashboard.num_worst=2",
                        data_dir=small_synthetic)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "W&B: offline (no credentials configured); upload later with `wandb sync" in result.stdout + result.stderr
@@ -25,9 +26,11 @@ def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic)
     assert inspect.returncode == 0, inspect.stderr
     summary = json.loads(inspect.stdout)
     text = json.dumps(summary)
-    for key in ("val/mIoU", "val/mIoU_best", "train/loss", "lr"):
+    for key in ("val/mIoU", "val/mIoU_best", "train/loss", "lr", "val/trimap/2/mIoU", "val/trimap/8/mIoU",
+                "val/trimap_curve_table", "val/worst"):
         assert f'"{key}"' in text, key
     assert '"model.backbone.name"' in text and "resnet" in text
+    assert summary["summary"]["val/worst"]["nrows"] == 2  # dashboard.num_worst images, lowest mIoU first
     assert summary["summary"]["deviations"] == []  # the start-up check's list (none for the synthetic set)
 
     # Resumed for a second epoch, the run logs on into the same W&B run.

@@ -143,6 +143,13 @@ def complexity() -> None:
     launch("complexity", _imported("deeplab.tools.complexity:report"), train_config=True)
 
 
+def compare() -> None:
+    """`compare A B`: two evaluations' per-class IoUs and a paired bootstrap interval (no Hydra)."""
+    from deeplab.tools.compare import main
+
+    sys.exit(main(sys.argv[1:]))
+
+
 def report() -> None:
     """`report SWEEP_DIR`: rebuilds a sweep's report.md, report.csv and pareto.png (no Hydra)."""
     from deeplab.tools.report import main

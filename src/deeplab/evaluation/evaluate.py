@@ -4,16 +4,22 @@ paper's output-stride switch, multi-scale and flip; metrics and their files in t
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.data import evaluation_loader, prepare_data
 from deeplab.builders.model import inference_settings, pick_device
+from deeplab.data.base import as_rgb
 from deeplab.errors import ConfigError
 from deeplab.evaluation import report
+from deeplab.evaluation.predict import colour_map
+from deeplab.inference.boundary import boundary_counts, trimap_band
 from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.per_image import ImageCounts, bootstrap_interval, miou, per_image_rows
 from deeplab.schema import validate_eval
 
 
@@ -48,11 +54,25 @@ def evaluate(cfg: DictConfig) -> dict:
     if not other_root:
         prepare_data(config.data)  # the synthetic set is rewritten if it went missing; real data is only read
     loader = evaluation_loader(config.data, split)
-    metrics = SegmentationMetrics(config.data.num_classes, ignore_index=config.data.ignore_index).to(device)
-    images, start = 0, time.perf_counter()
+    num_classes, ignore = config.data.num_classes, config.data.ignore_index
+    metrics = SegmentationMetrics(num_classes, ignore_index=ignore).to(device)
+    trimap = cfg.eval.get("trimap") or {}
+    boundary = trimap.get("boundary") or config.data.get("boundary", "labels")
+    bands = {w: SegmentationMetrics(num_classes, ignore_index=ignore).to(device) for w in trimap.get("widths", [])}
+    ratio = (cfg.eval.get("boundary_iou") or {}).get("dilation_ratio", 0.02)
+    edges = torch.zeros(2, num_classes, dtype=torch.long, device=device)  # Boundary IoU intersection, union
+    counts = ImageCounts(num_classes, ignore)
+    images, start, band_seconds = 0, time.perf_counter(), 0.0
     for batch in tqdm(loader, desc=f"eval {split}", unit="img", dynamic_ncols=True):
         probs = predict_probs(model, batch["image"].to(device), **settings)
-        metrics.update(probs.argmax(dim=1), batch["mask"].to(device))
+        pred, target = probs.argmax(dim=1), batch["mask"].to(device)
+        metrics.update(pred, target)
+        band_start = time.perf_counter()
+        for width, band_metrics in bands.items():  # the same metric, on the pixels near a boundary only
+            band_metrics.update(pred, torch.where(trimap_band(target, width, boundary, ignore), target, ignore))
+        band_seconds += time.perf_counter() - band_start
+        edges += torch.stack(boundary_counts(pred, target, num_classes, ignore, ratio))
+        counts.update(pred, target, batch["name"])
         images += batch["image"].shape[0]
     seconds = time.perf_counter() - start
     result = metrics.compute()
@@ -76,12 +96,65 @@ def evaluate(cfg: DictConfig) -> dict:
         **({"window": None, "stride": None} if settings["mode"] == "whole" else {}),  # unused: not reported
         "device": str(device),
     }
+    intersection, union = edges.cpu().numpy()
+    edge_iou = np.where(union > 0, intersection / np.maximum(union, 1), np.nan)
+    summary["boundary_iou"] = {"mean": float(np.nanmean(edge_iou)) if (union > 0).any() else None,
+                               "dilation_ratio": ratio,
+                               "per_class": {n: None if np.isnan(v) else float(v)
+                                             for n, v in zip(class_names, edge_iou, strict=True)}}
+    if cfg.eval.get("bootstrap", 0):
+        summary["mIoU_ci95"] = bootstrap_interval(counts, cfg.eval.bootstrap)
+    if bands:
+        trimap_rows = [{"width": w, "mIoU": m.compute()["mIoU"].item(), "pixel_acc": m.compute()["pixel_acc"].item()}
+                       for w, m in bands.items()]
+        summary["trimap"] = {str(r["width"]): {"mIoU": r["mIoU"], "pixel_acc": r["pixel_acc"]} for r in trimap_rows}
+        summary["trimap_boundary"] = boundary
+        summary["trimap_seconds_per_image"] = band_seconds / max(images, 1)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     report.write_json(out / "metrics.json", summary)
     report.write_csv(out / "per_class_iou.csv", rows)
+    report.write_csv(out / "per_image.csv", per_image_rows(counts, class_names))
+    tp, fp, fn = counts.arrays()  # for tools/compare.py's paired interval
+    np.savez(out / "per_image_counts.npz", names=np.array(counts.names), tp=tp, fp=fp, fn=fn)
     report.plot_confusion(out / "confusion_matrix.png", confmat, class_names)
+    if cfg.eval.get("num_worst", 0):
+        worst = worst_cases(model, loader.dataset, counts, cfg.eval.num_worst, settings, config.data, device)
+        palette = colour_map(config.data.get("colors"), num_classes)
+        report.plot_worst(out / "worst.png", worst, palette, ignore)
+        summary["worst"] = [{"image": w["name"], "mIoU": w["score"]} for w in worst]
+        report.write_json(out / "metrics.json", summary)
+    if bands:
+        report.write_csv(out / "trimap.csv", trimap_rows)
+        report.plot_trimap(out / "trimap.png", {f"OS{output_stride}": trimap_rows}, summary["mIoU"], boundary)
     print(report.format_table(rows, summary["mIoU"], summary["pixel_acc"]))
+    if "mIoU_ci95" in summary:
+        low, high = summary["mIoU_ci95"]
+        print(f"mIoU 95% interval over images (bootstrap, {cfg.eval.bootstrap} resamples): "
+              f"{100 * low:.2f}% .. {100 * high:.2f}%")
+    if summary["boundary_iou"]["mean"] is not None:
+        print(f"Boundary IoU (d = {ratio:g} x diagonal): {100 * summary['boundary_iou']['mean']:.2f}%")
+    for row in trimap_rows if bands else []:
+        print(f"trimap {row['width']:>3} px ({boundary}): mIoU {100 * row['mIoU']:6.2f}%  "
+              f"pixel acc {100 * row['pixel_acc']:6.2f}%")
     print(f"{images} images in {seconds:.1f} s ({summary['images_per_sec']:.2f} images/s); "
           f"results in {out}")
     return summary
+
+
+def worst_cases(model, dataset, counts: ImageCounts, number: int, settings: dict, data: DictConfig, device) -> list:
+    """The `number` images of lowest mIoU (images without labelled pixels last), predicted again
+    for the picture: their RGB, ground truth and prediction."""
+    tp, fp, fn = counts.arrays()
+    scores = miou(tp, fp, fn)
+    order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")[:number]
+    mean, std = np.array(data.mean), np.array(data.std)
+    rows = []
+    for index in order:
+        sample = dataset[int(index)]
+        with torch.no_grad():
+            pred = predict_probs(model, sample["image"][None].to(device), **settings).argmax(dim=1)[0]
+        pixels = (sample["image"].permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
+        rows.append({"name": sample["name"], "score": float(scores[index]), "image": as_rgb(pixels, 1.0),
+                     "truth": sample["mask"].numpy(), "pred": pred.cpu().numpy()})
+    return rows

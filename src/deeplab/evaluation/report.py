@@ -66,3 +66,53 @@ def plot_confusion(path: Path, confmat: np.ndarray, class_names: Sequence[str]) 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_trimap(path: Path, curves: dict[str, list[dict]], whole: float | None, boundary: str) -> None:
+    """The paper's Fig. 5a: mIoU within the trimap band against its width, a line a setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, rows in curves.items():
+        ax.plot([r["width"] for r in rows], [100 * r["mIoU"] for r in rows], marker="o", label=label)
+    if whole is not None:
+        ax.axhline(100 * whole, color="grey", linestyle="--", linewidth=1, label="whole image")
+    ax.set_xlabel(f"trimap width (pixels, band around {'void' if boundary == 'void' else 'class'} boundaries)")
+    ax.set_ylabel("mIoU (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_worst(path: Path, rows: list[dict], palette: np.ndarray, ignore_index: int) -> None:
+    """A row an image (`name`, `score`, `image` RGB, `truth`, `pred`): image | ground truth |
+    prediction | errors (wrong pixels red, void grey)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def coloured(mask: np.ndarray) -> np.ndarray:
+        out = np.full((*mask.shape, 3), 128, np.uint8)  # void grey
+        known = mask != ignore_index
+        out[known] = palette[np.clip(mask[known], 0, len(palette) - 1)]
+        return out
+
+    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 2.6 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows, strict=True):
+        errors = np.zeros((*row["truth"].shape, 3), np.uint8)
+        errors[(row["pred"] != row["truth"]) & (row["truth"] != ignore_index)] = (230, 30, 30)
+        errors[row["truth"] == ignore_index] = (128, 128, 128)
+        panels = (row["image"], coloured(row["truth"]), coloured(row["pred"]), errors)
+        for ax, panel, title in zip(ax_row, panels, ("image", "ground truth", "prediction", "errors"), strict=True):
+            ax.imshow(panel)
+            ax.set_axis_off()
+            ax.set_title(f"{row['name']}  mIoU {100 * row['score']:.1f}%" if title == "image" else title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -9,8 +9,10 @@ import torch
 from torch import nn
 
 from deeplab.builders.fast import to_channels_last
+from deeplab.inference.boundary import trimap_band
 from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.per_image import ImageCounts
 from deeplab.training.resume import NonFiniteLoss
 
 
@@ -18,7 +20,8 @@ class SegmentationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable,
                  num_classes: int, class_names: Sequence[str], ignore_index: int = 255,
                  eval_output_stride: int | None = None, inference: dict | None = None,
-                 param_groups: Callable[[nn.Module], list[dict]] | None = None, channels_last: bool = False):
+                 param_groups: Callable[[nn.Module], list[dict]] | None = None, channels_last: bool = False,
+                 trimap: dict | None = None, per_image: bool = False):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -31,6 +34,13 @@ class SegmentationModule(pl.LightningModule):
         self.channels_last = channels_last
         self.inference = dict(inference or {})  # predict_probs arguments: scales, flip, mode, window, stride
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
+        # The paper's trimap (eval.trimap): the same metric on the pixels within each width of a boundary.
+        self.trimap_boundary = (trimap or {}).get("boundary", "labels")
+        self.trimap_metrics = nn.ModuleDict({str(w): SegmentationMetrics(num_classes, ignore_index=ignore_index)
+                                             for w in (trimap or {}).get("widths", [])})
+        self.last_trimap: dict[int, float] = {}
+        # Per-image counts of the last validation (this process's images), for the worst-case table.
+        self.per_image = ImageCounts(num_classes, ignore_index) if per_image else None
         self.register_buffer("best_miou", torch.tensor(float("-inf")), persistent=True)
         # Plain lists keep these models out of state_dict, checkpoints and DDP.
         self._other_stride_model: list[nn.Module] = []
@@ -84,10 +94,18 @@ class SegmentationModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._eval_model[:] = [self.evaluation_model()]
+        if self.per_image is not None:
+            self.per_image = ImageCounts(self.per_image.num_classes, self.per_image.ignore_index)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         probs = predict_probs(self._eval_model[0], batch["image"], **self.inference)
-        self.val_metrics.update(probs.argmax(dim=1), batch["mask"])
+        pred, mask = probs.argmax(dim=1), batch["mask"]
+        self.val_metrics.update(pred, mask)
+        if self.per_image is not None:
+            self.per_image.update(pred, mask, batch.get("name", [str(batch_idx)] * len(mask)))
+        for width, metric in self.trimap_metrics.items():
+            band = trimap_band(mask, int(width), self.trimap_boundary, self.ignore_index)
+            metric.update(pred, torch.where(band, mask, self.ignore_index))
 
     def on_validation_epoch_end(self) -> None:
         result = self.val_metrics.compute()
@@ -102,6 +120,12 @@ class SegmentationModule(pl.LightningModule):
         for name, iou in zip(self.class_names, result["per_class_iou"].tolist(), strict=True):
             if iou == iou:  # classes absent from prediction and ground truth have no IoU (NaN)
                 self.log(f"val/iou/{name}", iou)
+        self.last_trimap = {}
+        for width, metric in self.trimap_metrics.items():
+            band_miou = metric.compute()["mIoU"].float()
+            metric.reset()
+            self.last_trimap[int(width)] = band_miou.item()
+            self.log(f"val/trimap/{width}/mIoU", band_miou)
 
     def configure_optimizers(self):
         if self.param_groups is not None:

@@ -85,7 +85,7 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
                   ConfigInCheckpoint(config), StepSeed(cfg.seed),
                   RunSummary(cfg.paths.output_dir, params=params, madds=madds, settings=settings,
                              extra={"deviations": departures, **_class_weights(cfg)}),
-                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images,
+                  WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, cfg.dashboard.get("num_worst", 0),
                              {"params": params, "madds": madds, "deviations": departures, **_class_weights(cfg)})]
     if stages:
         callbacks.append(StagedFinetuning(stages, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult))
@@ -151,7 +151,17 @@ def segmentation_module(cfg: DictConfig, model) -> SegmentationModule:
         param_groups=partial(parameter_groups, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult,
                              bias_lr_mult=optim.bias_lr_mult),
         channels_last=cfg.model.channels_last,
+        trimap=_trimap(cfg),
+        per_image=bool(cfg.dashboard.get("num_worst", 0)),
     )
+
+
+def _trimap(cfg: DictConfig) -> dict | None:
+    trimap = cfg.eval.get("trimap")
+    if not trimap or not trimap.get("widths"):
+        return None
+    boundary = trimap.get("boundary") or cfg.data.get("boundary", "labels")
+    return {"widths": [int(w) for w in trimap.widths], "boundary": boundary}
 
 
 def check_stages(model, stages: list[dict]) -> None:

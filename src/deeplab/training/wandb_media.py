@@ -8,6 +8,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.data.base import as_rgb
 from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.per_image import miou
 
 
 def _wandb_logger(trainer) -> WandbLogger | None:
@@ -20,8 +21,8 @@ class WandbMedia(pl.Callback):
     interactive chart; at the start, puts `summary` (params, madds, the departures from the
     paper's protocol, class weights) in the run summary. Does nothing without a WandbLogger."""
 
-    def __init__(self, every_n_epochs: int = 1, num_images: int = 4, summary: dict | None = None):
-        self.every_n_epochs, self.num_images = every_n_epochs, num_images
+    def __init__(self, every_n_epochs: int = 1, num_images: int = 4, num_worst: int = 0, summary: dict | None = None):
+        self.every_n_epochs, self.num_images, self.num_worst = every_n_epochs, num_images, num_worst
         self.summary = dict(summary or {})
 
     @rank_zero_only
@@ -43,25 +44,44 @@ class WandbMedia(pl.Callback):
         payload = {f"val/prediction_{i}": image for i, image in enumerate(images)}
         if pl_module.last_confmat is not None:
             payload["val/confusion_matrix"] = self._confusion(wandb, pl_module.last_confmat.numpy(), names)
+        if self.num_worst and pl_module.per_image is not None and pl_module.per_image.names:
+            payload["val/worst"] = self._worst(trainer, pl_module, wandb, {**names, _void_label(pl_module): "void"})
+        if pl_module.last_trimap:  # the paper's Fig. 5a: mIoU within the band against its width
+            table = wandb.Table(columns=["width", "mIoU"], data=[[w, m] for w, m in pl_module.last_trimap.items()])
+            payload["val/trimap_curve"] = wandb.plot.line(table, "width", "mIoU", title="trimap mIoU by band width")
         # WandbLogger keeps W&B's own step; the trainer's step goes in as a value, as for the metrics
         logger.experiment.log({**payload, "trainer/global_step": trainer.global_step})
 
+    def _worst(self, trainer, pl_module, wandb, labels: dict):
+        """A table of the validation images of lowest mIoU (this process's share under DDP): name,
+        score, and the image with its predicted and true masks."""
+        tp, fp, fn = pl_module.per_image.arrays()
+        scores = miou(tp, fp, fn)
+        order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")[: self.num_worst]
+        where = {sample.name: i for i, sample in enumerate(trainer.datamodule.val_set.samples)}
+        table = wandb.Table(columns=["image", "mIoU", "prediction"])
+        for index in order:
+            name = pl_module.per_image.names[index]
+            table.add_data(name, float(scores[index]), self._image(trainer, pl_module, wandb, labels, where[name]))
+        return table
+
     def _images(self, trainer, pl_module, wandb, labels: dict) -> list:
+        count = min(self.num_images, len(trainer.datamodule.val_set))
+        return [self._image(trainer, pl_module, wandb, labels, index) for index in range(count)]
+
+    @staticmethod
+    def _image(trainer, pl_module, wandb, labels: dict, index: int):
+        """Validation image `index` with its predicted and true masks."""
         datamodule = trainer.datamodule
         dataset, mean, std = datamodule.val_set, np.array(datamodule.mean), np.array(datamodule.std)
-        model = pl_module.evaluation_model()
-        images = []
-        for index in range(min(self.num_images, len(dataset))):
-            sample = dataset[index]
-            image = sample["image"][None].to(pl_module.device)
-            predicted = predict_probs(model, image, **pl_module.inference).argmax(dim=1)[0]
-            pixels = (sample["image"].permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
-            images.append(wandb.Image(as_rgb(pixels, 1.0), caption=sample["name"], masks={
-                "prediction": {"mask_data": predicted.cpu().numpy().astype(np.uint8), "class_labels": labels},
-                "ground_truth": {"mask_data": _shown_mask(sample["mask"].numpy(), pl_module),
-                                 "class_labels": labels},
-            }))
-        return images
+        sample = dataset[index]
+        image = sample["image"][None].to(pl_module.device)
+        predicted = predict_probs(pl_module.evaluation_model(), image, **pl_module.inference).argmax(dim=1)[0]
+        pixels = (sample["image"].permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
+        return wandb.Image(as_rgb(pixels, 1.0), caption=sample["name"], masks={
+            "prediction": {"mask_data": predicted.cpu().numpy().astype(np.uint8), "class_labels": labels},
+            "ground_truth": {"mask_data": _shown_mask(sample["mask"].numpy(), pl_module), "class_labels": labels},
+        })
 
     @staticmethod
     def _confusion(wandb, confmat: np.ndarray, names: dict):
