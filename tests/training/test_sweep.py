@@ -94,3 +94,27 @@ def test_a_failed_job_does_not_stop_the_sweep(tmp_path, small_synthetic):
         rows = {r["job"]: r for r in csv.DictReader(handle)}
     assert rows["0"]["status"] == "failed" and rows["0"]["name"] == "model.decoder.num_convs=5"
     assert rows["1"]["status"] == "ok" and rows["1"]["name"] == "model.decoder.num_convs=2"
+
+
+def test_seeds_are_aggregated_per_setting(tmp_path, small_synthetic):
+    """seed=1,2 x decoder=deeplabv3,deeplabv3plus: two settings of two runs, their mean and
+    sample standard deviation recomputed here from the four summary.json files."""
+    result = multirun(tmp_path, small_synthetic, "seed=1,2", "decoder=deeplabv3,deeplabv3plus")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    with (sweep / "report.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    settings = [r for r in rows if r["row"] == "setting"]
+    assert len(settings) == 2 and len([r for r in rows if r["row"] == "run"]) == 4
+    for setting in settings:
+        decoder = setting["setting"].removeprefix("decoder=")
+        values = [json.loads((sweep / job / "summary.json").read_text())["val/mIoU_best"]
+                  for job in setting["jobs"].split()]
+        assert setting["n"] == "2" and len(values) == 2
+        assert all(f"decoder={decoder}" in OmegaConf.load(sweep / job / ".hydra" / "overrides.yaml")
+                   for job in setting["jobs"].split())
+        assert float(setting["mIoU"]) == pytest.approx(sum(values) / 2, abs=1e-12)
+        assert float(setting["mIoU_std"]) == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5, abs=1e-12)
+    report = (sweep / "report.md").read_text()
+    assert "| setting | n | jobs |" in report and report.count(" +- ") >= 2
+    assert (sweep / "pareto.png").stat().st_size > 10_000

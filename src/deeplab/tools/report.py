@@ -11,6 +11,10 @@ from hydra.experimental.callback import Callback
 
 COLUMNS = ("job", "name", "backbone", "train_os", "eval_os", "decoder", "scales", "flip", "separable", "mIoU",
            "madds_billion", "params_million", "train_images_per_sec", "status")
+# report.csv: the settings' rows (row=setting, when a setting was repeated over seeds or folds),
+# then the runs' (row=run)
+CSV_COLUMNS = ("row", "setting", "n", "jobs", *COLUMNS, "mIoU_std", "madds_billion_std", "params_million_std",
+               "train_images_per_sec_std")
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
@@ -19,8 +23,13 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(jobs, key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name))
 
 
-def _varying_overrides(jobs: list[Path]) -> dict[str, str]:
-    """Each job's overrides of the keys whose values differ across the sweep: its name."""
+REPEATS = ("seed", "data.fold")  # overrides that repeat a setting rather than make another one
+STATS = ("mIoU", "madds_billion", "params_million", "train_images_per_sec")  # aggregated over repeats
+
+
+def _varying_overrides(jobs: list[Path], leave_out: tuple = ()) -> dict[str, str]:
+    """Each job's overrides of the keys whose values differ across the sweep (but `leave_out`):
+    its name."""
     from omegaconf import OmegaConf
 
     overrides = {}
@@ -29,24 +38,47 @@ def _varying_overrides(jobs: list[Path]) -> dict[str, str]:
         pairs = [o.split("=", 1) for o in OmegaConf.load(path)] if path.is_file() else []
         overrides[job.name] = {key: value for key, value in pairs}
     keys = {k for o in overrides.values() for k in o}
-    varying = [k for k in sorted(keys) if len({o.get(k) for o in overrides.values()}) > 1]
+    varying = [k for k in sorted(keys) if len({o.get(k) for o in overrides.values()}) > 1 and k not in leave_out]
     return {name: ",".join(f"{k}={o[k]}" for k in varying if k in o).replace("'", "")
             for name, o in overrides.items()}
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """One row a setting (the runs' `setting`: their swept overrides but seed and data.fold): how
+    many finished runs it has, and the mean and sample standard deviation of each of STATS."""
+    import statistics
+
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get("status") == "ok":
+            groups.setdefault(row["setting"], []).append(row)
+    table = []
+    for setting, members in groups.items():
+        row = {"row": "setting", "setting": setting, "name": setting or "(all)", "n": len(members),
+               "jobs": " ".join(m["job"] for m in members)}
+        for key in STATS:
+            values = [m[key] for m in members if m.get(key) is not None]
+            row[key] = statistics.fmean(values) if values else None
+            row[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else None
+        table.append(row)
+    return table
 
 
 def read_rows(sweep_dir: Path) -> list[dict]:
     rows = []
     jobs = _job_dirs(sweep_dir)
-    names = _varying_overrides(jobs)
+    names, settings_of = _varying_overrides(jobs), _varying_overrides(jobs, leave_out=REPEATS)
     for job in jobs:
         path = job / "summary.json"
         if not path.is_file():  # a job that failed before writing its summary
-            rows.append({"job": job.name, "name": names[job.name], "status": "failed"})
+            rows.append({"row": "run", "job": job.name, "name": names[job.name], "setting": settings_of[job.name],
+                         "status": "failed"})
             continue
         summary = json.loads(path.read_text())
         settings = summary.get("settings") or {}
         miou = summary.get("val/mIoU_best")
         rows.append({
+            "row": "run", "setting": settings_of[job.name],
             "job": job.name, "name": settings.get("name", ""), "backbone": settings.get("backbone"),
             "train_os": settings.get("train_os"), "eval_os": settings.get("eval_os"),
             "decoder": settings.get("decoder"), "scales": " ".join(f"{s:g}" for s in settings.get("scales", [])),
@@ -71,18 +103,33 @@ def write_report(sweep_dir: str | Path) -> list[dict]:
     """Writes report.csv, report.md and pareto.png into the sweep dir; returns the rows."""
     sweep_dir = Path(sweep_dir)
     rows = read_rows(sweep_dir)
+    settings = aggregate(rows)
+    repeated = any(s["n"] > 1 for s in settings)  # seeds or folds: the settings' table leads
     with (sweep_dir / "report.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        writer.writerows({c: row.get(c) for c in COLUMNS} for row in rows)
-    header = ("| job | run | backbone | train OS | eval OS | decoder | scales | flip | separable | mIoU | "
-              "Multiply-Adds (B) | params (M) | train img/s | status |")
+        writer.writerows({c: row.get(c) for c in CSV_COLUMNS} for row in (settings if repeated else []) + rows)
     lines = [f"# Sweep {sweep_dir}", "", "Multiply-Adds: one inference of a 513x513 image at the run's eval "
-             "settings (every scale and flip counted).", "", header, "|" + "---|" * len(COLUMNS)]
+             "settings (every scale and flip counted).", ""]
+    if repeated:
+        lines += ["Settings over their seeds and folds: mean +- sample standard deviation of n runs.", "",
+                  "| setting | n | jobs | mIoU | Multiply-Adds (B) | params (M) | train img/s |", "|---" * 7 + "|"]
+        lines += [f"| {s['name']} | {s['n']} | {s['jobs']} | " + " | ".join(_spread(s, k) for k in STATS) + " |"
+                  for s in settings]
+        lines += ["", "Runs:", ""]
+    lines += ["| job | run | backbone | train OS | eval OS | decoder | scales | flip | separable | mIoU | "
+              "Multiply-Adds (B) | params (M) | train img/s | status |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |" for row in rows]
     (sweep_dir / "report.md").write_text("\n".join(lines) + "\n")
-    plot_pareto(sweep_dir / "pareto.png", rows)
+    plot_pareto(sweep_dir / "pareto.png", settings if repeated else rows)
     return rows
+
+
+def _spread(row: dict, key: str) -> str:
+    if row.get(key) is None:
+        return ""
+    std = row.get(f"{key}_std")
+    return _cell(row[key]) + (f" +- {_cell(std)}" if std is not None else "")
 
 
 def plot_pareto(path: Path, rows: list[dict]) -> None:
@@ -92,11 +139,19 @@ def plot_pareto(path: Path, rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     points = [r for r in rows if r.get("mIoU") is not None and r.get("madds_billion") is not None]
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for row in points:
-        ax.scatter(row["madds_billion"], row["mIoU"], color="tab:blue")
-        ax.annotate(row["name"] or f"job {row['job']}", (row["madds_billion"], row["mIoU"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    # Points are numbered and keyed beside the plot: names written at the points overlap as soon
+    # as two runs score alike.
+    for number, row in enumerate(points, start=1):
+        ax.errorbar(row["madds_billion"], row["mIoU"], yerr=row.get("mIoU_std"), fmt="o", color="tab:blue",
+                    capsize=3)
+        ax.annotate(str(number), (row["madds_billion"], row["mIoU"]), fontsize=8, xytext=(4, 4),
+                    textcoords="offset points")
+    key = [f"{n}: {r['name'] or 'job ' + str(r.get('job'))}" + (f" (n={r['n']})" if "n" in r else "")
+           for n, r in enumerate(points, start=1)]
+    if key:
+        fig.text(0.72, 0.5, "\n".join(key), fontsize=7, va="center", family="monospace")
+        fig.subplots_adjust(right=0.7)
     front, best = [], float("-inf")  # the runs no cheaper run beats
     for row in sorted(points, key=lambda r: (r["madds_billion"], -r["mIoU"])):
         if row["mIoU"] > best:
@@ -108,7 +163,8 @@ def plot_pareto(path: Path, rows: list[dict]) -> None:
         ax.legend()
     ax.set_xlabel("Multiply-Adds per 513x513 image (billions)")
     ax.set_ylabel("val mIoU (best)")
-    ax.set_title(f"{len(points)} runs")
+    ax.set_title(f"{len(points)} settings, mean +- std over seeds and folds" if points and "n" in points[0]
+                 else f"{len(points)} runs")
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
