@@ -83,6 +83,8 @@ class Data(Section):
     void_color: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=3, max_length=3)] | None = rule(
         "null or one [r, g, b] of 0..255", None)
     in_channels: int = rule("an integer >= 1 (3 for RGB)", 3, ge=1)
+    num_folds: int | None = rule("null or an integer >= 2", None, ge=2)
+    fold: int | None = rule("null (the dataset's own splits) or a fold index >= 0", None, ge=0)
     max_pixel_value: Number = rule("a number > 0 (255 for 8-bit images)", 255, gt=0)
     mean: list[Number] | None = rule("null (the encoder's pretrained statistics) or one number a channel")
     std: list[Annotated[Number, Field(gt=0)]] | None = rule(
@@ -96,6 +98,9 @@ class Data(Section):
         if 0 <= self.ignore_index < n:
             refuse("data.ignore_index", self.ignore_index, f"an integer outside 0..{n - 1}")
         colors = self.colors
+        if self.fold is not None and (self.num_folds is None or self.fold >= self.num_folds):
+            refuse("data.fold", self.fold, "null, or 0 .. data.num_folds - 1 with data.num_folds set" +
+                   (f" (0 .. {self.num_folds - 1})" if self.num_folds else ""))
         bands = self.in_channels
         for key in ("mean", "std"):
             value = getattr(self, key)

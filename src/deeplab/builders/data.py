@@ -5,7 +5,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from deeplab.data.base import open_split
+from deeplab.data.base import keep_fold, open_split
 from deeplab.data.transforms import evaluation
 
 
@@ -18,7 +18,12 @@ def prepare_data(data: DictConfig) -> None:
 
 def evaluation_loader(data: DictConfig, split: str) -> DataLoader:
     normalise = evaluation(mean=list(data.mean), std=list(data.std), max_pixel_value=data.get("max_pixel_value", 255))
-    dataset = open_split(instantiate(data.dataset), split, normalise, data.num_classes, data.ignore_index)
+    fold = data.get("fold")
+    if fold is not None and split == data.val_split:  # a cross-validation run: its held-out fold
+        dataset = keep_fold(open_split(instantiate(data.dataset), data.train_split, normalise, data.num_classes,
+                                       data.ignore_index), fold, data.num_folds, held_out=True)
+    else:
+        dataset = open_split(instantiate(data.dataset), split, normalise, data.num_classes, data.ignore_index)
     # Whole images of different sizes: one per batch unless the config says otherwise.
     return DataLoader(dataset, batch_size=data.val_batch_size, num_workers=data.num_workers,
                       pin_memory=data.pin_memory)

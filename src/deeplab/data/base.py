@@ -1,5 +1,6 @@
 """What every dataset shares: a list of (image, mask) files, a label mapping, one way to read."""
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,23 @@ class SegmentationDataset(Dataset):
             image = torch.from_numpy(image.copy()).permute(2, 0, 1)
             mask = torch.from_numpy(mask.copy())
         return {"image": image, "mask": torch.as_tensor(mask, dtype=torch.long), "name": self.samples[index].name}
+
+
+def in_fold(name: str, fold: int, num_folds: int) -> bool:
+    """Fold membership by a hash of the image name: adding images moves none of the others."""
+    return zlib.crc32(name.encode()) % num_folds == fold
+
+
+def keep_fold(dataset: SegmentationDataset, fold: int, num_folds: int, held_out: bool) -> SegmentationDataset:
+    """Cross-validation on a split: its fold `fold` of `num_folds` (held_out, the validation
+    images) or all its other images (training)."""
+    samples = [s for s in dataset.samples if in_fold(s.name, fold, num_folds) == held_out]
+    part = "held out" if held_out else "the rest"
+    if not samples:
+        raise DatasetError(f"data.fold={fold} of data.num_folds={num_folds} leaves no images ({part}) of "
+                           f"{dataset.source}; use fewer folds")
+    dataset.samples, dataset.source = samples, f"{dataset.source} (fold {fold} of {num_folds}, {part})"
+    return dataset
 
 
 def open_split(dataset, split: str, transform, num_classes: int, ignore_index: int) -> SegmentationDataset:

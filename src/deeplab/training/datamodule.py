@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from deeplab.data.base import open_split
+from deeplab.data.base import keep_fold, open_split
 from deeplab.data.sampling import ResumableSampler
 from deeplab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, evaluation
 from deeplab.errors import DatasetError
@@ -29,7 +29,7 @@ class SegmentationDataModule(pl.LightningDataModule):
                  val_batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False,
                  prefetch_factor: int = 2, seed: int = 0, ignore_index: int = 255,
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 max_pixel_value: float = 255.0):
+                 max_pixel_value: float = 255.0, fold: int | None = None, num_folds: int | None = None):
         super().__init__()
         self.dataset = dataset
         self.num_classes = num_classes
@@ -45,6 +45,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.prefetch_factor = prefetch_factor
         self.seed = seed  # the training order and augmentation follow it alone
+        self.fold, self.num_folds = fold, num_folds  # cross-validation: both sets come from the training split
         self.train_set = self.val_set = None
         self.train_sampler: ResumableSampler | None = None
         self._resume_position: dict | None = None
@@ -62,7 +63,7 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
-            self.train_set = self._split(self.train_split, self.train_transform)
+            self.train_set = self._split(self.train_split, self.train_transform, held_out=False)
             replicas = _world()[0]
             if len(self.train_set) // replicas < self.batch_size:
                 # training drops an incomplete last batch: fewer images would train nothing at all
@@ -71,10 +72,13 @@ class SegmentationDataModule(pl.LightningDataModule):
                 raise DatasetError(f"data.train_split={self.train_split} has {count}{per}, fewer than "
                                    f"data.batch_size={self.batch_size} a step; lower data.batch_size or add images")
         if stage in (None, "fit", "validate") and self.val_set is None:
-            self.val_set = self._split(self.val_split, self.val_transform)  # an empty list is refused there
+            self.val_set = self._split(self.val_split, self.val_transform, held_out=True)  # empty lists are refused
 
-    def _split(self, split: str, transform):
-        return open_split(self.dataset, split, transform, self.num_classes, self.ignore_index)
+    def _split(self, split: str, transform, held_out: bool):
+        if self.fold is None:
+            return open_split(self.dataset, split, transform, self.num_classes, self.ignore_index)
+        opened = open_split(self.dataset, self.train_split, transform, self.num_classes, self.ignore_index)
+        return keep_fold(opened, self.fold, self.num_folds, held_out)
 
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
         workers = self.num_workers > 0
@@ -154,4 +158,6 @@ def build_datamodule(data: DictConfig, aug: DictConfig, seed: int = 0) -> Segmen
         mean=list(data.mean),
         std=list(data.std),
         max_pixel_value=data.get("max_pixel_value", 255),
+        fold=data.get("fold"),
+        num_folds=data.get("num_folds"),
     )

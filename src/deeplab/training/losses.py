@@ -16,7 +16,7 @@ from segmentation_models_pytorch.losses import FocalLoss
 from segmentation_models_pytorch.losses._functional import focal_loss_with_logits
 from torch import nn
 
-from deeplab.data.base import open_split
+from deeplab.data.base import keep_fold, open_split
 from deeplab.data.class_pixels import cached_count, class_weights
 
 
@@ -103,6 +103,8 @@ def resolve_class_weights(loss: DictConfig, data: DictConfig, datamodule) -> str
     if isinstance(weights, str):
         datamodule.prepare_data()  # the synthetic set is written before it can be counted
         split = open_split(datamodule.dataset, data.train_split, None, data.num_classes, data.ignore_index)
+        if data.get("fold") is not None:  # cross-validation: the fold's training images only
+            split = keep_fold(split, data.fold, data.num_folds, held_out=False)
         counts = cached_count(split, data.train_split, data.num_classes, data.ignore_index, Path(data.root))
         kept = f"cached in {counts.cached}" if counts.cached else f"not cached: {data.root} is not writable"
         source = f"{weights} of {counts.images} masks of {data.train_split}, {kept}"
