@@ -44,6 +44,7 @@ def test_two_by_two_sweep_is_one_wandb_group_and_one_report(tmp_path, small_synt
         assert {"val/confusion_matrix_table", "val/prediction_0"} <= run["summary"].keys()
         record = next(r["run"] for r in inspect(job, summary=False) if r["type"] == "run")
         groups.add(record["run_group"])
+        assert record["job_type"] == record["display_name"]  # no seeds: each job is its own setting
         names.add(record["display_name"])
         config = OmegaConf.load(job / ".hydra" / "config.yaml")
         assert record["display_name"] == f"os={config.model.output_stride},decoder=" + (
@@ -99,7 +100,7 @@ def test_a_failed_job_does_not_stop_the_sweep(tmp_path, small_synthetic):
 def test_seeds_are_aggregated_per_setting(tmp_path, small_synthetic):
     """seed=1,2 x decoder=deeplabv3,deeplabv3plus: two settings of two runs, their mean and
     sample standard deviation recomputed here from the four summary.json files."""
-    result = multirun(tmp_path, small_synthetic, "seed=1,2", "decoder=deeplabv3,deeplabv3plus")
+    result = multirun(tmp_path, small_synthetic, "seed=1,2", "decoder=deeplabv3,deeplabv3plus", "logger=wandb")
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "sweep"
     with (sweep / "report.csv").open() as handle:
@@ -111,8 +112,10 @@ def test_seeds_are_aggregated_per_setting(tmp_path, small_synthetic):
         values = [json.loads((sweep / job / "summary.json").read_text())["val/mIoU_best"]
                   for job in setting["jobs"].split()]
         assert setting["n"] == "2" and len(values) == 2
-        assert all(f"decoder={decoder}" in OmegaConf.load(sweep / job / ".hydra" / "overrides.yaml")
-                   for job in setting["jobs"].split())
+        for job in setting["jobs"].split():
+            assert f"decoder={decoder}" in OmegaConf.load(sweep / job / ".hydra" / "overrides.yaml")
+            record = next(r["run"] for r in inspect(sweep / job, summary=False) if r["type"] == "run")
+            assert record["job_type"] == f"decoder={decoder}"  # the seeds of a setting share it on W&B
         assert float(setting["mIoU"]) == pytest.approx(sum(values) / 2, abs=1e-12)
         assert float(setting["mIoU_std"]) == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5, abs=1e-12)
     report = (sweep / "report.md").read_text()

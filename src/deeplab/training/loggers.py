@@ -28,7 +28,7 @@ def wandb_credentials_configured() -> bool:
 
 def wandb_logger(project: str = "deeplab", save_dir: str = ".", mode: str = "auto", entity: str | None = None,
                  name: str | None = None, group: str | None = None, tags=(), log_model: bool = False,
-                 init_timeout: float = 60) -> WandbLogger:
+                 init_timeout: float = 60, job_type: str | None = None) -> WandbLogger:
     """A WandbLogger that never prompts and never fails a run for want of a network: `auto` logs
     online when credentials are configured; a server that cannot be reached leaves the run
     logging offline, said on the console, to be uploaded later with `wandb sync`."""
@@ -41,7 +41,7 @@ def wandb_logger(project: str = "deeplab", save_dir: str = ".", mode: str = "aut
     def make(offline: bool) -> WandbLogger:
         if offline and log_model:  # Lightning uploads checkpoints only from online runs
             _say("W&B: logger.wandb.log_model=true has no effect offline; the checkpoints stay in checkpoints/")
-        return WandbLogger(project=project, entity=entity, name=name, group=group, tags=list(tags),
+        return WandbLogger(project=project, entity=entity, name=name, group=group, tags=list(tags), job_type=job_type,
                            save_dir=save_dir, offline=offline, log_model=log_model and not offline,
                            mode="offline" if offline else "online", id=run_id, resume="allow",
                            settings={"silent": True, "init_timeout": init_timeout})

@@ -6,11 +6,13 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 GROUPS_AS_TAGS = ("data", "backbone", "os", "decoder", "aug", "experiment")
+REPEATS = ("seed", "data.fold")  # swept keys that repeat a setting: its runs share a W&B job_type
 
 
 def job_identity(choices: dict | None) -> dict:
     """`group` (the sweep, shared by all its jobs; none for a single run), `name` (the values of
-    the swept keys, e.g. `backbone=xception65,os=8`, else all the job's overrides) and `tags`
+    the swept keys, e.g. `backbone=xception65,os=8`, else all the job's overrides), `job_type`
+    (in a sweep, the name without seed and data.fold: the setting its repeats share) and `tags`
     (the chosen config groups). Empty outside Hydra."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -26,6 +28,8 @@ def job_identity(choices: dict | None) -> dict:
     if hydra.mode == RunMode.MULTIRUN:
         sweep = Path(hydra.sweep.dir)
         identity["group"] = f"{hydra.job.name}-{sweep.parent.name}-{sweep.name}"
+        setting = [o for o in own if o.split("=", 1)[0].lstrip("+~") not in REPEATS]
+        identity["job_type"] = ",".join(setting).replace("'", "") or "all"  # W&B shows their mean and spread
     return identity
 
 
