@@ -7,7 +7,7 @@ import pytest
 
 from deeplab.training.datamodule import build_datamodule
 
-from ..conftest import SMALL, TINY_NET, assert_one_line_error, compose_config, run_entry, run_script
+from ..conftest import SMALL, TINY_NET, assert_small_run_refused, compose_config, run_script
 
 
 def fold_sets(data_dir, fold: int) -> tuple[set, set]:
@@ -47,6 +47,5 @@ def test_a_sweep_over_the_folds_is_one_setting(tmp_path, small_synthetic):
     (["data.num_folds=1"], "data.num_folds=1 is not allowed; allowed: null or an integer >= 2"),
 ])
 def test_bad_fold_settings_are_one_line(args, message, tmp_path, small_synthetic, capsys, monkeypatch):
-    code, stderr = run_entry("train.py", f"paths.data_dir={small_synthetic}", *SMALL, *args,
-                             f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys, monkeypatch=monkeypatch)
-    assert_one_line_error(code, stderr, message)
+    assert_small_run_refused(message, *args, data_dir=small_synthetic, run_dir=tmp_path / "run", capsys=capsys,
+                             monkeypatch=monkeypatch)

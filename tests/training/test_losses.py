@@ -13,7 +13,7 @@ from deeplab.builders.checkpoint import CONFIG_KEY, load_checkpoint
 from deeplab.data import class_pixels
 from deeplab.training.losses import CrossEntropy, Focal
 
-from ..conftest import SMALL, TINY_NET, assert_one_line_error, run_entry
+from ..conftest import SMALL, TINY_NET, assert_small_run_refused, run_entry
 
 torch.manual_seed(0)
 LOGITS = torch.randn(2, 3, 4, 5)
@@ -132,6 +132,5 @@ def test_focal_loss_trains_with_computed_weights_and_mining(tmp_path, small_synt
     (["loss.hard_example_mining_step=-5"], "loss.hard_example_mining_step=-5 is not allowed; allowed: an integer >= 0"),
 ])
 def test_bad_loss_settings_are_one_line(args, message, tmp_path, small_synthetic, capsys, monkeypatch):
-    code, stderr = run_entry("train.py", f"paths.data_dir={small_synthetic}", *SMALL, *args,
-                             f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys, monkeypatch=monkeypatch)
-    assert_one_line_error(code, stderr, message)
+    assert_small_run_refused(message, *args, data_dir=small_synthetic, run_dir=tmp_path / "run", capsys=capsys,
+                             monkeypatch=monkeypatch)

@@ -19,7 +19,7 @@ from deeplab.evaluation.predict import colour_map
 from deeplab.inference.boundary import boundary_counts, trimap_band
 from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
-from deeplab.inference.per_image import ImageCounts, bootstrap_interval, miou, per_image_rows
+from deeplab.inference.per_image import ImageCounts, bootstrap_interval, lowest_first, miou, per_image_rows
 from deeplab.schema import validate_eval
 
 
@@ -147,7 +147,7 @@ def worst_cases(model, dataset, counts: ImageCounts, number: int, settings: dict
     for the picture: their RGB, ground truth and prediction."""
     tp, fp, fn = counts.arrays()
     scores = miou(tp, fp, fn)
-    order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")[:number]
+    order = lowest_first(scores, number)
     mean, std = np.array(data.mean), np.array(data.std)
     rows = []
     for index in order:

@@ -60,11 +60,22 @@ def per_image_rows(counts: ImageCounts, class_names: list[str]) -> list[dict]:
     return rows
 
 
+def lowest_first(scores: np.ndarray, number: int) -> np.ndarray:
+    """The indices of the `number` lowest scores, lowest first (NaN, an image without labels, last)."""
+    return np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")[:number]
+
+
+def resample(images: int, resamples: int, seed: int = 0) -> np.ndarray:
+    """(resamples, images): how often each image is drawn in each bootstrap resample; times an
+    (images, C) count array, it gives each resample's summed counts."""
+    return np.random.default_rng(seed).multinomial(images, np.full(images, 1 / images), size=resamples)
+
+
 def bootstrap_interval(counts: ImageCounts, resamples: int, seed: int = 0) -> list[float]:
     """The 2.5th and 97.5th percentiles of mIoU over `resamples` draws of the images with
     replacement (each draw's IoUs from its summed counts)."""
     tp, fp, fn = counts.arrays()
-    draws = np.random.default_rng(seed).multinomial(len(tp), np.full(len(tp), 1 / len(tp)), size=resamples)
+    draws = resample(len(tp), resamples, seed)
     values = miou(draws @ tp, draws @ fp, draws @ fn)
     low, high = np.nanpercentile(values, [2.5, 97.5])
     return [float(low), float(high)]

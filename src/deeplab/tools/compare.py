@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplab.inference.per_image import miou
+from deeplab.inference.per_image import miou, resample
 
 COUNTS = "per_image_counts.npz"  # written by eval.py beside metrics.json
 
@@ -28,8 +28,7 @@ def load(path: Path) -> tuple[dict, dict | None]:
 
 def paired_interval(a: dict, b: dict, resamples: int, seed: int = 0) -> list[float]:
     """2.5th and 97.5th percentiles of mIoU(B) - mIoU(A) over resamples of the images both saw."""
-    draws = np.random.default_rng(seed).multinomial(len(a["tp"]), np.full(len(a["tp"]), 1 / len(a["tp"])),
-                                                    size=resamples)
+    draws = resample(len(a["tp"]), resamples, seed)  # the same draws for both: a paired interval
     diff = miou(draws @ b["tp"], draws @ b["fp"], draws @ b["fn"]) - miou(draws @ a["tp"], draws @ a["fp"],
                                                                           draws @ a["fn"])
     low, high = np.nanpercentile(diff, [2.5, 97.5])

@@ -8,7 +8,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.data.base import as_rgb
 from deeplab.inference.multiscale import predict_probs
-from deeplab.inference.per_image import miou
+from deeplab.inference.per_image import lowest_first, miou
 
 
 def _wandb_logger(trainer) -> WandbLogger | None:
@@ -57,7 +57,7 @@ class WandbMedia(pl.Callback):
         score, and the image with its predicted and true masks."""
         tp, fp, fn = pl_module.per_image.arrays()
         scores = miou(tp, fp, fn)
-        order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")[: self.num_worst]
+        order = lowest_first(scores, self.num_worst)
         where = {sample.name: i for i, sample in enumerate(trainer.datamodule.val_set.samples)}
         table = wandb.Table(columns=["image", "mIoU", "prediction"])
         for index in order:
