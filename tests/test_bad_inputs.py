@@ -117,6 +117,10 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["data.num_classes=4", "data.class_names=[a,b]"], "data.class_names=['a', 'b'] is not allowed; allowed: "
                                                         "exactly data.num_classes=4 names"),
     (["-m", "--cfg", "job"], "--multirun and --cfg cannot be given together"),
+    (["sweep.prune=mean"], "sweep.prune=mean is not allowed; allowed: null (off), median"),
+    (["sweep.prune_after=-1"], "sweep.prune_after=-1 is not allowed; allowed: a number of epochs >= 0"),
+    (["sweep.prune=median"], "sweep.prune=median compares the jobs of a sweep: run with -m (a multirun), or leave "
+                             "sweep.prune=null"),
 ])
 def test_bad_value_or_path(args, message, tmp_path, small_synthetic, capsys, monkeypatch):
     (tmp_path / "empty").mkdir()

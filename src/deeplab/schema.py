@@ -227,6 +227,11 @@ class Check(Section):
     deviations: bool = rule("true, false", True)
 
 
+class Sweep(Section):
+    prune: Literal["median"] | None = rule("null (off), median", None)
+    prune_after: Number = rule("a number of epochs >= 0", 1, ge=0)
+
+
 class TrainConfig(Section):
     model: Model
     data: Data
@@ -238,6 +243,7 @@ class TrainConfig(Section):
     loss: Loss
     check: Check | None = None
     aug: Aug | None = None
+    sweep: Sweep | None = None
 
     @model_validator(mode="after")
     def _colour_on_bands(self):

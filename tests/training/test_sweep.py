@@ -121,3 +121,63 @@ def test_seeds_are_aggregated_per_setting(tmp_path, small_synthetic):
     report = (sweep / "report.md").read_text()
     assert "| setting | n | jobs |" in report and report.count(" +- ") >= 2
     assert (sweep / "pareto.png").stat().st_size > 10_000
+
+
+
+def _history(run_dir: Path) -> dict[float, float]:
+    lines = (run_dir / "validation.jsonl").read_text().splitlines()
+    return {r["epoch"]: r["val/mIoU"] for r in map(json.loads, lines)}
+
+
+# Batches of 4 (12 steps an epoch): at lr 1e-2 the tiny network's val/mIoU after one epoch is above
+# that of the same network at lr 1e-7 (still its random initialisation).
+PRUNING = ("sweep.prune=median", "sweep.prune_after=1", "data.batch_size=4", "trainer.max_epochs=2",
+           "data.prepare.num_train=48", "data.prepare.num_val=12")
+
+
+def test_median_pruning_stops_the_hopeless_job_and_the_report_marks_it(tmp_path, small_synthetic):
+    """Jobs in sequence: job 0 has no peers, job 1 ties job 0 (same lr, same seed), job 2 (lr 1e-7)
+    is below the median of jobs 0 and 1 after its first epoch and stops there."""
+    result = multirun(tmp_path, small_synthetic, *PRUNING, "optim.lr=1e-2,1e-2,1e-7")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    histories = [_history(sweep / str(n)) for n in range(3)]
+    summaries = [json.loads((sweep / str(n) / "summary.json").read_text()) for n in range(3)]
+    assert list(histories[0]) == list(histories[1]) == [1.0, 2.0] and histories[0] == histories[1]
+    assert summaries[0]["pruned"] is None and summaries[1]["pruned"] is None
+    assert list(histories[2]) == [1.0]  # stopped after the validation that found it below the median
+    median = (histories[0][1.0] + histories[1][1.0]) / 2
+    assert histories[2][1.0] < median
+    assert summaries[2]["pruned"] == {"epoch": 1.0, "val/mIoU": histories[2][1.0], "median": median, "peers": 2}
+    assert summaries[2]["global_step"] == 12 < summaries[0]["global_step"] == 24
+    assert "pruned: val/mIoU" in result.stdout and "below the median" in result.stdout
+    with (sweep / "report.csv").open() as handle:
+        rows = {r["job"]: r for r in csv.DictReader(handle) if r["row"] == "run"}
+    assert [rows[j]["status"] for j in "012"] == ["ok", "ok", "pruned"]
+    assert rows["2"]["pruned_epoch"] == "1" and float(rows["2"]["mIoU"]) == pytest.approx(histories[2][1.0])
+    assert "| pruned | 1 |" in (sweep / "report.md").read_text()
+
+
+
+@pytest.mark.slow
+def test_a_pruned_optuna_trial_returns_its_last_value(tmp_path, small_synthetic):
+    """What the Optuna sweeper records is the job's return value (read here by a Hydra callback):
+    a pruned trial's is the val/mIoU it was stopped at. With the config's sampler seed, TPE draws
+    lr 0.02, 0.01, then 1e-7, which is pruned (0.01 may be too, below 0.02's value)."""
+    returns = tmp_path / "returns.jsonl"
+    result = multirun(tmp_path, small_synthetic, *PRUNING, "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                      "optim.lr=choice(0.01,0.02,1e-7)", "optim.weight_decay=1e-4", "data.crop_size=128",
+                      "aug=deeplab", "+hydra.callbacks.probe._target_=tests.training.probes.RecordReturn",
+                      f"+hydra.callbacks.probe.path={returns}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = {Path(r["dir"]).name: r["value"] for r in map(json.loads, returns.read_text().splitlines())}
+    summaries = {job: json.loads((tmp_path / "sweep" / job / "summary.json").read_text()) for job in values}
+    pruned = [job for job, s in summaries.items() if s["pruned"]]
+    lrs = {job: OmegaConf.load(tmp_path / "sweep" / job / ".hydra" / "config.yaml").optim.lr for job in values}
+    assert len(values) == 3 and sorted(lrs.values()) == [1e-7, 0.01, 0.02]
+    assert "0" not in pruned and 1e-7 in {lrs[job] for job in pruned}  # job 0 has no peers to compare with
+    for job, summary in summaries.items():
+        expected = summary["pruned"]["val/mIoU"] if summary["pruned"] else summary["val/mIoU_best"]
+        assert values[job] == pytest.approx(expected, abs=1e-12)
+        if summary["pruned"]:
+            assert values[job] < summary["pruned"]["median"]

@@ -10,7 +10,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 
 COLUMNS = ("job", "name", "backbone", "train_os", "eval_os", "decoder", "scales", "flip", "separable", "mIoU",
-           "madds_billion", "params_million", "train_images_per_sec", "status")
+           "madds_billion", "params_million", "train_images_per_sec", "status", "pruned_epoch")
 # report.csv: the settings' rows (row=setting, when a setting was repeated over seeds or folds),
 # then the runs' (row=run)
 CSV_COLUMNS = ("row", "setting", "n", "jobs", *COLUMNS, "mIoU_std", "madds_billion_std", "params_million_std",
@@ -76,7 +76,9 @@ def read_rows(sweep_dir: Path) -> list[dict]:
             continue
         summary = json.loads(path.read_text())
         settings = summary.get("settings") or {}
-        miou = summary.get("val/mIoU_best")
+        miou, pruned = summary.get("val/mIoU_best"), summary.get("pruned")
+        if pruned:  # the value it was stopped at, as an Optuna trial records it
+            miou = pruned["val/mIoU"]
         rows.append({
             "row": "run", "setting": settings_of[job.name],
             "job": job.name, "name": settings.get("name", ""), "backbone": settings.get("backbone"),
@@ -86,7 +88,8 @@ def read_rows(sweep_dir: Path) -> list[dict]:
             "madds_billion": summary["madds"] / 1e9 if summary.get("madds") else None,
             "params_million": summary["params"] / 1e6 if summary.get("params") else None,
             "train_images_per_sec": summary.get("train_images_per_sec"),
-            "status": "ok" if miou is not None else "no validation",
+            "status": "pruned" if pruned else "ok" if miou is not None else "no validation",
+            "pruned_epoch": f"{pruned['epoch']:g}" if pruned else None,
         })
     return rows
 
@@ -110,7 +113,8 @@ def write_report(sweep_dir: str | Path) -> list[dict]:
         writer.writeheader()
         writer.writerows({c: row.get(c) for c in CSV_COLUMNS} for row in (settings if repeated else []) + rows)
     lines = [f"# Sweep {sweep_dir}", "", "Multiply-Adds: one inference of a 513x513 image at the run's eval "
-             "settings (every scale and flip counted).", ""]
+             "settings (every scale and flip counted). mIoU: the best validation's; a pruned job's is the value "
+             "it was stopped at (sweep.prune).", ""]
     if repeated:
         lines += ["Settings over their seeds and folds: mean +- sample standard deviation of n runs.", "",
                   "| setting | n | jobs | mIoU | Multiply-Adds (B) | params (M) | train img/s |", "|---" * 7 + "|"]
@@ -118,10 +122,10 @@ def write_report(sweep_dir: str | Path) -> list[dict]:
                   for s in settings]
         lines += ["", "Runs:", ""]
     lines += ["| job | run | backbone | train OS | eval OS | decoder | scales | flip | separable | mIoU | "
-              "Multiply-Adds (B) | params (M) | train img/s | status |", "|" + "---|" * len(COLUMNS)]
+              "Multiply-Adds (B) | params (M) | train img/s | status | pruned after (epochs) |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |" for row in rows]
     (sweep_dir / "report.md").write_text("\n".join(lines) + "\n")
-    plot_pareto(sweep_dir / "pareto.png", settings if repeated else rows)
+    plot_pareto(sweep_dir / "pareto.png", settings if repeated else [r for r in rows if r["status"] == "ok"])
     return rows
 
 

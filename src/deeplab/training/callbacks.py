@@ -10,6 +10,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.builders.checkpoint import CONFIG_KEY
 from deeplab.log import LOG
+from deeplab.training.pruning import ValidationHistory
 
 
 class ConfigInCheckpoint(pl.Callback):
@@ -75,6 +76,7 @@ class RunSummary(pl.Callback):
         checkpoints = [c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)]
         checkpoint = next((c for c in checkpoints if c.monitor), None)  # the ranked one: best.ckpt
         last = next((c.last_model_path for c in checkpoints if c.last_model_path), None)
+        history = next((c for c in trainer.callbacks if isinstance(c, ValidationHistory)), None)
         return {
             "val/mIoU": metrics.get("val/mIoU"),
             "val/mIoU_best": metrics.get("val/mIoU_best"),
@@ -90,6 +92,7 @@ class RunSummary(pl.Callback):
             "settings": self.settings,
             "train_images_per_sec": self.train_images / self.train_seconds if self.train_seconds else None,
             "duration_s": time.perf_counter() - self._fit_start if self._fit_start else None,
+            "pruned": history.pruned if history is not None else None,  # by sweep.prune: where and why
             **self.extra,
         }
 

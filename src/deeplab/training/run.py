@@ -26,7 +26,8 @@ from deeplab.training.finetune import StagedFinetuning, parameter_groups
 from deeplab.training.losses import resolve_class_weights
 from deeplab.training.module import SegmentationModule
 from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
-from deeplab.training.sweep import job_identity
+from deeplab.training.pruning import ValidationHistory, pruned_value
+from deeplab.training.sweep import job_identity, sweep_dir
 from deeplab.training.wandb_media import WandbMedia, finish_wandb
 
 
@@ -49,6 +50,7 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     departures = deviations(cfg, choices) if cfg.get("check", {}).get("deviations", True) else []
     for line in departures:
         LOG.info(f"deviation: {line}")
+    history = validation_history(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = build_datamodule(cfg.data, cfg.aug, seed=cfg.seed)
@@ -82,7 +84,7 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     # What resuming and the run's records depend on, built here so that no config edit removes it.
     callbacks += [LastCheckpoint(f"{cfg.paths.output_dir}/checkpoints",
                                  cfg.callbacks.last_checkpoint.every_n_train_steps),
-                  ConfigInCheckpoint(config), StepSeed(cfg.seed),
+                  ConfigInCheckpoint(config), StepSeed(cfg.seed), history,
                   RunSummary(cfg.paths.output_dir, params=params, madds=madds, settings=settings,
                              extra={"deviations": departures, **_class_weights(cfg)}),
                   WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, cfg.dashboard.get("num_worst", 0),
@@ -104,6 +106,10 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
         raise Interrupted(f"stopped by Ctrl-C after step {trainer.global_step}; {last.last_model_path} is "
                           f"written; resume with ckpt_path={cfg.paths.output_dir}")
 
+    # (spawned DDP processes prune their own copies of the callback: rank zero's summary.json tells)
+    pruned = history.pruned or (pruned_value(cfg.paths.output_dir) if trainer.is_global_zero else None)
+    if pruned is not None:  # an Optuna trial records the value it was stopped at
+        return float(pruned["val/mIoU"])
     best = trainer.callback_metrics.get("val/mIoU_best")
     if cfg.finetune.get("second_stage"):
         if trainer.fast_dev_run:  # a dry run writes no checkpoints: stage 2 takes stage 1's weights as they are
@@ -154,6 +160,17 @@ def segmentation_module(cfg: DictConfig, model) -> SegmentationModule:
         trimap=_trimap(cfg),
         per_image=bool(cfg.dashboard.get("num_worst", 0)),
     )
+
+
+def validation_history(cfg: DictConfig) -> ValidationHistory:
+    """validation.jsonl in the run dir and, with sweep.prune=median, the stop of a job below its
+    sweep's median."""
+    sweep = cfg.get("sweep") or {}
+    prune, after, sweep_path = sweep.get("prune"), sweep.get("prune_after", 1), sweep_dir()
+    if prune and sweep_path is None:
+        raise ConfigError(f"sweep.prune={prune} compares the jobs of a sweep: run with -m (a multirun), or leave "
+                          "sweep.prune=null")
+    return ValidationHistory(cfg.paths.output_dir, sweep_path, prune=prune, prune_after=after)
 
 
 def _trimap(cfg: DictConfig) -> dict | None:

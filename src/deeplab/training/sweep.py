@@ -45,3 +45,13 @@ def swept_keys(args: list[str]) -> set[str]:
             if override.is_sweep_override():
                 keys.add(override.key_or_group)
     return keys
+
+
+def sweep_dir() -> str | None:
+    """The multirun's directory, whose subfolders are its jobs' run dirs; None for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return str(HydraConfig.get().sweep.dir)
