@@ -24,7 +24,7 @@ def test_defaults_list_has_every_group():
     defaults = OmegaConf.load(CONF_DIR / "train.yaml").defaults
     names = [next(iter(d)) if isinstance(d, dict) or OmegaConf.is_dict(d) else d for d in defaults]
     names = [n.removeprefix("optional ") for n in names]
-    assert names == ["_self_", *GROUPS, "override hydra/job_logging"]  # Hydra wants overrides last
+    assert names == ["_self_", *GROUPS, "override hydra/job_logging", "override hydra/launcher"]  # overrides last
 
 
 @pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("hydra", "paths")])

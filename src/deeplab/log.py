@@ -9,7 +9,8 @@ import sys
 LOG = logging.getLogger("deeplab")
 
 
-def _rank() -> int:
+def launch_rank() -> int:
+    """The process's rank as its launcher set it (torchrun, SLURM, Lightning, the local DDP sweep)."""
     # The variables a launcher sets before any process group exists, in Lightning's own order.
     for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         if os.environ.get(key):
@@ -19,7 +20,7 @@ def _rank() -> int:
 
 class _RankZero(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return _rank() == 0
+        return launch_rank() == 0
 
 
 class _Stdout(logging.StreamHandler):

@@ -1,5 +1,6 @@
 """DDP on 2 CPU processes (gloo): one run dir, one W&B run, one summary; metrics reduced exactly."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 from deeplab.data.synthetic import make_synthetic_voc
 
-from ..conftest import SMALL, run_train
+from ..conftest import SMALL, TINY_NET, run_process, run_train
 
 pytestmark = pytest.mark.slow  # two gloo processes each: in CI's slow suite (make test-slow)
 
@@ -29,6 +30,47 @@ def test_ddp_training_is_one_run(tmp_path, small_synthetic):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_step"] == 2  # 32 images, batches of 8 on each of 2 processes
     assert summary["val/mIoU"] is not None
+
+
+DDP_CPU = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false")
+
+
+def ddp_sweep(tmp_path, data_dir, *args):
+    return run_process("train.py", "-m", *DDP_CPU, *[a for a in SMALL if not a.startswith("logger=")], *TINY_NET,
+                       f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path / 'logs'}",
+                       f"hydra.sweep.dir={tmp_path / 'logs' / 'sweep'}", *args)
+
+
+def test_a_local_sweep_of_ddp_jobs_runs_each_job_as_one_process_group(tmp_path, small_synthetic):
+    """The launcher starts each job's second process itself (Lightning's own start would re-run
+    the -m command line, a second sweep in every extra process): two jobs one after the other,
+    each of 2 processes, each one run dir, one summary.json and one W&B run; the report over both."""
+    result = ddp_sweep(tmp_path, small_synthetic, "seed=1,2", "logger=wandb", "trainer.max_epochs=1",
+                       "data.prepare.num_train=32")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "logs" / "sweep"
+    assert [p.name for p in (tmp_path / "logs").iterdir()] == ["sweep"]  # no runs/ of an extra process
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+    assert sorted(tmp_path.rglob("summary.json")) == [sweep / "0" / "summary.json", sweep / "1" / "summary.json"]
+    for job in ("0", "1"):
+        summary = json.loads((sweep / job / "summary.json").read_text())
+        assert summary["global_step"] == 2  # 32 images in batches of 8 on each of 2 processes
+        assert summary["val/mIoU_best"] is not None
+        assert len(list((sweep / job).glob("wandb/offline-run-*"))) == 1
+    with (sweep / "report.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["row"] == "run"]
+    assert [(r["job"], r["name"], r["status"]) for r in rows] == [("0", "seed=1", "ok"), ("1", "seed=2", "ok")]
+
+
+def test_pruning_stops_every_process_of_a_ddp_job(tmp_path, small_synthetic):
+    """Rank 0 decides and tells the others: the pruned job's two processes stop at the same step."""
+    result = ddp_sweep(tmp_path, small_synthetic, "optim.lr=1e-2,1e-7", "sweep.prune=median", "logger=none",
+                       "data.batch_size=4", "trainer.max_epochs=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = tmp_path / "logs" / "sweep"
+    kept, pruned = (json.loads((sweep / job / "summary.json").read_text()) for job in ("0", "1"))
+    assert kept["pruned"] is None and kept["global_step"] == 18  # 48 images, 4 a process, 3 epochs
+    assert pruned["pruned"]["epoch"] == 2.0 and pruned["global_step"] == 12
 
 
 @pytest.mark.parametrize("num_val", [5, 6])  # odd: one process gets one image more

@@ -15,7 +15,7 @@ from deeplab.builders.init_from import init_from
 from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
 from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
-from deeplab.log import LOG
+from deeplab.log import LOG, launch_rank
 from deeplab.model.parts import resolve_group
 from deeplab.schema import validate
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
@@ -167,7 +167,8 @@ def validation_history(cfg: DictConfig) -> ValidationHistory:
     sweep's median."""
     sweep = cfg.get("sweep") or {}
     prune, after, sweep_path = sweep.get("prune"), sweep.get("prune_after", 1), sweep_dir()
-    if prune and sweep_path is None:
+    # (ranks 1.. of a DDP job run as single runs of the job's directory; rank 0 decides for them)
+    if prune and sweep_path is None and launch_rank() == 0:
         raise ConfigError(f"sweep.prune={prune} compares the jobs of a sweep: run with -m (a multirun), or leave "
                           "sweep.prune=null")
     return ValidationHistory(cfg.paths.output_dir, sweep_path, prune=prune, prune_after=after)
