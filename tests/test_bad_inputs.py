@@ -6,6 +6,7 @@ block) to keep some thirty cases fast; the signals are sent to real subprocesses
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -343,6 +344,11 @@ def test_export_refuses_an_output_stride_in_one_line(standalone_ckpt, tmp_path, 
     assert not (tmp_path / "model.onnx").exists()
 
 
+def validated_steps(run_dir: Path) -> list[int]:
+    path = run_dir / "validation.jsonl"
+    return [json.loads(line)["step"] for line in path.read_text().splitlines()] if path.is_file() else []
+
+
 def test_a_fresh_run_into_a_used_run_dir(tmp_path, small_synthetic, capsys, monkeypatch):
     """A second run without ckpt_path would mix with the first (last.ckpt beside last-v1.ckpt,
     one summary.json): it stops in one line and leaves every file of the first run as it was;
@@ -361,11 +367,14 @@ def test_a_fresh_run_into_a_used_run_dir(tmp_path, small_synthetic, capsys, monk
                              capsys=capsys, monkeypatch=monkeypatch)
     assert code == 0, stderr[-2000:]
     assert saved_last(run_dir)["global_step"] == 3
+    with (run_dir / "validation.jsonl").open("a") as history:  # an earlier validation, wherever it came from
+        history.write(json.dumps({"epoch": 9.0, "step": 99, "val/mIoU": 0.5}) + "\n")
 
     code, stderr = train_small(run_dir, small_synthetic, "trainer.max_steps=1", "overwrite=true", capsys=capsys,
                                monkeypatch=monkeypatch)
     assert code == 0, stderr[-2000:]
     assert saved_last(run_dir)["global_step"] == 1
+    assert 99 not in validated_steps(run_dir)  # the earlier run's validations went too
     assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["last.ckpt"]  # no last-v1.ckpt beside it
     assert not (run_dir / ".hydra" / "resume-1").exists()  # the earlier run's records went with it
 

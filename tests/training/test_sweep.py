@@ -16,9 +16,9 @@ WANDB = Path(sys.executable).parent / "wandb"
 TINY = (*SMALL, *TINY_NET[:2], "trainer.max_epochs=1", "data.prepare.num_train=16", "data.prepare.num_val=4")
 
 
-def multirun(tmp_path, data_dir, *args):
+def multirun(tmp_path, data_dir, *args, sweep: str = "sweep"):
     return run_script("train.py", "-m", *TINY, f"paths.data_dir={data_dir}", f"paths.log_dir={tmp_path}",
-                      f"hydra.sweep.dir={tmp_path / 'sweep'}", *args)
+                      f"hydra.sweep.dir={tmp_path / sweep}", *args)
 
 
 def inspect(run_dir: Path, summary: bool) -> dict | list:
@@ -181,3 +181,30 @@ def test_a_pruned_optuna_trial_returns_its_last_value(tmp_path, small_synthetic)
         assert values[job] == pytest.approx(expected, abs=1e-12)
         if summary["pruned"]:
             assert values[job] < summary["pruned"]["median"]
+
+
+def test_the_report_of_two_sweeps_together(tmp_path, small_synthetic):
+    """Seeds 1 and 2 run in one sweep, seed 3 in another: tools/report.py over both gives one
+    setting of n=3, its mean recomputed from the three summary.json files."""
+    for sweep, seeds in (("a", "seed=1,2"), ("b", "seed=3")):
+        result = multirun(tmp_path, small_synthetic, seeds, "trainer.limit_train_batches=2", sweep=sweep)
+        assert result.returncode == 0, result.stderr[-3000:]
+    refused = run_script("tools/report.py", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert refused.returncode == 2 and refused.stderr.strip() == "error: 2 sweep dirs: give --out DIR for their report"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = run_script("tools/report.py", str(tmp_path / "a"), str(empty), "--out", str(tmp_path / "both"))
+    assert refused.returncode == 2 and f"SWEEP_DIR={empty} holds no job directories" in refused.stderr
+    result = run_script("tools/report.py", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "both"))
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "both" / "report.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    runs = [r for r in rows if r["row"] == "run"]
+    assert [r["job"] for r in runs] == ["a/0", "a/1", "b/0"]
+    assert [r["name"] for r in runs] == ["seed=1", "seed=2", "seed=3"]
+    (setting,) = [r for r in rows if r["row"] == "setting"]
+    values = [json.loads((tmp_path / job / "summary.json").read_text())["val/mIoU_best"] for job in
+              ("a/0", "a/1", "b/0")]
+    assert setting["n"] == "3" and setting["jobs"] == "a/0 a/1 b/0"
+    assert float(setting["mIoU"]) == pytest.approx(sum(values) / 3, abs=1e-12)
+    assert (tmp_path / "both" / "pareto.png").is_file()

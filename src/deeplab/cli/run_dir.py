@@ -45,7 +45,7 @@ def resume_command_line(args: list[str]) -> list[str]:
 
 
 # What a training run writes into its directory; overwrite=true removes these and nothing else.
-RUN_FILES = (".hydra", "checkpoints", "csv", "wandb", "stage2", "summary.json", "train.log")
+RUN_FILES = (".hydra", "checkpoints", "csv", "wandb", "stage2", "summary.json", "validation.jsonl", "train.log")
 
 
 def check_fresh_run_dir(args: list[str], conf_dir: Path) -> None:

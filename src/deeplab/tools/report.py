@@ -27,20 +27,20 @@ REPEATS = ("seed", "data.fold")  # overrides that repeat a setting rather than m
 STATS = ("mIoU", "madds_billion", "params_million", "train_images_per_sec")  # aggregated over repeats
 
 
-def _varying_overrides(jobs: list[Path], leave_out: tuple = ()) -> dict[str, str]:
-    """Each job's overrides of the keys whose values differ across the sweep (but `leave_out`):
+def _varying_overrides(jobs: dict[str, Path], leave_out: tuple = ()) -> dict[str, str]:
+    """Each job's overrides of the keys whose values differ across the jobs (but `leave_out`):
     its name."""
     from omegaconf import OmegaConf
 
     overrides = {}
-    for job in jobs:
+    for label, job in jobs.items():
         path = job / ".hydra" / "overrides.yaml"
         pairs = [o.split("=", 1) for o in OmegaConf.load(path)] if path.is_file() else []
-        overrides[job.name] = {key: value for key, value in pairs}
+        overrides[label] = {key: value for key, value in pairs}
     keys = {k for o in overrides.values() for k in o}
     varying = [k for k in sorted(keys) if len({o.get(k) for o in overrides.values()}) > 1 and k not in leave_out]
-    return {name: ",".join(f"{k}={o[k]}" for k in varying if k in o).replace("'", "")
-            for name, o in overrides.items()}
+    return {label: ",".join(f"{k}={o[k]}" for k in varying if k in o).replace("'", "")
+            for label, o in overrides.items()}
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
@@ -64,14 +64,20 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
-def read_rows(sweep_dir: Path) -> list[dict]:
-    rows = []
-    jobs = _job_dirs(sweep_dir)
+def read_rows(sweep_dirs: list[Path]) -> list[dict]:
+    """One row a job of the sweeps; with several sweeps, a job is named by its folder below
+    their common parent (`14-02-11_203/0`)."""
+    import os
+
+    common = Path(os.path.commonpath([d.resolve() for d in sweep_dirs])) if len(sweep_dirs) > 1 else None
+    jobs = {str(job.resolve().relative_to(common)) if common else job.name: job
+            for sweep_dir in sweep_dirs for job in _job_dirs(sweep_dir)}
     names, settings_of = _varying_overrides(jobs), _varying_overrides(jobs, leave_out=REPEATS)
-    for job in jobs:
+    rows = []
+    for label, job in jobs.items():
         path = job / "summary.json"
         if not path.is_file():  # a job that failed before writing its summary
-            rows.append({"row": "run", "job": job.name, "name": names[job.name], "setting": settings_of[job.name],
+            rows.append({"row": "run", "job": label, "name": names[label], "setting": settings_of[label],
                          "status": "failed"})
             continue
         summary = json.loads(path.read_text())
@@ -80,8 +86,9 @@ def read_rows(sweep_dir: Path) -> list[dict]:
         if pruned:  # the value it was stopped at, as an Optuna trial records it
             miou = pruned["val/mIoU"]
         rows.append({
-            "row": "run", "setting": settings_of[job.name],
-            "job": job.name, "name": settings.get("name", ""), "backbone": settings.get("backbone"),
+            "row": "run", "setting": settings_of[label],
+            # (across sweeps, what tells their jobs apart; in one, the name its W&B run has)
+            "job": label, "name": names[label] if common else settings.get("name", "") or names[label], "backbone": settings.get("backbone"),
             "train_os": settings.get("train_os"), "eval_os": settings.get("eval_os"),
             "decoder": settings.get("decoder"), "scales": " ".join(f"{s:g}" for s in settings.get("scales", [])),
             "flip": settings.get("flip"), "separable": settings.get("separable"), "mIoU": miou,
@@ -102,17 +109,20 @@ def _cell(value) -> str:
     return str(value)
 
 
-def write_report(sweep_dir: str | Path) -> list[dict]:
-    """Writes report.csv, report.md and pareto.png into the sweep dir; returns the rows."""
-    sweep_dir = Path(sweep_dir)
-    rows = read_rows(sweep_dir)
+def write_report(sweep_dir: str | Path, *more: str | Path, out: str | Path | None = None) -> list[dict]:
+    """Writes report.csv, report.md and pareto.png into the sweep dir (or `out`, for the jobs of
+    several sweeps together); returns the rows."""
+    sweeps = [Path(d) for d in (sweep_dir, *more)]
+    out = Path(out) if out is not None else sweeps[0]
+    rows = read_rows(sweeps)
     settings = aggregate(rows)
     repeated = any(s["n"] > 1 for s in settings)  # seeds or folds: the settings' table leads
-    with (sweep_dir / "report.csv").open("w", newline="") as handle:
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "report.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows({c: row.get(c) for c in CSV_COLUMNS} for row in (settings if repeated else []) + rows)
-    lines = [f"# Sweep {sweep_dir}", "", "Multiply-Adds: one inference of a 513x513 image at the run's eval "
+    lines = [f"# Sweep {' + '.join(str(d) for d in sweeps)}", "", "Multiply-Adds: one inference of a 513x513 image at the run's eval "
              "settings (every scale and flip counted). mIoU: the best validation's; a pruned job's is the value "
              "it was stopped at (sweep.prune).", ""]
     if repeated:
@@ -124,8 +134,8 @@ def write_report(sweep_dir: str | Path) -> list[dict]:
     lines += ["| job | run | backbone | train OS | eval OS | decoder | scales | flip | separable | mIoU | "
               "Multiply-Adds (B) | params (M) | train img/s | status | pruned after (epochs) |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |" for row in rows]
-    (sweep_dir / "report.md").write_text("\n".join(lines) + "\n")
-    plot_pareto(sweep_dir / "pareto.png", settings if repeated else [r for r in rows if r["status"] == "ok"])
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    plot_pareto(out / "pareto.png", settings if repeated else [r for r in rows if r["status"] == "ok"])
     return rows
 
 
@@ -193,20 +203,29 @@ class SweepReport(Callback):
 
 
 def main(argv: list[str]) -> int:
-    """`python tools/report.py SWEEP_DIR` (`deeplab-report`); returns the exit status."""
+    """`python tools/report.py SWEEP_DIR [SWEEP_DIR ...] [--out DIR]` (`deeplab-report`); returns
+    the exit status."""
+    import argparse
     import sys
 
-    if len(argv) != 1:
-        print("usage: python tools/report.py SWEEP_DIR", file=sys.stderr)
+    parser = argparse.ArgumentParser(prog="tools/report.py", description="The report of one sweep, or of the jobs "
+                                     "of several sweeps together (seeds run in two sweeps, say), from their run dirs.")
+    parser.add_argument("sweep_dirs", nargs="+", metavar="SWEEP_DIR", help="a multirun's directory")
+    parser.add_argument("--out", help="where the report goes (default: the one SWEEP_DIR; needed for several)")
+    args = parser.parse_args(argv)
+    sweeps = [Path(d) for d in args.sweep_dirs]
+    for sweep_dir in sweeps:
+        if not sweep_dir.is_dir():
+            print(f"error: SWEEP_DIR={sweep_dir} is not a directory", file=sys.stderr)
+            return 2
+        if not _job_dirs(sweep_dir):
+            print(f"error: SWEEP_DIR={sweep_dir} holds no job directories (0/, 1/, ... with summary.json)",
+                  file=sys.stderr)
+            return 2
+    if len(sweeps) > 1 and args.out is None:
+        print(f"error: {len(sweeps)} sweep dirs: give --out DIR for their report", file=sys.stderr)
         return 2
-    sweep_dir = Path(argv[0])
-    if not sweep_dir.is_dir():
-        print(f"error: SWEEP_DIR={sweep_dir} is not a directory", file=sys.stderr)
-        return 2
-    rows = write_report(sweep_dir)
-    if not rows:
-        print(f"error: SWEEP_DIR={sweep_dir} holds no job directories (0/, 1/, ... with summary.json)",
-              file=sys.stderr)
-        return 2
-    print(f"wrote {sweep_dir / 'report.md'}, report.csv and pareto.png ({len(rows)} runs)")
+    rows = write_report(*sweeps, out=args.out)
+    out = Path(args.out) if args.out else sweeps[0]
+    print(f"wrote {out / 'report.md'}, report.csv and pareto.png ({len(rows)} runs)")
     return 0
