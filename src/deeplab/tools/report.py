@@ -88,7 +88,8 @@ def read_rows(sweep_dirs: list[Path]) -> list[dict]:
         rows.append({
             "row": "run", "setting": settings_of[label],
             # (across sweeps, what tells their jobs apart; in one, the name its W&B run has)
-            "job": label, "name": names[label] if common else settings.get("name", "") or names[label], "backbone": settings.get("backbone"),
+            "job": label, "name": names[label] if common else settings.get("name", "") or names[label],
+            "backbone": settings.get("backbone"),
             "train_os": settings.get("train_os"), "eval_os": settings.get("eval_os"),
             "decoder": settings.get("decoder"), "scales": " ".join(f"{s:g}" for s in settings.get("scales", [])),
             "flip": settings.get("flip"), "separable": settings.get("separable"), "mIoU": miou,
@@ -122,9 +123,10 @@ def write_report(sweep_dir: str | Path, *more: str | Path, out: str | Path | Non
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows({c: row.get(c) for c in CSV_COLUMNS} for row in (settings if repeated else []) + rows)
-    lines = [f"# Sweep {' + '.join(str(d) for d in sweeps)}", "", "Multiply-Adds: one inference of a 513x513 image at the run's eval "
-             "settings (every scale and flip counted). mIoU: the best validation's; a pruned job's is the value "
-             "it was stopped at (sweep.prune).", ""]
+    lines = [f"# Sweep {' + '.join(str(d) for d in sweeps)}", "",
+             "Multiply-Adds: one inference of a 513x513 image at the run's eval settings (every scale and flip "
+             "counted). mIoU: the best validation's; a pruned job's is the value it was stopped at (sweep.prune).",
+             ""]
     if repeated:
         lines += ["Settings over their seeds and folds: mean +- sample standard deviation of n runs.", "",
                   "| setting | n | jobs | mIoU | Multiply-Adds (B) | params (M) | train img/s |", "|---" * 7 + "|"]
@@ -132,7 +134,8 @@ def write_report(sweep_dir: str | Path, *more: str | Path, out: str | Path | Non
                   for s in settings]
         lines += ["", "Runs:", ""]
     lines += ["| job | run | backbone | train OS | eval OS | decoder | scales | flip | separable | mIoU | "
-              "Multiply-Adds (B) | params (M) | train img/s | status | pruned after (epochs) |", "|" + "---|" * len(COLUMNS)]
+              "Multiply-Adds (B) | params (M) | train img/s | status | pruned after (epochs) |",
+              "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in COLUMNS) + " |" for row in rows]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     plot_pareto(out / "pareto.png", settings if repeated else [r for r in rows if r["status"] == "ok"])

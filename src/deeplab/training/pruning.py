@@ -72,8 +72,8 @@ class ValidationHistory(pl.Callback):
         if decision is not None and self.pruned is None:
             self.pruned = decision
             trainer.should_stop = True
-            LOG.info(f"pruned: {METRIC} {value:.4f} after {epoch:g} epochs is below the median {decision['median']:.4f} "
-                     f"of {decision['peers']} other jobs of the sweep (sweep.prune=median)")
+            LOG.info(f"pruned: {METRIC} {value:.4f} after {epoch:g} epochs is below the median "
+                     f"{decision['median']:.4f} of {decision['peers']} other jobs of the sweep (sweep.prune=median)")
 
     def peers(self) -> list[Path]:
         """The other jobs' files at this file's place in their run dirs (stage2/ with stage2/)."""

@@ -25,8 +25,8 @@ from deeplab.training.deviations import deviations
 from deeplab.training.finetune import StagedFinetuning, parameter_groups
 from deeplab.training.losses import resolve_class_weights
 from deeplab.training.module import SegmentationModule
-from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
 from deeplab.training.pruning import ValidationHistory, pruned_value
+from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
 from deeplab.training.sweep import job_identity, sweep_dir
 from deeplab.training.wandb_media import WandbMedia, finish_wandb
 
