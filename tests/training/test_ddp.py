@@ -73,6 +73,18 @@ def test_pruning_stops_every_process_of_a_ddp_job(tmp_path, small_synthetic):
     assert pruned["pruned"]["epoch"] == 2.0 and pruned["global_step"] == 12
 
 
+def test_a_failed_ddp_job_stops_its_ranks_and_the_sweep_goes_on(tmp_path, small_synthetic):
+    result = ddp_sweep(tmp_path, small_synthetic, "model.decoder.num_convs=5,2", "logger=none",
+                       "trainer.max_epochs=1", "data.prepare.num_train=32")
+    assert result.returncode != 0  # the sweep says it had a failure
+    assert "error: model.decoder.num_convs=5 is not allowed; allowed: 1, 2, 3" in result.stderr
+    sweep = tmp_path / "logs" / "sweep"
+    assert not (sweep / "0" / "summary.json").exists()
+    assert json.loads((sweep / "1" / "summary.json").read_text())["global_step"] == 2  # both ranks of job 1 ran
+    with (sweep / "report.csv").open() as handle:
+        assert [(r["job"], r["status"]) for r in csv.DictReader(handle)] == [("0", "failed"), ("1", "ok")]
+
+
 @pytest.mark.parametrize("num_val", [5, 6])  # odd: one process gets one image more
 def test_validation_on_two_processes_equals_one(trained_run, tmp_path, num_val):
     root = make_synthetic_voc(tmp_path / "synthetic_voc", num_train=2, num_val=num_val, seed=7)

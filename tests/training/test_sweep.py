@@ -157,31 +157,43 @@ def test_median_pruning_stops_the_hopeless_job_and_the_report_marks_it(tmp_path,
     assert rows["2"]["pruned_epoch"] == "1" and float(rows["2"]["mIoU"]) == pytest.approx(histories[2][1.0])
     assert "| pruned | 1 |" in (sweep / "report.md").read_text()
 
+    # Resumed on its own, the pruned job stays stopped; with sweep.prune=null it trains on.
+    resumed = run_script("train.py", f"ckpt_path={sweep / '2'}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "pruned after 1 epochs when it last ran" in resumed.stdout
+    assert json.loads((sweep / "2" / "summary.json").read_text())["global_step"] == 12
+    resumed = run_script("train.py", f"ckpt_path={sweep / '2'}", "sweep.prune=null")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    summary = json.loads((sweep / "2" / "summary.json").read_text())
+    assert summary["global_step"] == 24 and summary["pruned"] is None and list(_history(sweep / "2")) == [1.0, 2.0]
+
 
 
 @pytest.mark.slow
-def test_a_pruned_optuna_trial_returns_its_last_value(tmp_path, small_synthetic):
-    """What the Optuna sweeper records is the job's return value (read here by a Hydra callback):
-    a pruned trial's is the val/mIoU it was stopped at. With the config's sampler seed, TPE draws
-    lr 0.02, 0.01, then 1e-7, which is pruned (0.01 may be too, below 0.02's value)."""
-    returns = tmp_path / "returns.jsonl"
+def test_a_pruned_optuna_trial_records_its_last_value(tmp_path, small_synthetic):
+    """The study (kept in SQLite, read back here) records each trial's return value: a pruned
+    trial's is the val/mIoU it was stopped at. With the config's sampler seed, TPE draws lr 0.02,
+    0.01, then 1e-7, which is pruned (0.01 may be too, below 0.02's value)."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     result = multirun(tmp_path, small_synthetic, *PRUNING, "hparams_search=optuna", "hydra.sweeper.n_trials=3",
                       "optim.lr=choice(0.01,0.02,1e-7)", "optim.weight_decay=1e-4", "data.crop_size=128",
-                      "aug=deeplab", "+hydra.callbacks.probe._target_=tests.training.probes.RecordReturn",
-                      f"+hydra.callbacks.probe.path={returns}")
+                      "aug=deeplab", f"hydra.sweeper.storage={storage}")
     assert result.returncode == 0, result.stderr[-3000:]
-    values = {Path(r["dir"]).name: r["value"] for r in map(json.loads, returns.read_text().splitlines())}
-    summaries = {job: json.loads((tmp_path / "sweep" / job / "summary.json").read_text()) for job in values}
-    pruned = [job for job, s in summaries.items() if s["pruned"]]
-    lrs = {job: OmegaConf.load(tmp_path / "sweep" / job / ".hydra" / "config.yaml").optim.lr for job in values}
-    assert len(values) == 3 and sorted(lrs.values()) == [1e-7, 0.01, 0.02]
-    assert "0" not in pruned and 1e-7 in {lrs[job] for job in pruned}  # job 0 has no peers to compare with
-    for job, summary in summaries.items():
+    trials = optuna.load_study(study_name="deeplab", storage=storage).trials
+    assert len(trials) == 3
+    pruned_lrs = set()
+    for trial in trials:
+        job = tmp_path / "sweep" / str(trial.number)
+        summary = json.loads((job / "summary.json").read_text())
+        assert OmegaConf.load(job / ".hydra" / "config.yaml").optim.lr == trial.params["optim.lr"]
         expected = summary["pruned"]["val/mIoU"] if summary["pruned"] else summary["val/mIoU_best"]
-        assert values[job] == pytest.approx(expected, abs=1e-12)
+        assert trial.value == pytest.approx(expected, abs=1e-12)
         if summary["pruned"]:
-            assert values[job] < summary["pruned"]["median"]
-
+            assert trial.number > 0 and trial.value < summary["pruned"]["median"]  # trial 0 has no peers
+            pruned_lrs.add(trial.params["optim.lr"])
+    assert 1e-7 in pruned_lrs
 
 def test_the_report_of_two_sweeps_together(tmp_path, small_synthetic):
     """Seeds 1 and 2 run in one sweep, seed 3 in another: tools/report.py over both gives one

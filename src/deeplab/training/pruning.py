@@ -55,7 +55,14 @@ class ValidationHistory(pl.Callback):
         return {"pruned": self.pruned}
 
     def load_state_dict(self, state: dict) -> None:
-        self.pruned = state.get("pruned")
+        # A pruned job resumed with pruning on stays stopped; with sweep.prune=null it trains on.
+        self.pruned = state.get("pruned") if self.prune else None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.pruned is not None:
+            trainer.should_stop = True
+            LOG.info(f"pruned after {self.pruned['epoch']:g} epochs when it last ran; resume with sweep.prune=null "
+                     "to train it on")
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking or METRIC not in trainer.callback_metrics:
@@ -91,8 +98,9 @@ class ValidationHistory(pl.Callback):
         return {"epoch": epoch, METRIC: value, "median": median, "peers": len(values)} if value < median else None
 
 
-def pruned_value(run_dir: str) -> dict | None:
+def pruned_record(run_dir: str) -> dict | None:
     """What pruned the job (epoch, its last val/mIoU, the median), from the summary.json that rank
-    zero wrote, also when the job ran in spawned processes; None when it was not pruned."""
+    zero wrote (also when a user's trainer.strategy=ddp_spawn ran it in processes of their own);
+    None when it was not pruned."""
     path = Path(run_dir) / "summary.json"
     return json.loads(path.read_text()).get("pruned") if path.is_file() else None

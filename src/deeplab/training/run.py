@@ -15,7 +15,7 @@ from deeplab.builders.init_from import init_from
 from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
 from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
-from deeplab.log import LOG, launch_rank
+from deeplab.log import LOG
 from deeplab.model.parts import resolve_group
 from deeplab.schema import validate
 from deeplab.training.callbacks import ConfigInCheckpoint, RunSummary
@@ -25,7 +25,7 @@ from deeplab.training.deviations import deviations
 from deeplab.training.finetune import StagedFinetuning, parameter_groups
 from deeplab.training.losses import resolve_class_weights
 from deeplab.training.module import SegmentationModule
-from deeplab.training.pruning import ValidationHistory, pruned_value
+from deeplab.training.pruning import ValidationHistory, pruned_record
 from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
 from deeplab.training.sweep import job_identity, sweep_dir
 from deeplab.training.wandb_media import WandbMedia, finish_wandb
@@ -107,7 +107,7 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
                           f"written; resume with ckpt_path={cfg.paths.output_dir}")
 
     # (spawned DDP processes prune their own copies of the callback: rank zero's summary.json tells)
-    pruned = history.pruned or (pruned_value(cfg.paths.output_dir) if trainer.is_global_zero else None)
+    pruned = history.pruned or (pruned_record(cfg.paths.output_dir) if trainer.is_global_zero else None)
     if pruned is not None:  # an Optuna trial records the value it was stopped at
         return float(pruned["val/mIoU"])
     best = trainer.callback_metrics.get("val/mIoU_best")
@@ -166,9 +166,8 @@ def validation_history(cfg: DictConfig) -> ValidationHistory:
     """validation.jsonl in the run dir and, with sweep.prune=median, the stop of a job below its
     sweep's median."""
     sweep = cfg.get("sweep") or {}
-    prune, after, sweep_path = sweep.get("prune"), sweep.get("prune_after", 1), sweep_dir()
-    # (ranks 1.. of a DDP job run as single runs of the job's directory; rank 0 decides for them)
-    if prune and sweep_path is None and launch_rank() == 0:
+    prune, after, sweep_path = sweep.get("prune"), sweep.get("prune_after", 1), sweep_dir(cfg.paths.output_dir)
+    if prune and sweep_path is None:
         raise ConfigError(f"sweep.prune={prune} compares the jobs of a sweep: run with -m (a multirun), or leave "
                           "sweep.prune=null")
     return ValidationHistory(cfg.paths.output_dir, sweep_path, prune=prune, prune_after=after)

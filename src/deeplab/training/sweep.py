@@ -47,11 +47,15 @@ def swept_keys(args: list[str]) -> set[str]:
     return keys
 
 
-def sweep_dir() -> str | None:
-    """The multirun's directory, whose subfolders are its jobs' run dirs; None for a single run."""
+def sweep_dir(run_dir: str) -> str | None:
+    """The directory of the sweep a run belongs to, whose other subfolders are its sibling jobs:
+    the multirun's, or, for one job of a sweep started on its own (resumed with ckpt_path=, or a
+    DDP rank the launcher started), the folder above it where Hydra wrote multirun.yaml. None for
+    a single run."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return None
-    return str(HydraConfig.get().sweep.dir)
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return str(HydraConfig.get().sweep.dir)
+    parent = Path(run_dir).resolve().parent
+    return str(parent) if (parent / "multirun.yaml").is_file() else None
