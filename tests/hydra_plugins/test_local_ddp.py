@@ -11,8 +11,8 @@ DEVICES = [(1, 1), (2, 2), ("2", 2), ([0, 1], 2), ("0,1", 2), ("auto", 1), (-1, 
 
 @pytest.mark.parametrize("devices, world", DEVICES)
 @pytest.mark.parametrize("strategy, starts", [("ddp", True), ("ddp_find_unused_parameters_true", True),
-                                              ("ddp_spawn", False), ("ddp_notebook", False), ("auto", False),
-                                              (None, False)])
+                                              ("ddp_spawn", False), ("ddp_notebook", False), ("auto", True),
+                                              (None, True), ("fsdp", True), ("xla", False)])
 def test_processes_to_start(strategy, starts, devices, world, monkeypatch):
     for key in ("LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         monkeypatch.delenv(key, raising=False)

@@ -1,8 +1,8 @@
 """Hydra's local launcher, able to run DDP jobs: `python train.py -m trainer=ddp trainer.devices=2 seed=1,2`.
 
 Jobs run one after another in this process, as with Hydra's basic launcher. For a job whose
-trainer starts its own DDP processes (strategy ddp, devices > 1, no launcher such as SLURM or
-torchrun having started them), the launcher starts the job's ranks 1..N-1 itself, each as this
+trainer would start its own processes (strategy ddp, auto, fsdp or deepspeed on devices > 1, no
+launcher such as SLURM or torchrun having started them), the launcher starts the job's ranks 1..N-1 itself, each as this
 script for this one job (its overrides, its run directory: the command Lightning gives its extra
 processes in a single run), and runs rank 0 here, with the variables that tell Lightning the
 processes exist (LOCAL_RANK, WORLD_SIZE, MASTER_ADDR/PORT). Lightning's own start, which re-runs
@@ -34,8 +34,11 @@ EXTERNAL = ("LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")  # ranks a launc
 def processes_to_start(config: DictConfig) -> int:
     """How many processes a job's trainer would start itself by re-running the command (1: none)."""
     trainer = config.get("trainer") or {}
-    strategy = trainer.get("strategy")
-    if not isinstance(strategy, str) or not strategy.startswith("ddp") or any(
+    strategy = trainer.get("strategy") or "auto"  # Lightning's auto is ddp on several devices
+    if strategy == "auto":
+        strategy = "ddp"
+    # (the strategies whose processes Lightning starts by re-running the script)
+    if not isinstance(strategy, str) or not strategy.startswith(("ddp", "fsdp", "deepspeed")) or any(
             k in strategy for k in ("spawn", "fork", "notebook")):
         return 1
     if any(os.environ.get(key) for key in EXTERNAL) or int(trainer.get("num_nodes") or 1) > 1:
