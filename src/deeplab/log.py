@@ -10,12 +10,15 @@ LOG = logging.getLogger("deeplab")
 
 
 def launch_rank() -> int:
-    """The process's rank as its launcher set it (torchrun, SLURM, Lightning, the local DDP sweep)."""
-    # The variables a launcher sets before any process group exists, in Lightning's own order.
-    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+    """0 for the process of global rank zero as its launcher set it up (torchrun, SLURM, Lightning,
+    the local DDP sweep, one node of several started by hand), else a positive number."""
+    # Global ranks, where a launcher gives them before any process group exists.
+    for key in ("RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         if os.environ.get(key):
             return int(os.environ[key])
-    return 0
+    # Else a local rank on a node (NODE_RANK as Lightning reads it, GROUP_RANK as torchrun sets it).
+    node = int(os.environ.get("NODE_RANK") or os.environ.get("GROUP_RANK") or 0)
+    return int(os.environ.get("LOCAL_RANK") or 0) + node
 
 
 class _RankZero(logging.Filter):

@@ -10,7 +10,7 @@ import pytest
 
 from deeplab.data.synthetic import make_synthetic_voc
 
-from ..conftest import SMALL, TINY_NET, run_process, run_train
+from ..conftest import ROOT, SMALL, TINY_NET, _user_env, run_process, run_script, run_train
 
 pytestmark = pytest.mark.slow  # two gloo processes each: in CI's slow suite (make test-slow)
 
@@ -83,6 +83,40 @@ def test_a_failed_ddp_job_stops_its_ranks_and_the_sweep_goes_on(tmp_path, small_
     assert json.loads((sweep / "1" / "summary.json").read_text())["global_step"] == 2  # both ranks of job 1 ran
     with (sweep / "report.csv").open() as handle:
         assert [(r["job"], r["status"]) for r in csv.DictReader(handle)] == [("0", "failed"), ("1", "ok")]
+
+
+def test_two_nodes_on_one_host_are_one_run(tmp_path, small_synthetic):
+    """Two "machines" of one process each, started as SLURM or a cluster's own scripts would start
+    them (the same command, MASTER_ADDR/MASTER_PORT, NODE_RANK 0 and 1, trainer.num_nodes=2): one
+    run directory, one summary.json, and a validation mIoU equal to eval.py's single process."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run_dir = tmp_path / "logs" / "run"
+    args = ["train.py", *DDP_CPU[:2], "trainer.devices=1", "trainer.num_nodes=2", "trainer.sync_batchnorm=false",
+            *[a for a in SMALL if not a.startswith("logger=")], *TINY_NET, "logger=none", "trainer.max_epochs=1",
+            "data.prepare.num_train=32", f"paths.data_dir={small_synthetic}", f"paths.log_dir={tmp_path / 'logs'}",
+            f"hydra.run.dir={run_dir}"]
+    env = {**_user_env(None), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    nodes = [subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**env, "NODE_RANK": str(rank)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert [p.name for p in (tmp_path / "logs").iterdir()] == ["run"]
+    assert list(tmp_path.rglob("summary.json")) == [run_dir / "summary.json"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == 2  # 32 images in batches of 8 on each of 2 nodes
+    # rank zero speaks, from the start-up description (before any process group exists) to the result
+    for line in ("groups   data=synthetic", "val/mIoU_best"):
+        assert line in outputs[0][0] and line not in outputs[1][0]
+        assert (run_dir / "train.log").read_text().count(line) == 1
+    evaluated = run_script("eval.py", f"ckpt_path={summary['best_ckpt']}", f"hydra.run.dir={tmp_path / 'eval'}",
+                           f"paths.data_dir={small_synthetic}")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["images"] == 12 and metrics["mIoU"] == pytest.approx(summary["val/mIoU_best"], abs=1e-6)
 
 
 @pytest.mark.parametrize("num_val", [5, 6])  # odd: one process gets one image more
