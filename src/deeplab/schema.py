@@ -63,6 +63,7 @@ class Model(Section):
     backbone: Backbone
     channels_last: bool = rule("true, false", False)
     compile: bool = rule("true, false", False)
+    activation_checkpointing: bool = rule("true, false", False)
     init_from: str | None = rule("null or the path of a run directory, a checkpoint or a state_dict file", None)
     aspp: ASPP
     decoder: Decoder | None = None

@@ -1,6 +1,7 @@
 """Staged fine-tuning on a tiny model on CPU: frozen means frozen, stages start on time, the
 unfreezing keeps the optimizer's state, and a resume continues in the right stage."""
 
+import copy
 import json
 from functools import partial
 
@@ -242,8 +243,13 @@ def test_every_finetune_option_names_groups_every_backbone_has():
             if model is None:
                 with torch.device("meta"):  # the module tree is what groups resolve on; no weights needed
                     model = build_model(cfg.model, num_classes=cfg.data.num_classes)
+                checkpointed = copy.deepcopy(model)
+                checkpointed.set_activation_checkpointing()
             stages = OmegaConf.to_container(cfg.finetune.stages)
             check_stages(model, stages)
+            for group in {g for stage in stages for g in stage["trainable"]}:  # the same groups when checkpointed
+                assert ([p.shape for p in resolve_group(checkpointed, group).parameters()]
+                        == [p.shape for p in resolve_group(model, group).parameters()]), (group, backbone)
             if stages:  # a first stage that freezes nothing, or everything, is not what a recipe means
                 first = {id(p) for g in stages[0]["trainable"] for p in resolve_group(model, g).parameters()}
                 assert 0 < len(first) < len(list(model.parameters())), (finetune, backbone)
@@ -263,3 +269,23 @@ def test_every_finetune_option_trains_with_every_backbone(finetune, backbone, tm
         assert "finetune: stage 0 at epoch 0 step 0: trainable" in stdout + stderr
     if finetune == "paper":
         assert "finetune=paper: stage 2 from stage 1's last weights" in stdout
+
+
+def test_activation_checkpointing_trains_the_same_weights_frozen_parts_and_channels_last_included(
+        tmp_path, small_synthetic):
+    """finetune=staged (encoder frozen at first) in channels-last memory: one epoch with the
+    encoder checkpointed ends at the weights and batch-norm statistics of one without."""
+    weights = []
+    for checkpointing in ("false", "true"):
+        run_dir = tmp_path / checkpointing
+        result = run_train(run_dir, *SMALL, *TINY_NET, "finetune=staged", "model.channels_last=true",
+                           f"model.activation_checkpointing={checkpointing}", "trainer.max_epochs=1",
+                           "data.prepare.num_train=16", data_dir=small_synthetic)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert ("activation checkpointing: 4 encoder blocks" in result.stdout) == (checkpointing == "true")
+        assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 2  # it trained
+        weights.append(torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"])
+    plain, checkpointed = weights
+    assert list(checkpointed) == list(plain)
+    for name, tensor in plain.items():
+        torch.testing.assert_close(checkpointed[name], tensor, rtol=1e-4, atol=1e-5, msg=name)

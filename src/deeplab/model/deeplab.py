@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from deeplab.model.aspp import ASPP
+from deeplab.model.checkpointing import checkpoint_encoder
 from deeplab.model.decoder import Decoder
 from deeplab.model.encoder import LOW_LEVEL_INDEX, apply_multi_grid, build_encoder
 
@@ -23,6 +24,7 @@ class DeepLab(nn.Module):
         self.in_channels = in_channels  # image channels: 3 for RGB, more for multi-band inputs
         self.output_stride = output_stride
         self.multi_grid = tuple(multi_grid) if multi_grid else None
+        self.activation_checkpointing = False  # see set_activation_checkpointing
         self.encoder = self._build_encoder(weights, output_stride)
         channels = self.encoder.out_channels
         self.aspp = ASPP(channels[-1], **(aspp or {}))
@@ -46,6 +48,15 @@ class DeepLab(nn.Module):
         logits = self.classifier(x)
         return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=True)
 
+    def set_activation_checkpointing(self, enabled: bool = True) -> int:
+        """Recompute the encoder's activations in the backward pass instead of keeping them (the
+        same gradients, less memory, one more encoder forward a step); returns the number of
+        blocks checkpointed. State-dict keys are unchanged. Only turning it on is supported."""
+        if not enabled:
+            raise ValueError("activation checkpointing cannot be turned off on a model; build a new one")
+        self.activation_checkpointing = True
+        return checkpoint_encoder(self.encoder)
+
     def set_output_stride(self, output_stride: int) -> None:
         """Re-dilate the encoder for another output stride, keeping every weight, and scale the
         ASPP rates with it (OS16 rates 6, 12, 18 become 12, 24, 36 at OS8), as the paper does
@@ -57,6 +68,8 @@ class DeepLab(nn.Module):
             encoder = self._build_encoder(None, output_stride)
         encoder.load_state_dict(self.encoder.state_dict(), assign=True)  # the same tensors, no copy
         self.encoder = encoder.train(self.encoder.training)
+        if self.activation_checkpointing:  # the new encoder's blocks, as the old one's were
+            checkpoint_encoder(self.encoder)
         factor = self.output_stride / output_stride
         self.aspp.set_rates([round(r * factor) for r in self.aspp.rates])
         self.output_stride = output_stride

@@ -72,6 +72,9 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     check_stages(model, stages)
     params = sum(p.numel() for p in model.parameters())
     madds = inference_madds(model, cfg)
+    if cfg.model.get("activation_checkpointing"):
+        LOG.info(f"activation checkpointing: {model.set_activation_checkpointing()} encoder blocks recompute their "
+                 "activations in the backward pass")
     model = apply_fast_path(model, cfg.model)
     module = segmentation_module(cfg, model)
     optim = cfg.optim
