@@ -318,7 +318,7 @@ def test_a_training_split_smaller_than_a_batch(voc, tmp_path, capsys, monkeypatc
 
 
 ENTRY_POINTS = ["train.py", "eval.py", "predict.py", "tools/check_data.py", "tools/prepare_data.py", "tools/bench.py",
-                "tools/bench_loader.py", "tools/complexity.py", "tools/export.py"]
+                "tools/bench_loader.py", "tools/complexity.py", "tools/memory.py", "tools/export.py"]
 
 
 @pytest.mark.parametrize("script", ENTRY_POINTS)

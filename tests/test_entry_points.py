@@ -22,6 +22,7 @@ ENTRY_POINTS = {
     "tools/bench.py": ("bench", "loader_batches: 4"),
     "tools/bench_loader.py": ("bench_loader", "batches: 20"),
     "tools/complexity.py": ("complexity", "convention: plain"),
+    "tools/memory.py": ("memory", "budget_gb: 80"),
     "tools/export.py": ("export", "opset: 18"),
 }
 SCRIPTS = list(ENTRY_POINTS)
@@ -62,7 +63,8 @@ def test_config_dir_and_config_name(script, tmp_path, capsys, monkeypatch):
     (tmp_path / "mine.yaml").write_text(f"defaults:\n  - {config_name}\n  - _self_\nmine_marker: 7\n")
     (tmp_path / "backbone").mkdir()
     (tmp_path / "backbone" / "mine.yaml").write_text("# @package model.backbone\nname: resnet34\nweights: null\n")
-    extra = ["backbone=mine"] if config_name in ("train", "check_data", "bench", "bench_loader", "complexity") else []
+    extra = ["backbone=mine"] if config_name in ("train", "check_data", "bench", "bench_loader", "complexity",
+                                                        "memory") else []
     code, stderr, stdout = run_entry(script, "--config-dir", str(tmp_path), "--config-name", "mine", "--cfg", "job",
                                      *extra, capsys=capsys, monkeypatch=monkeypatch, stdout=True)
     assert code == 0, stderr[-2000:]
@@ -100,6 +102,7 @@ def multirun_args(script: str, tmp_path, data, trained_run) -> list[str]:
                            "seed=1,2"],
         "tools/bench_loader.py": [*synthetic, "workers=[0]", "batches=1", "data.batch_size=2,4"],
         "tools/complexity.py": [*synthetic, "input_size=[64,64]", "os=8,16"],
+        "tools/memory.py": [*synthetic, *TINY_NET, "data.crop_size=64", "os=8,16"],
         "tools/export.py": [f"ckpt_path={ckpt}", "example_size=[64,64]", "check_size=[48,80]",
                             f"output={tmp_path / 'model.onnx'}", "output_stride=16,32"],
     }[script]
@@ -117,7 +120,8 @@ def test_multirun_on_each_entry_point(script, tmp_path, small_synthetic, trained
 
 
 CONSOLE_SCRIPTS = ["deeplab-train", "deeplab-eval", "deeplab-predict", "deeplab-export", "deeplab-bench",
-                   "deeplab-bench-loader", "deeplab-check-data", "deeplab-prepare-data", "deeplab-complexity"]
+                   "deeplab-bench-loader", "deeplab-check-data", "deeplab-prepare-data", "deeplab-complexity",
+                   "deeplab-memory"]
 
 
 def test_console_scripts_are_the_entry_points():

@@ -283,6 +283,16 @@ class Export(Section):
     tolerance: Number = rule("a number > 0", gt=0)
 
 
+class MemoryBudget(Section):
+    """tools/memory.py's own keys (conf/memory.yaml)."""
+
+    budget_gb: Number = rule("a number of GiB > 0 (a device's memory, e.g. 80)", gt=0)
+
+
+class MemoryTool(Section):
+    memory: MemoryBudget
+
+
 def _plain(node, section: type[BaseModel]) -> dict:
     """The keys a section declares, resolved, as plain Python values: only what the rules read is
     resolved (the rest may hold interpolations only Hydra's run can resolve)."""
@@ -363,6 +373,12 @@ def validate_eval(evaluation: DictConfig) -> None:
 
 def validate_export(cfg: DictConfig) -> None:
     check(cfg, Export)
+
+
+def validate_memory(cfg: DictConfig) -> None:
+    """tools/memory.py: the train config's rules and the budget's."""
+    validate(cfg)
+    check(cfg, MemoryTool)
 
 
 def default_class_names(cfg: DictConfig, dataset_defaults: DictConfig | None) -> str | None:

@@ -143,6 +143,10 @@ def complexity() -> None:
     launch("complexity", _imported("deeplab.tools.complexity:report"), train_config=True)
 
 
+def memory() -> None:
+    launch("memory", _imported("deeplab.tools.memory:report"), train_config=True)
+
+
 def compare() -> None:
     """`compare A B`: two evaluations' per-class IoUs and a paired bootstrap interval (no Hydra)."""
     from deeplab.tools.compare import main
