@@ -5,7 +5,7 @@ the CPU's autocast rules for mixed precision; what autograd saves for the backwa
 through saved-tensor hooks, each storage once. Parameters, gradients and the optimizer's state are
 counted by building the optimizer on the fake parameters and taking one step. Not counted: the
 allocator's rounding and caching, cuDNN workspaces, the backward pass's transient buffers and the
-data loader; tools/gpu_check.py compares the prediction with a GPU's max_memory_allocated."""
+data loader: a lower bound of a GPU's max_memory_allocated."""
 
 from collections.abc import Callable
 
