@@ -129,7 +129,7 @@ def test_console_scripts_are_the_entry_points():
     import tomllib
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert sorted(scripts) == sorted([*CONSOLE_SCRIPTS, "deeplab-report", "deeplab-compare"])
+    assert sorted(scripts) == sorted([*CONSOLE_SCRIPTS, "deeplab-report", "deeplab-compare", "deeplab-gpu-check"])
     for name in CONSOLE_SCRIPTS:  # each names its verb in deeplab.cli.verbs, as the file entry point calls it
         module, _, function = scripts[name].partition(":")
         assert module == "deeplab.cli.verbs" and callable(getattr(verbs, function))

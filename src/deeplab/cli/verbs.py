@@ -147,6 +147,13 @@ def memory() -> None:
     launch("memory", _imported("deeplab.tools.memory:report"), train_config=True)
 
 
+def gpu_check() -> None:
+    """`gpu-check [--dry-run]`: every GPU path and its speed (no Hydra: a fixed plan)."""
+    from deeplab.tools.gpu_check import main
+
+    sys.exit(main(sys.argv[1:]))
+
+
 def compare() -> None:
     """`compare A B`: two evaluations' per-class IoUs and a paired bootstrap interval (no Hydra)."""
     from deeplab.tools.compare import main
