@@ -24,7 +24,7 @@ from deeplab.training.finetune import parameter_groups
 from deeplab.training.run import segmentation_module
 
 
-class _SameBatch(Dataset):
+class SameBatch(Dataset):
     """One fixed batch, served `length` times: the model's cost without any data loading."""
 
     def __init__(self, batch: dict, length: int):
@@ -37,7 +37,7 @@ class _SameBatch(Dataset):
         return self.batch
 
 
-class _StepTimer(pl.Callback):
+class StepTimer(pl.Callback):
     def __init__(self, device: torch.device):
         self.device, self.times, self._start = device, [], None
 
@@ -58,12 +58,12 @@ def _sync(device: torch.device) -> None:
 def framework_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
     """Seconds per training step through the framework's LightningModule and a Lightning Trainer
     with the configured precision; the batch is already in memory."""
-    timer = _StepTimer(device)
+    timer = StepTimer(device)
     trainer = pl.Trainer(accelerator=device.type, devices=1, precision=cfg.trainer.precision, max_steps=steps,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, callbacks=[timer],
                          benchmark=cfg.trainer.benchmark)
-    loader = DataLoader(_SameBatch(batch, steps), batch_size=None)
+    loader = DataLoader(SameBatch(batch, steps), batch_size=None)
     trainer.fit(segmentation_module(cfg, model), train_dataloaders=loader)
     return timer.times
 

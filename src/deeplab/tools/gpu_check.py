@@ -21,6 +21,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout: conf/, train.py, eval.py
@@ -57,30 +58,25 @@ def peak_tflops(name: str) -> float | None:
     return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
-class _Losses:
-    """The training losses of a run, through a Lightning callback."""
+class LossRecorder(pl.Callback):
+    """The training losses of a run."""
 
     def __init__(self):
-        import pytorch_lightning as pl
+        self.values: list[float] = []
 
-        class Recorder(pl.Callback):
-            def on_train_batch_end(inner, trainer, pl_module, outputs, batch, batch_idx):  # noqa: N805
-                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-                self.values.append(float(loss))
-
-        self.values, self.callback = [], Recorder()
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.values.append(float(outputs["loss"] if isinstance(outputs, dict) else outputs))
 
 
 def train_check(backbone: str, stride: int, mode: str, sizes: dict, device: torch.device) -> dict:
     """`steps` steps of the real LightningModule on one batch: times, loss, memory."""
-    import pytorch_lightning as pl
     from torch.utils.data import DataLoader
 
     from deeplab.builders.fast import apply_fast_path
     from deeplab.builders.model import build_model, resolve_normalisation
     from deeplab.inference.complexity import count_madds
     from deeplab.inference.memory import step_memory, total_bytes
-    from deeplab.tools.bench import _SameBatch, _StepTimer, peak_memory_mb
+    from deeplab.tools.bench import SameBatch, StepTimer, peak_memory_mb
     from deeplab.training.run import segmentation_module
 
     precision, channels_last, compiled = MODES[mode]
@@ -96,12 +92,12 @@ def train_check(backbone: str, stride: int, mode: str, sizes: dict, device: torc
         model.compile(backend=sizes["compile_backend"])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    timer, losses = _StepTimer(device), _Losses()
+    timer, losses = StepTimer(device), LossRecorder()
     trainer = pl.Trainer(accelerator=device.type, devices=[device.index] if device.type == "cuda" else 1,
                          precision=precision, max_steps=sizes["steps"], logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         callbacks=[timer, losses.callback])
-    trainer.fit(segmentation_module(cfg, model), train_dataloaders=DataLoader(_SameBatch(batch, sizes["steps"]),
+                         callbacks=[timer, losses])
+    trainer.fit(segmentation_module(cfg, model), train_dataloaders=DataLoader(SameBatch(batch, sizes["steps"]),
                                                                             batch_size=None))
     step_s = statistics.median(timer.times[sizes["warmup"]:])
     madds = count_madds(model, (sizes["size"], sizes["size"]))["madds"]
