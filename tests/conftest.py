@@ -138,13 +138,6 @@ def assert_one_line_error(code: int, stderr: str, message: str) -> None:
     assert message in errors[0], errors[0]
 
 
-def assert_small_run_refused(message: str, *args: str, data_dir: Path, run_dir: Path, capsys, monkeypatch) -> None:
-    """train.py on the small synthetic set with `args` stops with the one-line error `message`."""
-    code, stderr = run_entry("train.py", f"paths.data_dir={data_dir}", *SMALL, *args, f"hydra.run.dir={run_dir}",
-                             capsys=capsys, monkeypatch=monkeypatch)
-    assert_one_line_error(code, stderr, message)
-
-
 @pytest.fixture(scope="session")
 def small_synthetic(tmp_path_factory) -> Path:
     """A small synthetic set shared by the training tests (the overrides below select it)."""

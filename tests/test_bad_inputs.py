@@ -118,6 +118,16 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["data.num_classes=4", "data.class_names=[a,b]"], "data.class_names=['a', 'b'] is not allowed; allowed: "
                                                         "exactly data.num_classes=4 names"),
     (["-m", "--cfg", "job"], "--multirun and --cfg cannot be given together"),
+    (["data.num_folds=3", "data.fold=3"], "data.fold=3 is not allowed; allowed: null, or 0 .. data.num_folds - 1 "
+                                          "with data.num_folds set (0 .. 2)"),
+    (["data.fold=0"], "data.fold=0 is not allowed; allowed: null, or 0 .. data.num_folds - 1 with data.num_folds set"),
+    (["data.num_folds=1"], "data.num_folds=1 is not allowed; allowed: null or an integer >= 2"),
+    (["loss.class_weights=[1,2]"], "loss.class_weights=[1, 2] is not allowed; allowed: exactly data.num_classes=5 "
+                                   "numbers, or a weighting method"),
+    (["loss.class_weights=median"], "loss.class_weights=median is not allowed; allowed: null, one number >= 0 a "
+                                    "class, median_freq, inverse_freq, inverse_sqrt_freq"),
+    (["loss.top_k_percent_pixels=0"], "loss.top_k_percent_pixels=0 is not allowed; allowed: a number with 0 < k <= 1"),
+    (["loss.hard_example_mining_step=-5"], "loss.hard_example_mining_step=-5 is not allowed; allowed: an integer >= 0"),
     (["sweep.prune=mean"], "sweep.prune=mean is not allowed; allowed: null (off), median"),
     (["sweep.prune_after=-1"], "sweep.prune_after=-1 is not allowed; allowed: a number of epochs >= 0"),
     (["sweep.prune=median"], "sweep.prune=median compares the jobs of a sweep: run with -m (a multirun), or leave "

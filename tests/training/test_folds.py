@@ -3,11 +3,9 @@ trains on the rest; a sweep over the folds is one setting of n=K in the report."
 
 import csv
 
-import pytest
-
 from deeplab.training.datamodule import build_datamodule
 
-from ..conftest import SMALL, TINY_NET, assert_small_run_refused, compose_config, run_script
+from ..conftest import SMALL, TINY_NET, compose_config, run_script
 
 
 def fold_sets(data_dir, fold: int) -> tuple[set, set]:
@@ -38,14 +36,3 @@ def test_a_sweep_over_the_folds_is_one_setting(tmp_path, small_synthetic):
         rows = list(csv.DictReader(handle))
     settings = [r for r in rows if r["row"] == "setting"]
     assert len(settings) == 1 and settings[0]["n"] == "3" and settings[0]["jobs"] == "0 1 2"
-
-
-@pytest.mark.parametrize("args, message", [
-    (["data.num_folds=3", "data.fold=3"], "data.fold=3 is not allowed; allowed: null, or 0 .. data.num_folds - 1 "
-                                          "with data.num_folds set (0 .. 2)"),
-    (["data.fold=0"], "data.fold=0 is not allowed; allowed: null, or 0 .. data.num_folds - 1 with data.num_folds set"),
-    (["data.num_folds=1"], "data.num_folds=1 is not allowed; allowed: null or an integer >= 2"),
-])
-def test_bad_fold_settings_are_one_line(args, message, tmp_path, small_synthetic, capsys, monkeypatch):
-    assert_small_run_refused(message, *args, data_dir=small_synthetic, run_dir=tmp_path / "run", capsys=capsys,
-                             monkeypatch=monkeypatch)

@@ -13,7 +13,7 @@ from deeplab.builders.checkpoint import CONFIG_KEY, load_checkpoint
 from deeplab.data import class_pixels
 from deeplab.training.losses import CrossEntropy, Focal
 
-from ..conftest import SMALL, TINY_NET, assert_small_run_refused, run_entry
+from ..conftest import SMALL, TINY_NET, run_entry
 
 torch.manual_seed(0)
 LOGITS = torch.randn(2, 3, 4, 5)
@@ -121,16 +121,3 @@ def test_focal_loss_trains_with_computed_weights_and_mining(tmp_path, small_synt
     assert code == 0, stderr[-3000:]
     weights = json.loads((tmp_path / "run" / "summary.json").read_text())["class_weights"]
     assert len(weights) == 5 and np.mean(list(weights.values())) == pytest.approx(1.0)
-
-
-@pytest.mark.parametrize("args, message", [
-    (["loss.class_weights=[1,2]"], "loss.class_weights=[1, 2] is not allowed; allowed: exactly data.num_classes=5 "
-                                   "numbers, or a weighting method"),
-    (["loss.class_weights=median"], "loss.class_weights=median is not allowed; allowed: null, one number >= 0 a "
-                                    "class, median_freq, inverse_freq, inverse_sqrt_freq"),
-    (["loss.top_k_percent_pixels=0"], "loss.top_k_percent_pixels=0 is not allowed; allowed: a number with 0 < k <= 1"),
-    (["loss.hard_example_mining_step=-5"], "loss.hard_example_mining_step=-5 is not allowed; allowed: an integer >= 0"),
-])
-def test_bad_loss_settings_are_one_line(args, message, tmp_path, small_synthetic, capsys, monkeypatch):
-    assert_small_run_refused(message, *args, data_dir=small_synthetic, run_dir=tmp_path / "run", capsys=capsys,
-                             monkeypatch=monkeypatch)
