@@ -114,6 +114,11 @@ def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torc
     return times
 
 
+def model_flop_utilisation(madds_per_image: float, images_per_sec: float, peak_tflops: float) -> float:
+    """A forward and a backward pass: about 3 x the forward's multiply-adds, 2 FLOPs each."""
+    return 6 * madds_per_image * images_per_sec / (peak_tflops * 1e12)
+
+
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -157,8 +162,8 @@ def run(cfg: DictConfig) -> dict:
     if bench.loader_batches:
         images, seconds = time_loader(cfg.data, cfg.aug, bench.loader_batches)
         result["loader_images_per_sec"] = images / seconds
-    if bench.peak_tflops:  # a forward and a backward pass: about 3 x the forward's multiply-adds, 2 FLOPs each
-        result["train_mfu"] = 6 * madds * size / framework_s / (bench.peak_tflops * 1e12)
+    if bench.peak_tflops:
+        result["train_mfu"] = model_flop_utilisation(madds, size / framework_s, bench.peak_tflops)
         result["peak_tflops"] = bench.peak_tflops
     Path(bench.output).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -76,7 +76,7 @@ def train_check(backbone: str, stride: int, mode: str, sizes: dict, device: torc
     from deeplab.builders.model import build_model, resolve_normalisation
     from deeplab.inference.complexity import count_madds
     from deeplab.inference.memory import step_memory, total_bytes
-    from deeplab.tools.bench import SameBatch, StepTimer, peak_memory_mb
+    from deeplab.tools.bench import SameBatch, StepTimer, model_flop_utilisation, peak_memory_mb
     from deeplab.training.run import segmentation_module
 
     precision, channels_last, compiled = MODES[mode]
@@ -115,8 +115,8 @@ def train_check(backbone: str, stride: int, mode: str, sizes: dict, device: torc
         result.update(peak_memory_mb=peak_memory_mb(device), predicted_memory_mb=predicted / 2**20,
                       measured_over_predicted=peak_memory_mb(device) * 2**20 / predicted)
         peak = peak_tflops(torch.cuda.get_device_name(device))
-        if peak:  # a forward and a backward pass: about 3 x the forward's multiply-adds, 2 FLOPs each
-            result["mfu"] = 6 * madds * result["images_per_sec"] / (peak * 1e12)
+        if peak:
+            result["mfu"] = model_flop_utilisation(madds, result["images_per_sec"], peak)
     if not falls:
         result["why"] = f"loss did not fall: {values[0]:.4f} -> {values[-1]:.4f}"
     return result

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from deeplab.training.sweep import REPEATS  # seed and data.fold repeat a setting, on W&B as here
+
 COLUMNS = ("job", "name", "backbone", "train_os", "eval_os", "decoder", "scales", "flip", "separable", "mIoU",
            "madds_billion", "params_million", "train_images_per_sec", "status", "pruned_epoch")
 # report.csv: the settings' rows (row=setting, when a setting was repeated over seeds or folds),
@@ -23,7 +25,6 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(jobs, key=lambda p: (0, int(p.name)) if p.name.isdigit() else (1, p.name))
 
 
-REPEATS = ("seed", "data.fold")  # overrides that repeat a setting rather than make another one
 STATS = ("mIoU", "madds_billion", "params_million", "train_images_per_sec")  # aggregated over repeats
 
 
