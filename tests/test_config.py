@@ -12,6 +12,7 @@ from deeplab.cli.command_line import check_command_line, group_options
 from deeplab.data.transforms import evaluation
 from deeplab.errors import ConfigError
 from deeplab.inference.multiscale import grid_size
+from deeplab.inference.pixels import normaliser
 from deeplab.schema import validate
 
 from .conftest import CONF_DIR, compose_config
@@ -178,7 +179,7 @@ def test_normalisation_follows_the_encoder_weights(backbone, mean, std):
     assert resolve_normalisation(cfg) == []
     assert list(cfg.data.mean) == pytest.approx(mean) and list(cfg.data.std) == pytest.approx(std)
     pixels = np.array([[[0, 0, 0], [255, 255, 255]]], dtype=np.uint8)
-    image = evaluation(mean=cfg.data.mean, std=cfg.data.std)(image=pixels)["image"]
+    image = normaliser(cfg.data)(evaluation()(image=pixels)["image"][None])[0]
     expected = (np.array([0.0, 1.0])[:, None] - np.array(mean)) / np.array(std)
     assert image[:, 0, :].T.numpy() == pytest.approx(expected, abs=1e-5)
 

@@ -11,6 +11,7 @@ import torch
 
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.model import inference_settings
+from deeplab.inference.pixels import normaliser
 from deeplab.training.datamodule import build_datamodule
 from deeplab.training.module import SegmentationModule
 
@@ -20,7 +21,7 @@ def main(checkpoint: str, data_root: str, devices: int) -> None:
     config.data.root = config.data.dataset.root = data_root
     config.data.num_workers = 0
     module = SegmentationModule(model=model, loss=torch.nn.CrossEntropyLoss(ignore_index=255), optimizer=None,
-                                scheduler=None, num_classes=config.data.num_classes,
+                                scheduler=None, normalise=normaliser(config.data), num_classes=config.data.num_classes,
                                 class_names=list(config.data.class_names), inference=inference_settings(
                                     config.eval, config.data.crop_size))
     config.data.prepare = None

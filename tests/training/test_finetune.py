@@ -43,6 +43,7 @@ def make_module(encoder_lr_mult: float = 1.0) -> SegmentationModule:
     return SegmentationModule(
         model=model, loss=torch.nn.CrossEntropyLoss(ignore_index=255),
         optimizer=partial(torch.optim.SGD, lr=BASE_LR, momentum=0.9), scheduler=partial(poly_schedule, power=0.9),
+        normalise=torch.nn.Identity(),  # Blobs gives network inputs already
         num_classes=2, class_names=["a", "b"],
         param_groups=partial(parameter_groups, base_lr=BASE_LR, encoder_lr_mult=encoder_lr_mult))
 

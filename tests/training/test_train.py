@@ -12,6 +12,7 @@ from deeplab.data.transforms import evaluation
 from deeplab.data.voc import VOC_CLASSES, VOCSegmentation
 from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.pixels import normaliser
 from deeplab.training.callbacks import CONFIG_KEY
 
 from ..conftest import SMALL, TINY_NET, VOC_SAMPLES, run_script, run_train
@@ -23,11 +24,11 @@ SUMMARY_KEYS = {"val/mIoU", "val/mIoU_best", "best_ckpt", "last_ckpt", "epochs",
 
 def evaluate(model, config):
     root, num_classes = config.data.root, config.data.num_classes
-    dataset = VOCSegmentation(root, "val", transform=evaluation(mean=config.data.mean, std=config.data.std))
+    dataset, normalise = VOCSegmentation(root, "val", transform=evaluation()), normaliser(config.data)
     metrics = SegmentationMetrics(num_classes)
     model.eval()
     for sample in dataset:
-        probs = predict_probs(model, sample["image"][None])
+        probs = predict_probs(model, normalise(sample["image"][None]))
         metrics.update(probs.argmax(1), sample["mask"][None])
     return metrics.compute()["mIoU"].item()
 

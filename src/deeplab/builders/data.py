@@ -1,5 +1,5 @@
-"""The split a checkpoint's config describes, for evaluation: plain PyTorch data, whole images
-normalised as in training (no Lightning, no augmentation)."""
+"""The split a checkpoint's config describes, for evaluation: plain PyTorch data, whole images as
+read (no Lightning, no augmentation); normalise them on the device with inference.pixels.normaliser."""
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -17,13 +17,13 @@ def prepare_data(data: DictConfig) -> None:
 
 
 def evaluation_loader(data: DictConfig, split: str) -> DataLoader:
-    normalise = evaluation(mean=list(data.mean), std=list(data.std), max_pixel_value=data.get("max_pixel_value", 255))
+    to_tensor = evaluation()  # callers normalise on the device (deeplab.inference.pixels)
     fold = data.get("fold")
     if fold is not None and split == data.val_split:  # a cross-validation run: its held-out fold
-        dataset = keep_fold(open_split(instantiate(data.dataset), data.train_split, normalise, data.num_classes,
+        dataset = keep_fold(open_split(instantiate(data.dataset), data.train_split, to_tensor, data.num_classes,
                                        data.ignore_index), fold, data.num_folds, held_out=True)
     else:
-        dataset = open_split(instantiate(data.dataset), split, normalise, data.num_classes, data.ignore_index)
+        dataset = open_split(instantiate(data.dataset), split, to_tensor, data.num_classes, data.ignore_index)
     # Whole images of different sizes: one per batch unless the config says otherwise.
     return DataLoader(dataset, batch_size=data.val_batch_size, num_workers=data.num_workers,
                       pin_memory=data.pin_memory)

@@ -103,7 +103,8 @@ def label_lookup(mapping: dict[int, int], ignore_index: int = 255) -> np.ndarray
 class SegmentationDataset(Dataset):
     """Samples read from files; `lookup` (256 entries) maps stored mask values to class ids.
 
-    Returns dicts with `image` (CHW after the transform), `mask` (long HW) and `name`."""
+    Returns dicts with `image` (CHW pixels, not normalised: uint8 for 8-bit images, float32 for other
+    bands), `mask` (long HW) and `name`."""
 
     def __init__(self, samples: list[Sample], transform=None, lookup: np.ndarray | None = None,
                  source: str = "the split list"):
@@ -171,6 +172,8 @@ class SegmentationDataset(Dataset):
         else:
             image = torch.from_numpy(image.copy()).permute(2, 0, 1)
             mask = torch.from_numpy(mask.copy())
+        if image.dtype != torch.uint8:  # 16-bit and float bands: one dtype the batch and the device can take
+            image = image.float()
         return {"image": image, "mask": torch.as_tensor(mask, dtype=torch.long), "name": self.samples[index].name}
 
 

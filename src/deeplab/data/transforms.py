@@ -1,4 +1,6 @@
-"""Augmentation pipelines built from albumentations; image and mask always move together."""
+"""Augmentation pipelines built from albumentations; image and mask always move together. They end
+in CHW tensors of the pixels as read (uint8 for 8-bit images): normalisation runs on the device
+(deeplab.inference.pixels), so loader workers and the host-to-device copy move a quarter of the bytes."""
 
 import math
 
@@ -8,7 +10,6 @@ import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 from deeplab.imagenet import MEAN as IMAGENET_MEAN
-from deeplab.imagenet import STD as IMAGENET_STD
 
 
 def _size(crop_size) -> tuple[int, int]:
@@ -18,10 +19,9 @@ def _size(crop_size) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _finish(mean, std, max_pixel_value: float = 255.0) -> list:
-    """(pixel / max_pixel_value - mean) / std per channel, then CHW: mean and std have a value
-    per channel (three for RGB, more for multi-band data)."""
-    return [A.Normalize(mean=mean, std=std, max_pixel_value=max_pixel_value), ToTensorV2()]
+def _to_tensor() -> list:
+    """HWC to CHW, the dtype kept: no normalisation here."""
+    return [ToTensorV2()]
 
 
 def _photometric(brightness: float, contrast: float, saturation: float, hue: float) -> list:
@@ -33,7 +33,7 @@ def _photometric(brightness: float, contrast: float, saturation: float, hue: flo
 
 def _pad_and_crop(crop_size, mean, ignore_index: int, random: bool = True, max_pixel_value: float = 255.0) -> list:
     """Pad the image with the mean pixel and the label with ignore_index, then crop: padded pixels
-    become zeros after normalisation and never count in the loss."""
+    normalise to zero (within uint8 rounding: at most 0.5 / (255 x std)) and never count in the loss."""
     height, width = _size(crop_size)
     fill = tuple(max_pixel_value * m for m in mean)
     crop = A.RandomCrop if random else A.CenterCrop
@@ -45,7 +45,7 @@ def _pad_and_crop(crop_size, mean, ignore_index: int, random: bool = True, max_p
 
 
 def deeplab_train(crop_size=513, scale_min: float = 0.5, scale_max: float = 2.0, scale_step: float = 0.25,
-                  flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                  flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN,
                   brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
                   hue: float = 0.0, max_pixel_value: float = 255.0) -> A.Compose:
     """The DeepLab protocol: random scale from a discrete set, pad, random crop, horizontal flip."""
@@ -54,11 +54,11 @@ def deeplab_train(crop_size=513, scale_min: float = 0.5, scale_max: float = 2.0,
     rescale = A.OneOf([A.RandomScale(scale_limit=(s - 1, s - 1), p=1.0) for s in scales], p=1.0)
     return A.Compose([rescale, *_pad_and_crop(crop_size, mean, ignore_index, max_pixel_value=max_pixel_value),
                       A.HorizontalFlip(p=flip), *_photometric(brightness, contrast, saturation, hue),
-                      *_finish(mean, std, max_pixel_value)])
+                      *_to_tensor()])
 
 
 def keras_train(crop_size=513, rotation: float = 20, shift: float = 0.1, shear: float = 0.1, zoom: float = 0.1,
-                flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                flip: float = 0.5, ignore_index: int = 255, mean=IMAGENET_MEAN,
                 brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
                 hue: float = 0.0, max_pixel_value: float = 255.0) -> A.Compose:
     """Keras ImageDataGenerator's classic recipe: rotation (degrees), shift (fraction), shear
@@ -69,16 +69,16 @@ def keras_train(crop_size=513, rotation: float = 20, shift: float = 0.1, shear: 
                       border_mode=cv2.BORDER_REPLICATE, p=1.0)
     return A.Compose([affine, A.HorizontalFlip(p=flip),
                       *_pad_and_crop(crop_size, mean, ignore_index, max_pixel_value=max_pixel_value),
-                      *_photometric(brightness, contrast, saturation, hue), *_finish(mean, std, max_pixel_value)])
+                      *_photometric(brightness, contrast, saturation, hue), *_to_tensor()])
 
 
-def plain_train(crop_size=513, ignore_index: int = 255, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+def plain_train(crop_size=513, ignore_index: int = 255, mean=IMAGENET_MEAN,
                 max_pixel_value: float = 255.0) -> A.Compose:
     """No augmentation: pad and take the centre crop, so that batches still have one size."""
     return A.Compose([*_pad_and_crop(crop_size, mean, ignore_index, random=False, max_pixel_value=max_pixel_value),
-                      *_finish(mean, std, max_pixel_value)])
+                      *_to_tensor()])
 
 
-def evaluation(mean=IMAGENET_MEAN, std=IMAGENET_STD, max_pixel_value: float = 255.0) -> A.Compose:
-    """Whole images, only normalised: evaluation never crops."""
-    return A.Compose(_finish(mean, std, max_pixel_value))
+def evaluation() -> A.Compose:
+    """Whole images as they are: evaluation never crops, and normalises on the device."""
+    return A.Compose(_to_tensor())

@@ -20,6 +20,7 @@ from deeplab.inference.boundary import boundary_counts, trimap_band
 from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.per_image import ImageCounts, bootstrap_interval, lowest_first, miou, per_image_rows
+from deeplab.inference.pixels import normaliser
 from deeplab.schema import validate_eval
 
 
@@ -62,9 +63,10 @@ def evaluate(cfg: DictConfig) -> dict:
     ratio = (cfg.eval.get("boundary_iou") or {}).get("dilation_ratio", 0.02)
     edges = torch.zeros(2, num_classes, dtype=torch.long, device=device)  # Boundary IoU intersection, union
     counts = ImageCounts(num_classes, ignore)
+    normalise = normaliser(config.data)
     images, start, band_seconds = 0, time.perf_counter(), 0.0
     for batch in tqdm(loader, desc=f"eval {split}", unit="img", dynamic_ncols=True):
-        probs = predict_probs(model, batch["image"].to(device), **settings)
+        probs = predict_probs(model, normalise(batch["image"].to(device)), **settings)
         pred, target = probs.argmax(dim=1), batch["mask"].to(device)
         metrics.update(pred, target)
         band_start = time.perf_counter()
@@ -148,13 +150,14 @@ def worst_cases(model, dataset, counts: ImageCounts, number: int, settings: dict
     tp, fp, fn = counts.arrays()
     scores = miou(tp, fp, fn)
     order = lowest_first(scores, number)
-    mean, std = np.array(data.mean), np.array(data.std)
+    normalise = normaliser(data)
     rows = []
     for index in order:
         sample = dataset[int(index)]
         with torch.no_grad():
-            pred = predict_probs(model, sample["image"][None].to(device), **settings).argmax(dim=1)[0]
-        pixels = (sample["image"].permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
-        rows.append({"name": sample["name"], "score": float(scores[index]), "image": as_rgb(pixels, 1.0),
+            pred = predict_probs(model, normalise(sample["image"][None].to(device)), **settings).argmax(dim=1)[0]
+        pixels = sample["image"].permute(1, 2, 0).numpy()
+        rows.append({"name": sample["name"], "score": float(scores[index]),
+                     "image": as_rgb(pixels, data.get("max_pixel_value", 255)),
                      "truth": sample["mask"].numpy(), "pred": pred.cpu().numpy()})
     return rows

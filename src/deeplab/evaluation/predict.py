@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
@@ -13,9 +14,9 @@ from deeplab.builders.model import inference_settings, pick_device
 from deeplab.data.base import as_rgb, read_bands
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.palette import voc_palette
-from deeplab.data.transforms import evaluation
 from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.pixels import normaliser
 from deeplab.schema import validate_eval
 
 
@@ -47,7 +48,7 @@ def colour_map(colors, num_classes: int) -> np.ndarray:
 
 def read_rgb(path: Path) -> np.ndarray:
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+        return np.array(image.convert("RGB"))  # writable, for torch.from_numpy
 
 
 def save_outputs(out: Path, stem: str, image: np.ndarray, classes: np.ndarray, palette: np.ndarray,
@@ -77,7 +78,7 @@ def predict(cfg: DictConfig) -> int:
     model.to(device)
     settings = inference_settings(cfg.eval, config.data.crop_size)
     bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
-    normalise = evaluation(mean=config.data.mean, std=config.data.std, max_pixel_value=scale)
+    normalise = normaliser(config.data)
     palette = colour_map(config.data.get("colors"), config.data.num_classes)
     failed = []
     for path in tqdm(files, desc="predict", unit="img", dynamic_ncols=True):
@@ -87,7 +88,7 @@ def predict(cfg: DictConfig) -> int:
             failed.append(path)
             tqdm.write(f"error: {path}: cannot read the image ({type(err).__name__}: {err})", file=sys.stderr)
             continue
-        tensor = normalise(image=image)["image"][None].to(device)
+        tensor = normalise(torch.from_numpy(image).permute(2, 0, 1)[None].to(device))
         classes = predict_probs(model, tensor, **settings).argmax(dim=1)[0].cpu().numpy()
         save_outputs(out, path.stem, as_rgb(image, scale), classes, palette, cfg.overlay_alpha)
     done = len(files) - len(failed)

@@ -17,6 +17,7 @@ from deeplab.builders.fast import apply_fast_path, to_channels_last
 from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
 from deeplab.inference.complexity import count_madds
 from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.pixels import normaliser
 from deeplab.log import LOG
 from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
@@ -78,15 +79,17 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
                               bias_lr_mult=optim.bias_lr_mult)
     optimizer = instantiate(optim.optimizer)(params=groups)
     scheduler = instantiate(cfg.optim.scheduler)(optimizer, total_steps=steps)
-    images, masks = batch["image"].to(device), batch["mask"].to(device)
-    if cfg.model.channels_last:
-        images = to_channels_last(images)
+    pixels, masks = batch["image"].to(device), batch["mask"].to(device)
+    normalise = normaliser(cfg.data)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
     times = []
     for _ in range(steps):
         _sync(device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
+        images = normalise(pixels)  # per step, as the LightningModule does after each transfer
+        if cfg.model.channels_last:
+            images = to_channels_last(images)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = loss_fn(model(images), masks)
         loss.backward()
@@ -100,14 +103,16 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
 @torch.no_grad()
 def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
     model.to(device).eval()
-    images = batch["image"].to(device)
-    if cfg.model.channels_last:
-        images = to_channels_last(images)
+    pixels = batch["image"].to(device)
+    normalise = normaliser(cfg.data)
     settings = inference_settings(cfg.eval, cfg.data.crop_size)
     times = []
     for _ in range(steps):
         _sync(device)
         start = time.perf_counter()
+        images = normalise(pixels)
+        if cfg.model.channels_last:
+            images = to_channels_last(images)
         predict_probs(model, images, **settings)
         _sync(device)
         times.append(time.perf_counter() - start)
@@ -137,7 +142,7 @@ def run(cfg: DictConfig) -> dict:
     torch.manual_seed(cfg.seed)
     height, width = bench.input_size
     size = cfg.data.batch_size
-    batch = {"image": torch.randn(size, cfg.data.get("in_channels", 3), height, width),
+    batch = {"image": torch.randint(0, 256, (size, cfg.data.get("in_channels", 3), height, width), dtype=torch.uint8),
              "mask": torch.randint(0, cfg.data.num_classes, (size, height, width))}
     model = apply_fast_path(build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3)), cfg.model)
     steps = bench.warmup + bench.iterations

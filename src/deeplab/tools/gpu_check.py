@@ -85,7 +85,7 @@ def train_check(backbone: str, stride: int, mode: str, sizes: dict, device: torc
                   f"data.crop_size={sizes['size']}")
     resolve_normalisation(cfg)
     torch.manual_seed(0)
-    batch = {"image": torch.randn(sizes["batch"], 3, sizes["size"], sizes["size"]),
+    batch = {"image": torch.randint(0, 256, (sizes["batch"], 3, sizes["size"], sizes["size"]), dtype=torch.uint8),
              "mask": torch.randint(0, cfg.data.num_classes, (sizes["batch"], sizes["size"], sizes["size"]))}
     model = apply_fast_path(build_model(cfg.model, cfg.data.num_classes), cfg.model)
     if compiled:

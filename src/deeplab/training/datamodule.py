@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from deeplab.data.base import keep_fold, open_split
 from deeplab.data.sampling import ResumableSampler
-from deeplab.data.transforms import IMAGENET_MEAN, IMAGENET_STD, evaluation
+from deeplab.data.transforms import evaluation
 from deeplab.errors import DatasetError
 
 
@@ -28,7 +28,6 @@ class SegmentationDataModule(pl.LightningDataModule):
                  train_split: str = "train", val_split: str = "val", batch_size: int = 8,
                  val_batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False,
                  prefetch_factor: int = 2, seed: int = 0, ignore_index: int = 255,
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  max_pixel_value: float = 255.0, fold: int | None = None, num_folds: int | None = None):
         super().__init__()
         self.dataset = dataset
@@ -36,9 +35,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.class_names = list(class_names)
         self.ignore_index = ignore_index
         self.train_transform = train_transform
-        self.mean, self.std = tuple(mean), tuple(std)  # to show normalised images again
-        self.max_pixel_value = max_pixel_value
-        self.val_transform = evaluation(mean=mean, std=std, max_pixel_value=max_pixel_value)
+        self.max_pixel_value = max_pixel_value  # to show images of other bands
+        self.val_transform = evaluation()  # batches are normalised on the device, by the LightningModule
         self.prepare = prepare
         self.train_split, self.val_split = train_split, val_split
         self.batch_size, self.val_batch_size = batch_size, val_batch_size
@@ -155,8 +153,6 @@ def build_datamodule(data: DictConfig, aug: DictConfig, seed: int = 0) -> Segmen
         pin_memory=data.pin_memory,
         prefetch_factor=data.get("prefetch_factor", 2),  # configs stored before the key existed
         seed=seed,
-        mean=list(data.mean),
-        std=list(data.std),
         max_pixel_value=data.get("max_pixel_value", 255),
         fold=data.get("fold"),
         num_folds=data.get("num_folds"),

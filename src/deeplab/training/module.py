@@ -18,6 +18,7 @@ from deeplab.training.resume import NonFiniteLoss
 
 class SegmentationModule(pl.LightningModule):
     def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable, scheduler: Callable,
+                 normalise: Callable[[torch.Tensor], torch.Tensor],
                  num_classes: int, class_names: Sequence[str], ignore_index: int = 255,
                  eval_output_stride: int | None = None, inference: dict | None = None,
                  param_groups: Callable[[nn.Module], list[dict]] | None = None, channels_last: bool = False,
@@ -32,6 +33,8 @@ class SegmentationModule(pl.LightningModule):
         self.eval_output_stride = eval_output_stride
         self.param_groups = param_groups  # layer-wise learning rates; None: one group
         self.channels_last = channels_last
+        # Batches arrive as pixels (uint8 for 8-bit images): normalised here, after the transfer.
+        self.normalise = normalise
         self.inference = dict(inference or {})  # predict_probs arguments: scales, flip, mode, window, stride
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
         # The paper's trimap (eval.trimap): the same metric on the pixels within each width of a boundary.
@@ -51,6 +54,7 @@ class SegmentationModule(pl.LightningModule):
         return self.model(images)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        batch["image"] = self.normalise(batch["image"])
         if self.channels_last:
             batch["image"] = to_channels_last(batch["image"])
         return batch

@@ -15,6 +15,7 @@ from deeplab.builders.init_from import init_from
 from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
 from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
+from deeplab.inference.pixels import normaliser
 from deeplab.log import LOG
 from deeplab.model.parts import resolve_group
 from deeplab.schema import validate
@@ -152,6 +153,7 @@ def segmentation_module(cfg: DictConfig, model) -> SegmentationModule:
         loss=instantiate(cfg.loss),
         optimizer=instantiate(optim.optimizer),
         scheduler=instantiate(optim.scheduler),
+        normalise=normaliser(cfg.data),
         num_classes=cfg.data.num_classes,
         class_names=list(cfg.data.class_names),
         ignore_index=cfg.data.ignore_index,

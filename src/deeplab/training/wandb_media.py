@@ -73,12 +73,11 @@ class WandbMedia(pl.Callback):
     def _image(trainer, pl_module, wandb, labels: dict, index: int):
         """Validation image `index` with its predicted and true masks."""
         datamodule = trainer.datamodule
-        dataset, mean, std = datamodule.val_set, np.array(datamodule.mean), np.array(datamodule.std)
-        sample = dataset[index]
-        image = sample["image"][None].to(pl_module.device)
+        sample = datamodule.val_set[index]
+        image = pl_module.normalise(sample["image"][None].to(pl_module.device))
         predicted = predict_probs(pl_module.evaluation_model(), image, **pl_module.inference).argmax(dim=1)[0]
-        pixels = (sample["image"].permute(1, 2, 0).numpy() * std + mean).clip(0, 1)
-        return wandb.Image(as_rgb(pixels, 1.0), caption=sample["name"], masks={
+        pixels = sample["image"].permute(1, 2, 0).numpy()
+        return wandb.Image(as_rgb(pixels, datamodule.max_pixel_value), caption=sample["name"], masks={
             "prediction": {"mask_data": predicted.cpu().numpy().astype(np.uint8), "class_labels": labels},
             "ground_truth": {"mask_data": _shown_mask(sample["mask"].numpy(), pl_module), "class_labels": labels},
         })
