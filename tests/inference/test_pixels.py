@@ -1,5 +1,5 @@
-"""Loader workers ship pixels as read; one Normalise turns them into network inputs on the device,
-with the arithmetic albumentations' Normalize did in the workers before."""
+"""Loader workers ship pixels as read and labels as uint8; one Normalise turns the pixels into
+network inputs on the device, with the arithmetic albumentations' Normalize did in the workers before."""
 
 import albumentations as A
 import numpy as np
@@ -41,6 +41,7 @@ def test_a_training_batch_crosses_as_uint8_and_padding_normalises_to_zero(tmp_pa
     pixels, labels = batch["image"], batch["mask"]
     assert pixels.dtype == torch.uint8 and pixels.shape == (4, 3, 513, 513)
     assert pixels.nbytes * 4 == 16 * 3 * 513 * 513  # a batch of 16 would be 12.6 MB, not float32's 50.5 MB
+    assert labels.dtype == torch.uint8 and labels.nbytes * 4 == 16 * 513 * 513  # 4.2 MB, not int64's 33.7 MB
     assert (labels == 255).any(dim=(1, 2)).all()  # 375-pixel sides at scales up to 1 are always padded
     normalised = Normalise(IMAGENET_MEAN, IMAGENET_STD)(pixels)
     padded = normalised.permute(1, 0, 2, 3)[:, labels == 255]

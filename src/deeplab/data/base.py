@@ -104,7 +104,7 @@ class SegmentationDataset(Dataset):
     """Samples read from files; `lookup` (256 entries) maps stored mask values to class ids.
 
     Returns dicts with `image` (CHW pixels, not normalised: uint8 for 8-bit images, float32 for other
-    bands), `mask` (long HW) and `name`."""
+    bands), `mask` (uint8 HW class ids) and `name`; the device side normalises and widens them."""
 
     def __init__(self, samples: list[Sample], transform=None, lookup: np.ndarray | None = None,
                  source: str = "the split list"):
@@ -174,7 +174,8 @@ class SegmentationDataset(Dataset):
             mask = torch.from_numpy(mask.copy())
         if image.dtype != torch.uint8:  # 16-bit and float bands: one dtype the batch and the device can take
             image = image.float()
-        return {"image": image, "mask": torch.as_tensor(mask, dtype=torch.long), "name": self.samples[index].name}
+        # uint8 labels (class ids and the void, as read) cross to the device at an eighth of int64's bytes
+        return {"image": image, "mask": torch.as_tensor(mask, dtype=torch.uint8), "name": self.samples[index].name}
 
 
 def in_fold(name: str, fold: int, num_folds: int) -> bool:

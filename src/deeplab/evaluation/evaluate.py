@@ -67,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict:
     images, start, band_seconds = 0, time.perf_counter(), 0.0
     for batch in tqdm(loader, desc=f"eval {split}", unit="img", dynamic_ncols=True):
         probs = predict_probs(model, normalise(batch["image"].to(device)), **settings)
-        pred, target = probs.argmax(dim=1), batch["mask"].to(device)
+        pred, target = probs.argmax(dim=1), batch["mask"].to(device).long()
         metrics.update(pred, target)
         band_start = time.perf_counter()
         for width, band_metrics in bands.items():  # the same metric, on the pixels near a boundary only

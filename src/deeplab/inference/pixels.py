@@ -24,7 +24,7 @@ class Normalise:
         shape = (len(self.mean), 1, 1)
         mean = torch.tensor(self.mean, device=pixels.device).view(shape) * self.max_pixel_value
         scale = 1.0 / (torch.tensor(self.std, device=pixels.device).view(shape) * self.max_pixel_value)
-        return (pixels.float() - mean) * scale
+        return (pixels - mean).mul_(scale)  # uint8 - float32 is float32: one pass to convert and centre
 
     def __repr__(self) -> str:
         return f"Normalise(mean={self.mean}, std={self.std}, max_pixel_value={self.max_pixel_value:g})"

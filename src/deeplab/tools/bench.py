@@ -79,7 +79,7 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
                               bias_lr_mult=optim.bias_lr_mult)
     optimizer = instantiate(optim.optimizer)(params=groups)
     scheduler = instantiate(cfg.optim.scheduler)(optimizer, total_steps=steps)
-    pixels, masks = batch["image"].to(device), batch["mask"].to(device)
+    pixels, masks = batch["image"].to(device), batch["mask"].to(device).long()
     normalise = normaliser(cfg.data)
     dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
     times = []
@@ -143,7 +143,7 @@ def run(cfg: DictConfig) -> dict:
     height, width = bench.input_size
     size = cfg.data.batch_size
     batch = {"image": torch.randint(0, 256, (size, cfg.data.get("in_channels", 3), height, width), dtype=torch.uint8),
-             "mask": torch.randint(0, cfg.data.num_classes, (size, height, width))}
+             "mask": torch.randint(0, cfg.data.num_classes, (size, height, width), dtype=torch.uint8)}
     model = apply_fast_path(build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3)), cfg.model)
     steps = bench.warmup + bench.iterations
     framework, bare = [], []

@@ -86,7 +86,8 @@ def train_check(backbone: str, stride: int, mode: str, sizes: dict, device: torc
     resolve_normalisation(cfg)
     torch.manual_seed(0)
     batch = {"image": torch.randint(0, 256, (sizes["batch"], 3, sizes["size"], sizes["size"]), dtype=torch.uint8),
-             "mask": torch.randint(0, cfg.data.num_classes, (sizes["batch"], sizes["size"], sizes["size"]))}
+             "mask": torch.randint(0, cfg.data.num_classes, (sizes["batch"], sizes["size"], sizes["size"]),
+                                   dtype=torch.uint8)}
     model = apply_fast_path(build_model(cfg.model, cfg.data.num_classes), cfg.model)
     if compiled:
         model.compile(backend=sizes["compile_backend"])

@@ -33,7 +33,8 @@ class SegmentationModule(pl.LightningModule):
         self.eval_output_stride = eval_output_stride
         self.param_groups = param_groups  # layer-wise learning rates; None: one group
         self.channels_last = channels_last
-        # Batches arrive as pixels (uint8 for 8-bit images): normalised here, after the transfer.
+        # Batches arrive as pixels (uint8 for 8-bit images) and uint8 labels: made network inputs and
+        # loss targets here, after the transfer.
         self.normalise = normalise
         self.inference = dict(inference or {})  # predict_probs arguments: scales, flip, mode, window, stride
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
@@ -55,6 +56,7 @@ class SegmentationModule(pl.LightningModule):
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         batch["image"] = self.normalise(batch["image"])
+        batch["mask"] = batch["mask"].long()
         if self.channels_last:
             batch["image"] = to_channels_last(batch["image"])
         return batch
