@@ -144,7 +144,9 @@ def small_synthetic(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
-SMALL = ("data.prepare.num_train=48", "data.prepare.num_val=12", "data.num_workers=0", "logger=none")
+# fp32 whatever the CPU: the synthetic recipe's trainer.precision=auto would pick bf16 on some machines only
+SMALL = ("data.prepare.num_train=48", "data.prepare.num_val=12", "data.num_workers=0", "logger=none",
+         "trainer.precision=32-true")
 # A network of 0.4 M parameters (timm's test_resnet, 16-channel head), for tests about what a run
 # does rather than what it learns: a step and a checkpoint take milliseconds.
 TINY_NET = ("model.backbone.name=tu-test_resnet", "model.aspp.channels=16", "model.decoder.channels=16",
@@ -154,8 +156,10 @@ TINY_NET = ("model.backbone.name=tu-test_resnet", "model.aspp.channels=16", "mod
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, small_synthetic) -> Path:
     """One short training run (one epoch on 48 images, the tiny network) whose checkpoints the
-    eval, predict and export tests read."""
+    eval, predict and export tests read. Trained with bf16 autocast (emulated where the CPU has no
+    bf16), so that eval.py's fp32 result equals the validation it logged only if validation ran in fp32."""
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    result = run_train(run_dir, *SMALL, *TINY_NET, "trainer.max_epochs=1", data_dir=small_synthetic)
+    result = run_train(run_dir, *SMALL, *TINY_NET, "trainer.max_epochs=1", "trainer.precision=bf16-mixed",
+                       data_dir=small_synthetic)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir

@@ -130,6 +130,7 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["loss.hard_example_mining_step=-5"], "loss.hard_example_mining_step=-5 is not allowed; allowed: an integer >= 0"),
     (["sweep.prune=mean"], "sweep.prune=mean is not allowed; allowed: null (off), median"),
     (["sweep.prune_after=-1"], "sweep.prune_after=-1 is not allowed; allowed: a number of epochs >= 0"),
+    (["target_miou=80"], "target_miou=80 is not allowed; allowed: null (off) or a number from 0 to 1"),
     (["sweep.prune=median"], "sweep.prune=median compares the jobs of a sweep: run with -m (a multirun), or leave "
                              "sweep.prune=null"),
 ])

@@ -284,6 +284,7 @@ def test_arguments_of_a_target_are_keys(argv, expected):
     (["trainer.accumulate_grad_batches=2.5"], "trainer.accumulate_grad_batches=2.5 is not allowed; allowed: an "
                                               "integer"),
     (["trainer.precision=17"], "trainer.precision=17 is not allowed; allowed: 64, 32, 16, transformer-engine"),
+    (["trainer.precision=bf16-auto"], "trainer.precision=bf16-auto is not allowed; allowed: 64, 32, 16"),
     (["++trainer.limit_train_batches=abc"], "trainer.limit_train_batches=abc is not allowed; allowed: an integer, "
                                             "a number, null"),
     (["logger=csv", "logger.csv.flush_logs_every_n_step=5"], "logger.csv.flush_logs_every_n_step is not a config key "

@@ -237,6 +237,7 @@ class TrainConfig(Section):
     model: Model
     data: Data
     seed: int = rule("an integer from 0 to 2**32 - 1", ge=0, lt=2**32)
+    target_miou: Number | None = rule("null (off) or a number from 0 to 1", None, ge=0, le=1)
     trainer: Trainer  # how long training runs
     callbacks: Callbacks  # and how often it saves
     optim: Optim

@@ -33,3 +33,11 @@ def test_bad_budget_and_precision_are_one_line(capsys, monkeypatch):
     code, stderr, _ = memory(capsys, monkeypatch, "trainer.precision=transformer-engine")
     assert_one_line_error(code, stderr, "trainer.precision=transformer-engine is not allowed in tools/memory.py; "
                                         "allowed: 32-true, 32, bf16-mixed")
+
+
+def test_auto_precision_is_counted_as_bf16_and_said(capsys, monkeypatch):
+    code, stderr, auto = memory(capsys, monkeypatch, "trainer.precision=auto")
+    assert code == 0, stderr[-2000:]
+    assert auto["precision"] == "bf16-mixed"
+    code, stderr, bf16 = memory(capsys, monkeypatch, "trainer.precision=bf16-mixed")
+    assert auto["total_bytes"] == bf16["total_bytes"]

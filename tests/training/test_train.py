@@ -35,12 +35,16 @@ def evaluate(model, config):
 
 def test_one_epoch_improves_miou(tmp_path, small_synthetic):
     run_dir = tmp_path / "run"
-    result = run_train(run_dir, *SMALL, "data.prepare.num_train=160", "trainer.max_epochs=1",
+    result = run_train(run_dir, *SMALL, "data.prepare.num_train=160", "trainer.max_epochs=1", "target_miou=0.0",
                        data_dir=small_synthetic)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["epochs"] == 1 and summary["global_step"] == 20
+    reached = summary["reached"]  # the one validation reaches a target of 0: where and when it ran
+    assert {k: reached[k] for k in ("target", "val/mIoU", "step", "epoch")} == \
+        {"target": 0.0, "val/mIoU": summary["val/mIoU"], "step": 20, "epoch": 1.0}
+    assert 0 < reached["seconds"] <= summary["duration_s"]
     assert summary["train_images_per_sec"] > 0 and summary["params"] > 1e6
 
     checkpoint = torch.load(summary["best_ckpt"], map_location="cpu", weights_only=False)

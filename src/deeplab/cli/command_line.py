@@ -215,9 +215,16 @@ def _check_target_argument(cfg: DictConfig, key: str, override, known: list[str]
         target = OmegaConf.select(cfg, f"{node}._target_")
         raise ConfigError(f"{key} is not a config key nor an argument of {target}{_suggest(key, names)}")
     for value in _values(override):
+        if value in RESOLVED_BEFORE_BUILD.get(key, ()):
+            continue
         if not accepts(parameter.annotation, value):
-            raise ConfigError(f"{key}={value} is not allowed; allowed: {describe(parameter.annotation)}")
+            extra = "".join(f", {v}" for v in RESOLVED_BEFORE_BUILD.get(key, ()))
+            raise ConfigError(f"{key}={value} is not allowed; allowed: {describe(parameter.annotation)}{extra}")
     return True
+
+
+# Values the framework replaces before the target is built (training/precision.py for this one).
+RESOLVED_BEFORE_BUILD = {"trainer.precision": ("auto",)}
 
 
 def output_dir(line: CommandLine, conf_dir: str | Path) -> tuple[str, Path | None, DictConfig]:

@@ -22,6 +22,7 @@ from deeplab.log import LOG
 from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
 from deeplab.training.finetune import parameter_groups
+from deeplab.training.precision import resolve_precision
 from deeplab.training.run import segmentation_module
 
 
@@ -133,6 +134,7 @@ def peak_memory_mb(device: torch.device) -> float:
 def run(cfg: DictConfig) -> dict:
     validate(cfg)
     resolve_normalisation(cfg)
+    resolve_precision(cfg.trainer)
     if isinstance(cfg.loss.get("class_weights"), str):  # the values do not change the time; counting would
         LOG.info(f"note: loss.class_weights={cfg.loss.class_weights} is timed with equal weights (the values do "
                  "not change the time; train.py counts them)")

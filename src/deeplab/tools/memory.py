@@ -19,6 +19,10 @@ def report(cfg) -> dict:
     last, one JSON line."""
     validate_memory(cfg)
     precision = str(cfg.trainer.precision)
+    if precision == "auto":  # the target device is elsewhere: predict for one with native bf16, as GPUs are
+        precision = "bf16-mixed"
+        print("trainer.precision=auto: counted as bf16-mixed, what it picks on a device with native bf16 "
+              "(give trainer.precision=32-true for others)")
     if precision not in PRECISIONS:
         raise ConfigError(f"trainer.precision={precision} is not allowed in tools/memory.py; allowed: "
                           f"{', '.join(PRECISIONS)}")

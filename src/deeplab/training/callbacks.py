@@ -10,7 +10,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.builders.checkpoint import CONFIG_KEY
 from deeplab.log import LOG
-from deeplab.training.pruning import ValidationHistory
+from deeplab.training.pruning import ValidationHistory, epochs_trained
 
 
 class ConfigInCheckpoint(pl.Callback):
@@ -27,7 +27,7 @@ class RunSummary(pl.Callback):
     """Measures training throughput (validation excluded) and writes `summary.json` when fit ends."""
 
     def __init__(self, output_dir: str, params: int | None = None, madds: int | None = None,
-                 settings: dict | None = None, extra: dict | None = None):
+                 settings: dict | None = None, extra: dict | None = None, target_miou: float | None = None):
         self.path = Path(output_dir) / "summary.json"
         self.params, self.madds, self.settings = params, madds, settings or {}
         self.extra = extra or {}  # what the run resolved at start (class weights), as it is
@@ -36,19 +36,27 @@ class RunSummary(pl.Callback):
         self._fit_start = self._batch_start = None
         self.validation: dict[str, float] = {}  # the last validation's val/ metrics, kept in checkpoints
         self.validations = 0  # validations run so far, across resumes
+        self.target_miou = target_miou
+        self.reached: dict | None = None  # where val/mIoU first reached target_miou: step, epoch, seconds
 
     def state_dict(self) -> dict:
         # A run resumed from its final checkpoint validates no more, and still reports its results.
-        return {"validation": dict(self.validation), "validations": self.validations}
+        return {"validation": dict(self.validation), "validations": self.validations, "reached": self.reached}
 
     def load_state_dict(self, state: dict) -> None:
         self.validation = dict(state.get("validation", {}))
         self.validations = int(state.get("validations", 0))
+        self.reached = state.get("reached")
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not trainer.sanity_checking:
             self.validation = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
             self.validations += 1
+            miou = self.validation.get("val/mIoU")
+            if self.target_miou is not None and self.reached is None and miou is not None and miou >= self.target_miou:
+                # seconds since fit started in this process (a resumed run counts from its resume)
+                self.reached = {"target": self.target_miou, "val/mIoU": miou, "step": trainer.global_step,
+                                "epoch": epochs_trained(trainer), "seconds": time.perf_counter() - self._fit_start}
 
     def on_fit_start(self, trainer, pl_module) -> None:
         self._fit_start = time.perf_counter()
@@ -93,6 +101,7 @@ class RunSummary(pl.Callback):
             "train_images_per_sec": self.train_images / self.train_seconds if self.train_seconds else None,
             "duration_s": time.perf_counter() - self._fit_start if self._fit_start else None,
             "pruned": history.pruned if history is not None else None,  # by sweep.prune: where and why
+            "reached": self.reached,  # where val/mIoU first reached target_miou (null: not reached, or off)
             **self.extra,
         }
 

@@ -104,7 +104,9 @@ class SegmentationModule(pl.LightningModule):
             self.per_image = ImageCounts(self.per_image.num_classes, self.per_image.ignore_index)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        probs = predict_probs(self._eval_model[0], batch["image"], **self.inference)
+        # In fp32 whatever the training precision: val/mIoU is what eval.py reports for these weights.
+        with torch.autocast(self.device.type, enabled=False):
+            probs = predict_probs(self._eval_model[0], batch["image"], **self.inference)
         pred, mask = probs.argmax(dim=1), batch["mask"]
         self.val_metrics.update(pred, mask)
         if self.per_image is not None:

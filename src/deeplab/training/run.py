@@ -1,6 +1,7 @@
 """One training run from a composed config: build, fit, report the best validation mIoU."""
 
 import copy
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from deeplab.training.deviations import deviations
 from deeplab.training.finetune import StagedFinetuning, parameter_groups
 from deeplab.training.losses import resolve_class_weights
 from deeplab.training.module import SegmentationModule
+from deeplab.training.precision import resolve_precision
 from deeplab.training.pruning import ValidationHistory, pruned_record
 from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
 from deeplab.training.sweep import job_identity, sweep_dir
@@ -47,6 +49,7 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     validate(cfg)
     for note in resolve_normalisation(cfg):
         LOG.info(note)
+    resolve_precision(cfg.trainer)
     LOG.info(describe(cfg, choices))
     departures = deviations(cfg, choices) if cfg.get("check", {}).get("deviations", True) else []
     for line in departures:
@@ -90,7 +93,8 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
                                  cfg.callbacks.last_checkpoint.every_n_train_steps),
                   ConfigInCheckpoint(config), StepSeed(cfg.seed), history,
                   RunSummary(cfg.paths.output_dir, params=params, madds=madds, settings=settings,
-                             extra={"deviations": departures, **_class_weights(cfg)}),
+                             extra={"deviations": departures, **_class_weights(cfg)},
+                             target_miou=cfg.get("target_miou")),
                   WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, cfg.dashboard.get("num_worst", 0),
                              {"params": params, "madds": madds, "deviations": departures, **_class_weights(cfg)})]
     if stages:
@@ -99,6 +103,9 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     for logger in loggers:
         logger.log_hyperparams({**_flatten(config), "params": params, "madds": madds})
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()])
+    # The module normalises batches after the transfer by design; Lightning warns whenever a module
+    # with that hook meets a DataModule.
+    warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer` in `LightningModule`")
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     except BaseException:
