@@ -164,6 +164,8 @@ class Eval(Section):
                                                      Field(min_length=1, max_length=2)] | None = rule(
         "null (two thirds of the window), an integer >= 1 or [height, width]")
 
+    fast: bool = rule("true, false", True)
+    precision: Literal["fp32", "bf16", "auto"] = rule("fp32, bf16, auto", "fp32")
     trimap: Trimap | None = None
     boundary_iou: BoundaryIoU | None = None
     bootstrap: int = rule("an integer >= 0 (0: no interval)", 1000, ge=0)
@@ -282,6 +284,7 @@ class Export(Section):
     example_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
     check_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
     tolerance: Number = rule("a number > 0", gt=0)
+    fold: bool = rule("true, false", True)
 
 
 class MemoryBudget(Section):

@@ -163,3 +163,38 @@ def test_trimap_per_image_and_interval_on_the_voc_samples(voc_checkpoint, tmp_pa
     assert "95% paired bootstrap interval over 9 images: " in last
     low, high = (float(x) for x in last.split("images: ")[1].split(" .. "))
     assert low <= 100 * (whole["mIoU"] - metrics["mIoU"]) <= high
+
+
+def eval_fast_and_plain(checkpoint, tmp_path, capsys, monkeypatch, *args) -> tuple[dict, dict]:
+    results = []
+    for fast in ("true", "false"):
+        out = tmp_path / f"fast_{fast}"
+        code, stderr = run_entry("eval.py", f"ckpt_path={checkpoint}", f"eval.fast={fast}", "eval.bootstrap=0",
+                                 "eval.num_worst=0", *args, f"hydra.run.dir={out}", capsys=capsys,
+                                 monkeypatch=monkeypatch)
+        assert code == 0, stderr[-3000:]
+        results.append(json.loads((out / "metrics.json").read_text()))
+    return results[0], results[1]
+
+
+def assert_same_metrics(fast: dict, plain: dict) -> None:
+    assert fast["fast"] is True and plain["fast"] is False and fast["precision"] == plain["precision"] == "fp32"
+    assert fast["mIoU"] == pytest.approx(plain["mIoU"], abs=1e-6)
+    assert fast["pixel_acc"] == pytest.approx(plain["pixel_acc"], abs=1e-6)
+    for name, iou in plain["per_class_iou"].items():
+        assert (fast["per_class_iou"][name] is None) == (iou is None)
+        if iou is not None:
+            assert fast["per_class_iou"][name] == pytest.approx(iou, abs=1e-6)
+
+
+def test_folded_channels_last_inference_gives_the_same_metrics(trained_run, tmp_path, capsys, monkeypatch):
+    assert_same_metrics(*eval_fast_and_plain(trained_run / "checkpoints" / "best.ckpt", tmp_path, capsys,
+                                             monkeypatch, "eval.flip=true"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="../shared/data/voc2012_samples not present")
+def test_folded_channels_last_inference_gives_the_same_metrics_on_the_voc_samples(voc_checkpoint, tmp_path, capsys,
+                                                                                  monkeypatch):
+    assert_same_metrics(*eval_fast_and_plain(voc_checkpoint, tmp_path, capsys, monkeypatch, "data.split=trainval",
+                                             "eval.scales=[0.75,1.0,1.25]"))

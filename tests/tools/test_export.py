@@ -30,6 +30,8 @@ def test_export_round_trip_with_dynamic_sizes(checkpoint, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["onnx"] == str(path) and report["max_abs_diff"] <= 1e-4
+    assert report["folded"] is True and report["batch_norm_nodes"] == 0  # all folded into the convolutions
+    assert report["images_per_sec"]["onnxruntime"] > 0 and report["images_per_sec"]["pytorch"] > 0
     assert report["checked_sizes"] == [[2, 97, 129], [1, 65, 81]]
 
     proto = onnx.load(str(path))
@@ -96,3 +98,19 @@ def test_bad_checkpoints_are_refused_in_one_line(tmp_path, checkpoint):
     missing = export()
     assert missing.returncode == 2 and missing.stderr == "error: ckpt_path is required; give it on the command " \
                                                          "line: ckpt_path=VALUE\n"
+
+
+@pytest.mark.slow
+def test_folded_and_unfolded_exports_agree(checkpoint, tmp_path):
+    """torch's exporter folds batch norm into the convolutions itself: both graphs are the same
+    size, without BatchNormalization nodes, and both match the model as trained."""
+    reports = {}
+    for fold in ("true", "false"):
+        result = export(f"ckpt_path={checkpoint}", f"output={tmp_path / f'{fold}.onnx'}", "example_size=[65,65]",
+                        "check_size=[33,49]", f"fold={fold}")
+        assert result.returncode == 0, result.stderr[-3000:]
+        reports[fold] = json.loads(result.stdout.strip().splitlines()[-1])
+    folded, plain = reports["true"], reports["false"]
+    assert (folded["folded"], plain["folded"]) == (True, False)
+    assert folded["batch_norm_nodes"] == plain["batch_norm_nodes"] == 0 and folded["nodes"] == plain["nodes"]
+    assert folded["max_abs_diff"] <= 1e-4 and plain["max_abs_diff"] <= 1e-4

@@ -21,6 +21,7 @@ from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.per_image import ImageCounts, bootstrap_interval, lowest_first, miou, per_image_rows
 from deeplab.inference.pixels import normaliser
+from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
 from deeplab.schema import validate_eval
 
 
@@ -49,7 +50,8 @@ def evaluate(cfg: DictConfig) -> dict:
     device = pick_device(cfg.device)
     output_stride = cfg.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
-    model.to(device)
+    model = prepare_for_inference(model.to(device), cfg.eval.get("fast", True), config.data.get("in_channels", 3))
+    precision = inference_precision(cfg.eval.get("precision", "fp32"), device)
     settings = inference_settings(cfg.eval, config.data.crop_size)
 
     if not other_root:
@@ -66,7 +68,8 @@ def evaluate(cfg: DictConfig) -> dict:
     normalise = normaliser(config.data)
     images, start, band_seconds = 0, time.perf_counter(), 0.0
     for batch in tqdm(loader, desc=f"eval {split}", unit="img", dynamic_ncols=True):
-        probs = predict_probs(model, normalise(batch["image"].to(device)), **settings)
+        with autocast(precision, device):
+            probs = predict_probs(model, normalise(batch["image"].to(device)), **settings).float()
         pred, target = probs.argmax(dim=1), batch["mask"].to(device).long()
         metrics.update(pred, target)
         band_start = time.perf_counter()
@@ -97,6 +100,8 @@ def evaluate(cfg: DictConfig) -> dict:
         **settings,
         **({"window": None, "stride": None} if settings["mode"] == "whole" else {}),  # unused: not reported
         "device": str(device),
+        "fast": bool(cfg.eval.get("fast", True)),
+        "precision": precision,
     }
     intersection, union = edges.cpu().numpy()
     edge_iou = np.where(union > 0, intersection / np.maximum(union, 1), np.nan)

@@ -17,6 +17,7 @@ from deeplab.data.palette import voc_palette
 from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.pixels import normaliser
+from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
 from deeplab.schema import validate_eval
 
 
@@ -75,7 +76,8 @@ def predict(cfg: DictConfig) -> int:
     model, config = model_from_checkpoint(cfg.ckpt_path)
     device = pick_device(cfg.device)
     model.set_output_stride(cfg.eval.output_stride or config.model.output_stride)
-    model.to(device)
+    model = prepare_for_inference(model.to(device), cfg.eval.get("fast", True), config.data.get("in_channels", 3))
+    precision = inference_precision(cfg.eval.get("precision", "fp32"), device)
     settings = inference_settings(cfg.eval, config.data.crop_size)
     bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
     normalise = normaliser(config.data)
@@ -89,7 +91,8 @@ def predict(cfg: DictConfig) -> int:
             tqdm.write(f"error: {path}: cannot read the image ({type(err).__name__}: {err})", file=sys.stderr)
             continue
         tensor = normalise(torch.from_numpy(image).permute(2, 0, 1)[None].to(device))
-        classes = predict_probs(model, tensor, **settings).argmax(dim=1)[0].cpu().numpy()
+        with autocast(precision, device):
+            classes = predict_probs(model, tensor, **settings).argmax(dim=1)[0].cpu().numpy()
         save_outputs(out, path.stem, as_rgb(image, scale), classes, palette, cfg.overlay_alpha)
     done = len(files) - len(failed)
     print(f"{done} of {len(files)} images: masks and overlays in {out}")

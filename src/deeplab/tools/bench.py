@@ -18,6 +18,7 @@ from deeplab.builders.model import build_model, inference_settings, resolve_norm
 from deeplab.inference.complexity import count_madds
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.pixels import normaliser
+from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
 from deeplab.log import LOG
 from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
@@ -103,7 +104,9 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
 
 @torch.no_grad()
 def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
-    model.to(device).eval()
+    """Seconds a batch through eval.py's path: the prepared model (eval.fast), eval.precision."""
+    model = prepare_for_inference(model.to(device), cfg.eval.get("fast", True), cfg.data.get("in_channels", 3))
+    precision = inference_precision(cfg.eval.get("precision", "fp32"), device)
     pixels = batch["image"].to(device)
     normalise = normaliser(cfg.data)
     settings = inference_settings(cfg.eval, cfg.data.crop_size)
@@ -114,7 +117,8 @@ def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torc
         images = normalise(pixels)
         if cfg.model.channels_last:
             images = to_channels_last(images)
-        predict_probs(model, images, **settings)
+        with autocast(precision, device):
+            predict_probs(model, images, **settings)
         _sync(device)
         times.append(time.perf_counter() - start)
     return times
@@ -164,6 +168,7 @@ def run(cfg: DictConfig) -> dict:
         "train_images_per_sec": size / framework_s, "bare_train_images_per_sec": size / bare_s,
         "overhead_ratio": framework_s / bare_s,
         "infer_ms_per_batch": 1000 * infer_s, "infer_images_per_sec": size / infer_s,
+        "eval_fast": bool(cfg.eval.get("fast", True)), "eval_precision": str(cfg.eval.get("precision", "fp32")),
         "madds_per_image": madds, "peak_memory_mb": peak_memory_mb(device),
     }
     if bench.loader_batches:

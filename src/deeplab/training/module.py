@@ -13,6 +13,7 @@ from deeplab.inference.boundary import trimap_band
 from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.per_image import ImageCounts
+from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
 from deeplab.training.resume import NonFiniteLoss
 
 
@@ -22,7 +23,8 @@ class SegmentationModule(pl.LightningModule):
                  num_classes: int, class_names: Sequence[str], ignore_index: int = 255,
                  eval_output_stride: int | None = None, inference: dict | None = None,
                  param_groups: Callable[[nn.Module], list[dict]] | None = None, channels_last: bool = False,
-                 trimap: dict | None = None, per_image: bool = False):
+                 trimap: dict | None = None, per_image: bool = False, eval_fast: bool = False,
+                 eval_precision: str = "fp32"):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -37,6 +39,7 @@ class SegmentationModule(pl.LightningModule):
         # loss targets here, after the transfer.
         self.normalise = normalise
         self.inference = dict(inference or {})  # predict_probs arguments: scales, flip, mode, window, stride
+        self.eval_fast, self.eval_precision = eval_fast, eval_precision  # eval.fast, eval.precision
         self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
         # The paper's trimap (eval.trimap): the same metric on the pixels within each width of a boundary.
         self.trimap_boundary = (trimap or {}).get("boundary", "labels")
@@ -99,14 +102,17 @@ class SegmentationModule(pl.LightningModule):
         return other.eval()
 
     def on_validation_epoch_start(self) -> None:
-        self._eval_model[:] = [self.evaluation_model()]
+        # eval.py's preparation (a copy: folded batch norm, channels-last) of this validation's weights
+        model = self.evaluation_model()
+        self._eval_model[:] = [prepare_for_inference(model, self.eval_fast, getattr(model, "in_channels", 3))]
         if self.per_image is not None:
             self.per_image = ImageCounts(self.per_image.num_classes, self.per_image.ignore_index)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        # In fp32 whatever the training precision: val/mIoU is what eval.py reports for these weights.
-        with torch.autocast(self.device.type, enabled=False):
-            probs = predict_probs(self._eval_model[0], batch["image"], **self.inference)
+        # At eval.precision (fp32 by default) whatever the training precision: val/mIoU is what
+        # eval.py reports for these weights.
+        with autocast(inference_precision(self.eval_precision, self.device), self.device):
+            probs = predict_probs(self._eval_model[0], batch["image"], **self.inference).float()
         pred, mask = probs.argmax(dim=1), batch["mask"]
         self.val_metrics.update(pred, mask)
         if self.per_image is not None:

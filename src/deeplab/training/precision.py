@@ -4,21 +4,16 @@ elsewhere (emulated bf16 is slower than fp32, and fp16 needs loss scaling for no
 import torch
 from omegaconf import DictConfig
 
+from deeplab.inference.prepare import native_bf16 as device_bf16
 from deeplab.log import LOG
 
 
 def native_bf16(accelerator: str) -> tuple[bool, str]:
     """Whether the device training would use computes bf16 natively, and what says so."""
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        name = torch.cuda.get_device_name(0)
-        return torch.cuda.is_bf16_supported(including_emulation=False), name
+        return device_bf16(torch.device("cuda", 0))
     if accelerator in ("auto", "cpu"):
-        cpu = torch.cpu
-        if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
-            return True, "this CPU has AMX"
-        if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
-            return True, "this CPU has AVX512-BF16"
-        return False, "this CPU has no native bf16 (AVX512-BF16 or AMX)"
+        return device_bf16(torch.device("cpu"))
     return False, f"trainer.accelerator={accelerator}"
 
 

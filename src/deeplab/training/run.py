@@ -171,6 +171,8 @@ def segmentation_module(cfg: DictConfig, model) -> SegmentationModule:
         channels_last=cfg.model.channels_last,
         trimap=_trimap(cfg),
         per_image=bool(cfg.dashboard.get("num_worst", 0)),
+        eval_fast=bool(cfg.eval.get("fast", True)),
+        eval_precision=str(cfg.eval.get("precision", "fp32")),
     )
 
 

@@ -1,0 +1,123 @@
+"""A model prepared once for inference: eval mode, each batch norm folded into the convolution
+that feeds it, channels-last weights. Always a copy: the model given (the one training goes on
+updating) is never changed."""
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+FOLD_TOLERANCE = 1e-4  # largest |folded - unfolded| logit on the probe image, per unit of the largest logit
+
+
+def _conv_bn_pairs(model: nn.Module, probe: torch.Tensor) -> list[tuple[str, str]]:
+    """(conv, batch norm) module names where, in a forward pass, the batch norm's input is exactly
+    the convolution's output, unchanged (an in-place ReLU between them keeps the tensor but bumps
+    its version). Found by running the model, not by tracing its code, so it works for any encoder
+    (timm's, smp's, this package's own). A module called more than once is left out."""
+    names = {module: name for name, module in model.named_modules()}
+    outputs: dict[int, tuple[torch.Tensor, int, str]] = {}  # the tensors are kept, so no id is reused
+    pairs, calls = [], {}
+
+    def after_conv(module, args, output):
+        calls[module] = calls.get(module, 0) + 1
+        outputs[id(output)] = (output, output._version, names[module])
+
+    def before_bn(module, args):
+        calls[module] = calls.get(module, 0) + 1
+        found = outputs.get(id(args[0]))
+        if found is not None and found[0] is args[0] and found[1] == args[0]._version:
+            pairs.append((found[2], names[module]))
+
+    hooks = [m.register_forward_hook(after_conv) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_pre_hook(before_bn) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    try:
+        with torch.no_grad():
+            model(probe)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    once = {names[m] for m, n in calls.items() if n == 1}
+    convs = [conv for conv, _ in pairs]
+    return [(conv, bn) for conv, bn in pairs if conv in once and bn in once and convs.count(conv) == 1]
+
+
+def _set(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)
+
+
+def _after_normalising(bn: nn.BatchNorm2d) -> nn.Module | None:
+    """What is left of a batch norm module once its normalisation is folded: nothing for torch's
+    own; the dropout and activation of timm's BatchNormAct2d; None (do not fold) for other kinds."""
+    if type(bn) is nn.BatchNorm2d:
+        return nn.Identity()
+    if hasattr(bn, "act") and hasattr(bn, "drop"):  # timm.layers.BatchNormAct2d: normalise, drop, act
+        return nn.Sequential(bn.drop, bn.act)
+    return None
+
+
+def fold_batch_norm(model: nn.Module, probe: torch.Tensor) -> int:
+    """Folds, in place, every batch norm that directly follows a convolution into it (the
+    convolution gains the bias; what the batch norm module did after normalising stays); returns
+    how many. The model must be in eval mode: the running statistics are what is folded."""
+    folded = 0
+    for conv_name, bn_name in _conv_bn_pairs(model, probe):
+        conv, bn = model.get_submodule(conv_name), model.get_submodule(bn_name)
+        rest = _after_normalising(bn)
+        if rest is None:
+            continue
+        _set(model, conv_name, fuse_conv_bn_eval(conv, bn))
+        _set(model, bn_name, rest)
+        folded += 1
+    return folded
+
+
+def prepare_for_inference(model: nn.Module, fast: bool, in_channels: int = 3, channels_last: bool = True) -> nn.Module:
+    """An eval-mode copy; with `fast`, batch norm folded and (unless channels_last=false: ONNX
+    export) weights channels-last. The folded copy's logits are checked against the model's on a
+    probe image (to FOLD_TOLERANCE)."""
+    prepared = copy.deepcopy(model).eval()
+    if not fast:
+        return prepared
+    parameter = next(model.parameters())
+    probe = torch.randn(1, in_channels, 65, 65, generator=torch.Generator().manual_seed(0)).to(parameter.device)
+    with torch.no_grad():
+        expected = prepared(probe)
+    fold_batch_norm(prepared, probe)
+    if channels_last:
+        prepared = prepared.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        difference = (prepared(probe.contiguous(memory_format=torch.channels_last)) - expected).abs().max().item()
+    tolerance = FOLD_TOLERANCE * max(1.0, expected.abs().max().item())  # fp32 rounding grows with the logits
+    if difference > tolerance:
+        raise RuntimeError(f"folding batch norm changed the logits by {difference:.3g} (more than {tolerance:.3g}); "
+                           "run with eval.fast=false and report the model")
+    return prepared
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether the device computes bf16 natively (emulated bf16 is slower than fp32), and what says so."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False), torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        if getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)():
+            return True, "this CPU has AMX"
+        if getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)():
+            return True, "this CPU has AVX512-BF16"
+        return False, "this CPU has no native bf16 (AVX512-BF16 or AMX)"
+    return False, f"device {device}"
+
+
+def inference_precision(precision: str, device: torch.device) -> str:
+    """eval.precision as it will run: fp32 or bf16 (auto: bf16 where native)."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device)[0] else "fp32"
+    return precision
+
+
+def autocast(precision: str, device: torch.device):
+    """The arithmetic of inference at `precision` (fp32 or bf16, resolved): fp32 also switches off
+    an autocast around it (training's, during validation)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

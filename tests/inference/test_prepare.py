@@ -1,0 +1,85 @@
+"""eval.fast's prepared copy: every batch norm that follows a convolution folded into it, found by
+running the model (any encoder), the same logits to 1e-4, and the trained model left as it was."""
+
+import pytest
+import torch
+from torch import nn
+
+from deeplab.builders.model import build_model
+from deeplab.inference.prepare import fold_batch_norm, prepare_for_inference
+
+from ..conftest import TINY_NET, compose_config
+
+
+def randomise_statistics(model: nn.Module) -> None:
+    """Running statistics other than the initial 0 and 1, so that folding has something to fold."""
+    generator = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+            module.running_var.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(module.num_features, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.randn(module.num_features, generator=generator) * 0.1)
+
+
+@pytest.mark.parametrize("overrides", [
+    pytest.param(["backbone=resnet18"], marks=pytest.mark.slow),
+    pytest.param(["backbone=xception65", "os='8'"], marks=pytest.mark.slow),
+    ["backbone=mobilenet_v2"], list(TINY_NET)])
+def test_folded_copy_gives_the_same_logits_and_leaves_the_model_alone(overrides):
+    torch.manual_seed(0)
+    model = build_model(compose_config(*overrides).model, 5)
+    randomise_statistics(model)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch_norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    prepared = prepare_for_inference(model, fast=True)
+    left = sum(isinstance(m, nn.BatchNorm2d) for m in prepared.modules())
+    assert left < batch_norms / 10, (left, batch_norms)  # nearly all follow a convolution
+    assert not prepared.training
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in prepared.parameters() if p.dim() == 4)
+    image = torch.randn(2, 3, 97, 113, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain = prepare_for_inference(model, fast=False)(image)
+        folded = prepared(image)
+    assert (folded - plain).abs().max().item() <= 1e-4 * max(1.0, plain.abs().max().item())
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == batch_norms
+
+
+class SharedOutput(nn.Module):
+    """A convolution whose output feeds a batch norm and is also used again."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.after_relu = nn.Sequential(nn.Conv2d(4, 4, 1), nn.ReLU(), nn.BatchNorm2d(4))
+
+    def forward(self, x):
+        y = self.conv(x)
+        return self.after_relu(self.bn(y) + y)
+
+
+def test_only_a_batch_norm_right_after_a_convolution_is_folded_and_a_wrong_fold_is_refused():
+    model = SharedOutput()
+    randomise_statistics(model)
+    model.eval()
+    probe = torch.randn(1, 3, 16, 16)
+    copy = prepare_for_inference(model, fast=False)
+    assert fold_batch_norm(copy, probe) == 1  # conv -> bn; the batch norm after the ReLU stays
+    assert isinstance(copy.after_relu[2], nn.BatchNorm2d) and isinstance(copy.bn, nn.Identity)
+    with pytest.raises(RuntimeError, match="folding batch norm changed the logits by .*; run with eval.fast=false"):
+        prepare_for_inference(model, fast=True)  # y is used again: folding would change it
+
+
+def test_timm_batch_norm_with_activation_keeps_its_activation():
+    from timm.layers import BatchNormAct2d
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), BatchNormAct2d(4, act_layer=nn.ReLU))
+    randomise_statistics(model)
+    model.eval()
+    image = torch.randn(2, 3, 12, 12)
+    prepared = prepare_for_inference(model, fast=True)
+    assert isinstance(prepared[1], nn.Sequential) and isinstance(prepared[1][1], nn.ReLU)
+    with torch.no_grad():
+        assert torch.allclose(prepared(image), model(image), atol=1e-6) and (model(image) == 0).any()
