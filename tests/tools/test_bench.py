@@ -6,7 +6,7 @@ import torch
 
 from deeplab.builders.checkpoint import load_checkpoint, model_from_checkpoint
 
-from ..conftest import SMALL, run_script, run_train
+from ..conftest import SMALL, assert_one_line_error, run_entry, run_script, run_train
 
 
 def test_bench_writes_the_figures(tmp_path, small_synthetic):
@@ -33,3 +33,26 @@ def test_channels_last_training_keeps_checkpoints_compatible(tmp_path, small_syn
     stem = load_checkpoint(checkpoint)["state_dict"]["model.encoder.conv1.weight"]  # a 7x7 conv
     assert stem.is_contiguous(memory_format=torch.channels_last) and not stem.is_contiguous()  # trained in NHWC
     model_from_checkpoint(checkpoint)  # and loads strictly into a plain model: the keys are unchanged
+
+
+def test_bench_against_smp_with_the_same_encoder(tmp_path, small_synthetic, capsys, monkeypatch):
+    output = tmp_path / "bench.json"
+    code, stderr, stdout = run_entry("tools/bench.py", *SMALL, f"paths.data_dir={small_synthetic}",
+                                     "model.backbone.name=tu-test_resnet", "data.batch_size=2",
+                                     "bench.input_size=[65,65]", "bench.warmup=1", "bench.iterations=2",
+                                     "bench.repeats=1", "bench.loader_batches=0", "bench.compare=smp",
+                                     f"bench.output={output}", capsys=capsys, monkeypatch=monkeypatch, stdout=True)
+    assert code == 0, stderr[-3000:]
+    figures = json.loads(output.read_text())
+    for key in ("smp_train_ms_per_step", "smp_infer_ms_per_batch"):
+        assert figures[key] > 0, key
+    assert figures["train_time_ratio_vs_smp"] == figures["bare_train_ms_per_step"] / figures["smp_train_ms_per_step"]
+    assert figures["infer_time_ratio_vs_smp"] == figures["infer_ms_per_batch"] / figures["smp_infer_ms_per_batch"]
+    assert "time against smp's DeepLabV3Plus (at 64x64): training" in stdout and figures["smp_input_size"] == [64, 64]
+    for bad, message in (("bench.compare=timm", "bench.compare=timm is not allowed; allowed: null, smp"),
+                         ("os='32'", "bench.compare=smp needs os=8 or os=16 (smp's DeepLabV3Plus has no output "
+                                     "stride 32)")):
+        code, stderr = run_entry("tools/bench.py", *SMALL, "bench.compare=smp", bad, "bench.loader_batches=0",
+                                 f"bench.output={tmp_path / 'no.json'}", capsys=capsys, monkeypatch=monkeypatch)
+        assert_one_line_error(code, stderr, message)
+    assert not (tmp_path / "no.json").exists()

@@ -15,11 +15,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from deeplab.builders.fast import apply_fast_path, to_channels_last
 from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
+from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
 from deeplab.log import LOG
+from deeplab.model.encoder import resolve_encoder_name
 from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
 from deeplab.training.finetune import parameter_groups
@@ -71,7 +73,8 @@ def framework_steps(cfg: DictConfig, model, batch: dict, steps: int, device: tor
     return timer.times
 
 
-def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
+def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device,
+               channels_last: bool | None = None) -> list[float]:
     """Seconds per training step of a hand-written loop: the same module, loss, optimizer,
     schedule and precision, nothing else."""
     model.to(device).train()
@@ -90,7 +93,7 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         images = normalise(pixels)  # per step, as the LightningModule does after each transfer
-        if cfg.model.channels_last:
+        if cfg.model.channels_last if channels_last is None else channels_last:
             images = to_channels_last(images)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = loss_fn(model(images), masks)
@@ -103,9 +106,12 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
 
 
 @torch.no_grad()
-def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device) -> list[float]:
-    """Seconds a batch through eval.py's path: the prepared model (eval.fast), eval.precision."""
-    model = prepare_for_inference(model.to(device), cfg.eval.get("fast", True), cfg.data.get("in_channels", 3))
+def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device,
+                   as_trained: bool = False) -> list[float]:
+    """Seconds a batch through eval.py's path: the prepared model (eval.fast), eval.precision;
+    `as_trained`: another library's model as it comes, its plain forward and a softmax."""
+    fast = cfg.eval.get("fast", True) and not as_trained
+    model = prepare_for_inference(model.to(device), fast, cfg.data.get("in_channels", 3))
     precision = inference_precision(cfg.eval.get("precision", "fp32"), device)
     pixels = batch["image"].to(device)
     normalise = normaliser(cfg.data)
@@ -115,13 +121,29 @@ def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torc
         _sync(device)
         start = time.perf_counter()
         images = normalise(pixels)
-        if cfg.model.channels_last:
+        if cfg.model.channels_last and not as_trained:
             images = to_channels_last(images)
         with autocast(precision, device):
-            predict_probs(model, images, **settings)
+            if as_trained:
+                model(images).softmax(dim=1)
+            else:
+                predict_probs(model, images, **settings)
         _sync(device)
         times.append(time.perf_counter() - start)
     return times
+
+
+def smp_model(cfg: DictConfig) -> torch.nn.Module:
+    """segmentation-models-pytorch's DeepLabV3Plus with this run's encoder at its output stride,
+    smp's own defaults otherwise (one 3x3 refinement conv, rates 12/24/36), randomly initialised."""
+    import segmentation_models_pytorch as smp
+
+    stride = int(cfg.model.output_stride)
+    if stride not in (8, 16):
+        raise ConfigError(f"bench.compare=smp needs os=8 or os=16 (smp's DeepLabV3Plus has no output stride {stride})")
+    return smp.DeepLabV3Plus(encoder_name=resolve_encoder_name(cfg.model.backbone.name), encoder_weights=None,
+                             encoder_output_stride=stride, classes=cfg.data.num_classes,
+                             in_channels=cfg.data.get("in_channels", 3))
 
 
 def model_flop_utilisation(madds_per_image: float, images_per_sec: float, peak_tflops: float) -> float:
@@ -144,6 +166,8 @@ def run(cfg: DictConfig) -> dict:
                  "not change the time; train.py counts them)")
         cfg.loss.class_weights = [1.0] * cfg.data.num_classes
     bench = cfg.bench
+    if bench.get("compare") not in (None, "smp"):
+        raise ConfigError(f"bench.compare={bench.compare} is not allowed; allowed: null, smp")
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
     torch.manual_seed(cfg.seed)
     height, width = bench.input_size
@@ -152,11 +176,18 @@ def run(cfg: DictConfig) -> dict:
              "mask": torch.randint(0, cfg.data.num_classes, (size, height, width), dtype=torch.uint8)}
     model = apply_fast_path(build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3)), cfg.model)
     steps = bench.warmup + bench.iterations
-    framework, bare = [], []
-    for _ in range(bench.repeats):  # alternated, so that drifts in the machine hit both alike
+    peer = smp_model(cfg) if bench.get("compare") == "smp" else None
+    # smp's model takes sides divisible by 16: it gets the largest such crop (513 -> 512), never more
+    peer_batch = {key: value[..., : height // 16 * 16, : width // 16 * 16] for key, value in batch.items()}
+    framework, bare, infer, peer_train, peer_infer = [], [], [], [], []
+    for _ in range(bench.repeats):  # alternated, so that drifts in the machine hit all alike
         framework += framework_steps(cfg, model, batch, steps, device)[bench.warmup:]
         bare += bare_steps(cfg, model, batch, steps, device)[bench.warmup:]
-    infer = inference_time(cfg, model, batch, steps, device)[bench.warmup:]
+        if peer is not None:
+            peer_train += bare_steps(cfg, peer, peer_batch, steps, device, channels_last=False)[bench.warmup:]
+        infer += inference_time(cfg, model, batch, steps, device)[bench.warmup:]
+        if peer is not None:
+            peer_infer += inference_time(cfg, peer, peer_batch, steps, device, as_trained=True)[bench.warmup:]
     framework_s, bare_s, infer_s = (statistics.median(t) for t in (framework, bare, infer))
     madds = count_madds(model, (height, width))["madds"]
     result = {
@@ -171,6 +202,11 @@ def run(cfg: DictConfig) -> dict:
         "eval_fast": bool(cfg.eval.get("fast", True)), "eval_precision": str(cfg.eval.get("precision", "fp32")),
         "madds_per_image": madds, "peak_memory_mb": peak_memory_mb(device),
     }
+    if peer is not None:  # the same loss, optimizer, precision and input; smp's model as it comes
+        peer_train_s, peer_infer_s = statistics.median(peer_train), statistics.median(peer_infer)
+        result.update(smp_input_size=list(peer_batch["image"].shape[-2:]),
+                      smp_train_ms_per_step=1000 * peer_train_s, smp_infer_ms_per_batch=1000 * peer_infer_s,
+                      train_time_ratio_vs_smp=bare_s / peer_train_s, infer_time_ratio_vs_smp=infer_s / peer_infer_s)
     if bench.loader_batches:
         images, seconds = time_loader(cfg.data, cfg.aug, bench.loader_batches)
         result["loader_images_per_sec"] = images / seconds
@@ -189,6 +225,14 @@ def report(cfg: DictConfig) -> dict:
     print(f"{'train (framework)':<22}{r['train_ms_per_step']:>10.1f}{r['train_images_per_sec']:>10.2f}")
     print(f"{'train (bare loop)':<22}{r['bare_train_ms_per_step']:>10.1f}{r['bare_train_images_per_sec']:>10.2f}")
     print(f"{'inference':<22}{r['infer_ms_per_batch']:>10.1f}{r['infer_images_per_sec']:>10.2f}")
+    if "smp_train_ms_per_step" in r:
+        size = r["batch_size"]
+        print(f"{'smp train (bare loop)':<22}{r['smp_train_ms_per_step']:>10.1f}"
+              f"{1000 * size / r['smp_train_ms_per_step']:>10.2f}")
+        print(f"{'smp inference':<22}{r['smp_infer_ms_per_batch']:>10.1f}"
+              f"{1000 * size / r['smp_infer_ms_per_batch']:>10.2f}")
+        print(f"time against smp's DeepLabV3Plus (at {r['smp_input_size'][0]}x{r['smp_input_size'][1]}): training "
+              f"{r['train_time_ratio_vs_smp']:.3f}x, inference {r['infer_time_ratio_vs_smp']:.3f}x")
     if "loader_images_per_sec" in r:
         print(f"{'data loader':<22}{'':>10}{r['loader_images_per_sec']:>10.2f}")
     print(f"overhead framework / bare loop: {r['overhead_ratio']:.4f}   peak memory {r['peak_memory_mb']:.0f} MB"
