@@ -5,7 +5,10 @@ import json
 import shutil
 
 import pytest
+import torch
 from PIL import Image
+
+from deeplab.inference.prepare import native_bf16
 
 from ..conftest import TINY_NET, VOC_SAMPLES, assert_one_line_error, run_entry, run_script, run_train
 
@@ -188,8 +191,17 @@ def assert_same_metrics(fast: dict, plain: dict) -> None:
 
 
 def test_folded_channels_last_inference_gives_the_same_metrics(trained_run, tmp_path, capsys, monkeypatch):
-    assert_same_metrics(*eval_fast_and_plain(trained_run / "checkpoints" / "best.ckpt", tmp_path, capsys,
-                                             monkeypatch, "eval.flip=true"))
+    checkpoint = trained_run / "checkpoints" / "best.ckpt"
+    fast, plain = eval_fast_and_plain(checkpoint, tmp_path, capsys, monkeypatch, "eval.flip=true")
+    assert_same_metrics(fast, plain)
+    out = tmp_path / "auto"  # bf16 where this CPU has it natively, else fp32: recorded as what ran
+    code, stderr = run_entry("eval.py", f"ckpt_path={checkpoint}", "eval.precision=auto", "eval.flip=true",
+                             "eval.bootstrap=0", "eval.num_worst=0", f"hydra.run.dir={out}", capsys=capsys,
+                             monkeypatch=monkeypatch)
+    assert code == 0, stderr[-3000:]
+    auto = json.loads((out / "metrics.json").read_text())
+    assert auto["precision"] == ("bf16" if native_bf16(torch.device("cpu"))[0] else "fp32")
+    assert auto["mIoU"] == pytest.approx(plain["mIoU"], abs=0.02)  # bf16 logits move few argmaxes
 
 
 @pytest.mark.slow
