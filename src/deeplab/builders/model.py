@@ -3,8 +3,10 @@ settings and the device (no Lightning)."""
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from deeplab.errors import ConfigError
+from deeplab.inference.prepare import inference_precision, prepare_for_inference
 from deeplab.model import DeepLab, input_statistics
 
 
@@ -54,6 +56,13 @@ def inference_settings(evaluation: DictConfig, crop_size) -> dict:
     stride = _pair(evaluation.stride) if evaluation.stride is not None else tuple(max(1, 2 * w // 3) for w in window)
     return {"scales": [float(s) for s in evaluation.scales], "flip": bool(evaluation.flip), "mode": evaluation.mode,
             "window": list(window), "stride": list(stride)}
+
+
+def inference_model(model: nn.Module, evaluation: DictConfig, device: torch.device) -> tuple[nn.Module, str]:
+    """The model as eval.py and predict.py run it: eval.fast's prepared copy on the device, and
+    eval.precision resolved for that device (fp32 or bf16)."""
+    prepared = prepare_for_inference(model.to(device), evaluation.get("fast", True))
+    return prepared, inference_precision(evaluation.get("precision", "fp32"), device)
 
 
 def pick_device(name: str) -> torch.device:

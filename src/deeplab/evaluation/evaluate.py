@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.data import evaluation_loader, prepare_data
-from deeplab.builders.model import inference_settings, pick_device
+from deeplab.builders.model import inference_model, inference_settings, pick_device
 from deeplab.data.base import as_rgb
 from deeplab.errors import ConfigError
 from deeplab.evaluation import report
@@ -21,7 +21,7 @@ from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.per_image import ImageCounts, bootstrap_interval, lowest_first, miou, per_image_rows
 from deeplab.inference.pixels import normaliser
-from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
+from deeplab.inference.prepare import autocast
 from deeplab.schema import validate_eval
 
 
@@ -50,8 +50,7 @@ def evaluate(cfg: DictConfig) -> dict:
     device = pick_device(cfg.device)
     output_stride = cfg.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
-    model = prepare_for_inference(model.to(device), cfg.eval.get("fast", True), config.data.get("in_channels", 3))
-    precision = inference_precision(cfg.eval.get("precision", "fp32"), device)
+    model, precision = inference_model(model, cfg.eval, device)
     settings = inference_settings(cfg.eval, config.data.crop_size)
 
     if not other_root:

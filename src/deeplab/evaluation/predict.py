@@ -10,14 +10,14 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
-from deeplab.builders.model import inference_settings, pick_device
+from deeplab.builders.model import inference_model, inference_settings, pick_device
 from deeplab.data.base import as_rgb, read_bands
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.palette import voc_palette
 from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.pixels import normaliser
-from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
+from deeplab.inference.prepare import autocast
 from deeplab.schema import validate_eval
 
 
@@ -76,8 +76,7 @@ def predict(cfg: DictConfig) -> int:
     model, config = model_from_checkpoint(cfg.ckpt_path)
     device = pick_device(cfg.device)
     model.set_output_stride(cfg.eval.output_stride or config.model.output_stride)
-    model = prepare_for_inference(model.to(device), cfg.eval.get("fast", True), config.data.get("in_channels", 3))
-    precision = inference_precision(cfg.eval.get("precision", "fp32"), device)
+    model, precision = inference_model(model, cfg.eval, device)
     settings = inference_settings(cfg.eval, config.data.crop_size)
     bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
     normalise = normaliser(config.data)

@@ -74,15 +74,16 @@ def fold_batch_norm(model: nn.Module, probe: torch.Tensor) -> int:
     return folded
 
 
-def prepare_for_inference(model: nn.Module, fast: bool, in_channels: int = 3, channels_last: bool = True) -> nn.Module:
+def prepare_for_inference(model: nn.Module, fast: bool, channels_last: bool = True) -> nn.Module:
     """An eval-mode copy; with `fast`, batch norm folded and (unless channels_last=false: ONNX
     export) weights channels-last. The folded copy's logits are checked against the model's on a
-    probe image (to FOLD_TOLERANCE)."""
+    probe image (to FOLD_TOLERANCE) of the model's `in_channels` (3 where it has none)."""
     prepared = copy.deepcopy(model).eval()
     if not fast:
         return prepared
     parameter = next(model.parameters())
-    probe = torch.randn(1, in_channels, 65, 65, generator=torch.Generator().manual_seed(0)).to(parameter.device)
+    bands = getattr(model, "in_channels", 3)
+    probe = torch.randn(1, bands, 65, 65, generator=torch.Generator().manual_seed(0)).to(parameter.device)
     with torch.no_grad():
         expected = prepared(probe)
     fold_batch_norm(prepared, probe)

@@ -111,7 +111,7 @@ def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torc
     """Seconds a batch through eval.py's path: the prepared model (eval.fast), eval.precision;
     `as_trained`: another library's model as it comes, its plain forward and a softmax."""
     fast = cfg.eval.get("fast", True) and not as_trained
-    model = prepare_for_inference(model.to(device), fast, cfg.data.get("in_channels", 3))
+    model = prepare_for_inference(model.to(device), fast)
     precision = inference_precision(cfg.eval.get("precision", "fp32"), device)
     pixels = batch["image"].to(device)
     normalise = normaliser(cfg.data)

@@ -97,7 +97,7 @@ def run(cfg: DictConfig) -> dict:
                 "std": list(config.data.std), "input": f"{pixels} divided by {scale:g}, normalised with mean and std",
                 "in_channels": bands, "max_pixel_value": scale,
                 "output_stride": output_stride, "backbone": config.model.backbone.name}
-    exported = prepare_for_inference(model, cfg.get("fold", True), bands, channels_last=False)
+    exported = prepare_for_inference(model, cfg.get("fold", True), channels_last=False)
     export_onnx(exported, path, list(cfg.example_size), cfg.opset, metadata)
     sizes = [(2, *cfg.example_size), (1, *cfg.check_size)]
     difference = max_difference(model.eval(), path, sizes)  # against the model as trained, batch norm unfolded
@@ -106,7 +106,7 @@ def run(cfg: DictConfig) -> dict:
               "checked_sizes": [list(s) for s in sizes], "max_abs_diff": difference, "tolerance": cfg.tolerance,
               "folded": bool(cfg.get("fold", True)), "nodes": len(operators),
               "batch_norm_nodes": operators.count("BatchNormalization"),
-              "images_per_sec": images_per_sec(prepare_for_inference(model, cfg.get("fold", True), bands), path,
+              "images_per_sec": images_per_sec(prepare_for_inference(model, cfg.get("fold", True)), path,
                                                (2, bands, *cfg.example_size))}  # PyTorch as eval.py runs it
     if difference > cfg.tolerance:
         raise ExportError(f"{path}: onnxruntime and PyTorch logits differ by up to {difference:.3g}, more than "

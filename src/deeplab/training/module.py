@@ -104,7 +104,7 @@ class SegmentationModule(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         # eval.py's preparation (a copy: folded batch norm, channels-last) of this validation's weights
         model = self.evaluation_model()
-        self._eval_model[:] = [prepare_for_inference(model, self.eval_fast, getattr(model, "in_channels", 3))]
+        self._eval_model[:] = [prepare_for_inference(model, self.eval_fast)]
         if self.per_image is not None:
             self.per_image = ImageCounts(self.per_image.num_classes, self.per_image.ignore_index)
 
