@@ -83,3 +83,33 @@ def test_timm_batch_norm_with_activation_keeps_its_activation():
     assert isinstance(prepared[1], nn.Sequential) and isinstance(prepared[1][1], nn.ReLU)
     with torch.no_grad():
         assert torch.allclose(prepared(image), model(image), atol=1e-6) and (model(image) == 0).any()
+
+
+@pytest.mark.parametrize("stride, slow_rates", [("16", {2: 12, 3: 18}), ("8", {1: 12, 2: 24, 3: 36})])
+def test_blocks_with_a_depthwise_conv_dilated_beyond_six_run_contiguous_in_a_channels_last_copy(stride, slow_rates):
+    """oneDNN's channels-last depthwise kernel is 3-8x slower above dilation 6: those ASPP branches
+    see their input in the contiguous layout; every other convolution sees channels-last."""
+    torch.manual_seed(0)
+    model = build_model(compose_config("backbone=mobilenet_v2", f"os='{stride}'").model, 5)
+    randomise_statistics(model)
+    prepared = prepare_for_inference(model, fast=True)
+    layouts = {}
+
+    def record(name):
+        def hook(module, args):
+            # a 1x1 map is both: counted as channels-last
+            layouts[name] = "channels_last" if args[0].is_contiguous(memory_format=torch.channels_last) else "contiguous"
+        return hook
+
+    for name, module in prepared.named_modules():
+        if isinstance(module, nn.Conv2d) and module.in_channels > 1:
+            module.register_forward_pre_hook(record(name))
+    image = torch.randn(2, 3, 65, 65).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        folded = prepared(image)
+        plain = prepare_for_inference(model, fast=False)(image.contiguous())
+    contiguous = {name for name, layout in layouts.items() if layout == "contiguous"}
+    assert contiguous == {f"aspp.branches.{i}.{conv}" for i in slow_rates for conv in ("conv_dw", "conv_pw")}
+    assert [prepared.aspp.branches[i].conv_dw.dilation[0] for i in slow_rates] == list(slow_rates.values())
+    assert len(layouts) > 40 and folded.is_contiguous(memory_format=torch.channels_last)
+    assert (folded - plain).abs().max().item() <= 1e-4 * max(1.0, plain.abs().max().item())

@@ -15,8 +15,11 @@ class ImagePooling(nn.Module):
         self.project = ConvBNReLU(in_channels, out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = self.project(F.adaptive_avg_pool2d(x, 1))
-        return pooled.expand(-1, -1, x.shape[2], x.shape[3])
+        pooled = self.project(F.adaptive_avg_pool2d(x, 1)).expand(-1, -1, x.shape[2], x.shape[3])
+        # materialised in x's layout: a broadcast view has none, and the ASPP's concatenation of a
+        # channels-last model would fall back to the contiguous layout
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        return pooled.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 class ASPP(nn.Module):
