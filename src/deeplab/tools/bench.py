@@ -5,6 +5,7 @@ import json
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -105,10 +106,9 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
     return times
 
 
-@torch.no_grad()
-def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torch.device,
-                   as_trained: bool = False) -> list[float]:
-    """Seconds a batch through eval.py's path: the prepared model (eval.fast), eval.precision;
+def inference_runner(cfg: DictConfig, model, batch: dict, device: torch.device,
+                     as_trained: bool = False) -> Callable[[], None]:
+    """One batch through eval.py's path: the prepared model (eval.fast), eval.precision;
     `as_trained`: another library's model as it comes, its plain forward and a softmax."""
     fast = cfg.eval.get("fast", True) and not as_trained
     model = prepare_for_inference(model.to(device), fast)
@@ -116,10 +116,8 @@ def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torc
     pixels = batch["image"].to(device)
     normalise = normaliser(cfg.data)
     settings = inference_settings(cfg.eval, cfg.data.crop_size)
-    times = []
-    for _ in range(steps):
-        _sync(device)
-        start = time.perf_counter()
+
+    def run_once() -> None:
         images = normalise(pixels)
         if cfg.model.channels_last and not as_trained:
             images = to_channels_last(images)
@@ -128,8 +126,22 @@ def inference_time(cfg: DictConfig, model, batch: dict, steps: int, device: torc
                 model(images).softmax(dim=1)
             else:
                 predict_probs(model, images, **settings)
-        _sync(device)
-        times.append(time.perf_counter() - start)
+
+    return run_once
+
+
+@torch.no_grad()
+def time_alternately(runners: list[Callable[[], None]], steps: int, device: torch.device) -> list[list[float]]:
+    """Seconds per call of each runner, taking turns call by call, so that the machine's drifts
+    (and the memory allocator's state, which moves the time of a CPU pass by up to 30%) hit all alike."""
+    times = [[] for _ in runners]
+    for _ in range(steps):
+        for runner, record in zip(runners, times, strict=True):
+            _sync(device)
+            start = time.perf_counter()
+            runner()
+            _sync(device)
+            record.append(time.perf_counter() - start)
     return times
 
 
@@ -185,9 +197,12 @@ def run(cfg: DictConfig) -> dict:
         bare += bare_steps(cfg, model, batch, steps, device)[bench.warmup:]
         if peer is not None:
             peer_train += bare_steps(cfg, peer, peer_batch, steps, device, channels_last=False)[bench.warmup:]
-        infer += inference_time(cfg, model, batch, steps, device)[bench.warmup:]
+        runners = [inference_runner(cfg, model, batch, device)]
         if peer is not None:
-            peer_infer += inference_time(cfg, peer, peer_batch, steps, device, as_trained=True)[bench.warmup:]
+            runners.append(inference_runner(cfg, peer, peer_batch, device, as_trained=True))
+        timed = [t[bench.warmup:] for t in time_alternately(runners, steps, device)]
+        infer += timed[0]
+        peer_infer += timed[1] if peer is not None else []
     framework_s, bare_s, infer_s = (statistics.median(t) for t in (framework, bare, infer))
     madds = count_madds(model, (height, width))["madds"]
     result = {
