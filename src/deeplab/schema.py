@@ -287,6 +287,14 @@ class Export(Section):
     fold: bool = rule("true, false", True)
 
 
+class Predict(Section):
+    """predict.py's own keys (conf/predict.yaml)."""
+
+    overlay_alpha: Number = rule("a number from 0 to 1", ge=0, le=1)
+    num_workers: Literal["auto"] | Annotated[int, Field(ge=0)] = rule(
+        "auto (2 with a GPU, 0 on the CPU), or an integer >= 0 (0: images are read in the main process)")
+
+
 class MemoryBudget(Section):
     """tools/memory.py's own keys (conf/memory.yaml)."""
 
@@ -373,6 +381,11 @@ def validate(cfg: DictConfig) -> None:
 def validate_eval(evaluation: DictConfig) -> None:
     """The eval group, shared by train.py, eval.py and predict.py."""
     check(evaluation, Eval, "eval.")
+
+
+def validate_predict(cfg: DictConfig) -> None:
+    check(cfg, Predict)
+    validate_eval(cfg.eval)
 
 
 def validate_export(cfg: DictConfig) -> None:

@@ -7,11 +7,11 @@ from PIL import Image
 
 from deeplab.data.palette import voc_palette
 
-from ..conftest import VOC_SAMPLES, run_script
+from ..conftest import VOC_SAMPLES, assert_one_line_error, run_entry, run_script
 
 
-def run_predict(checkpoint, source, output):
-    return run_script("predict.py", f"ckpt_path={checkpoint}", f"input={source}", f"output={output}")
+def run_predict(checkpoint, source, output, *args):
+    return run_script("predict.py", f"ckpt_path={checkpoint}", f"input={source}", f"output={output}", *args)
 
 
 @pytest.mark.skipif(not (VOC_SAMPLES / "JPEGImages").is_dir(), reason="the shared VOC samples are absent")
@@ -58,4 +58,36 @@ def test_missing_input_is_one_line(trained_run, tmp_path):
     result = run_predict(trained_run / "checkpoints" / "best.ckpt", tmp_path / "nowhere", tmp_path / "o")
     assert result.returncode == 2
     assert result.stderr == f"error: input={tmp_path / 'nowhere'} does not exist\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_reading_in_workers_writes_what_the_main_process_writes(trained_run, tmp_path, small_synthetic):
+    """num_workers=2 (decoding in loader processes, encoding in a thread) and num_workers=0 give
+    the same files, byte for byte, and name the same unreadable image."""
+    source = tmp_path / "in"
+    source.mkdir()
+    for path in sorted((small_synthetic / "synthetic_voc" / "JPEGImages").glob("*.jpg"))[:5]:
+        (source / path.name).write_bytes(path.read_bytes())
+    (source / "broken.png").write_text("not an image\n")
+    outputs = {}
+    for workers in (0, 2):
+        out = tmp_path / f"pred{workers}"
+        result = run_predict(trained_run / "checkpoints" / "best.ckpt", source, out, f"num_workers={workers}")
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert f"error: {source / 'broken.png'}: cannot read the image (UnidentifiedImageError" in result.stderr
+        outputs[workers] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(outputs[0]) == 10 and outputs[0] == outputs[2]
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("num_workers=-1", "num_workers=-1 is not allowed; allowed: auto (2 with a GPU, 0 on the CPU), or an integer "
+                       ">= 0 (0: images are read in the main process)"),
+    ("num_workers=two", "num_workers=two is not allowed; allowed: auto (2 with a GPU"),
+    ("overlay_alpha=1.5", "overlay_alpha=1.5 is not allowed; allowed: a number from 0 to 1"),
+])
+def test_bad_predict_value_is_one_line(arg, message, trained_run, tmp_path, capsys, monkeypatch):
+    code, stderr = run_entry("predict.py", f"ckpt_path={trained_run / 'checkpoints' / 'best.ckpt'}",
+                             f"input={VOC_SAMPLES}", f"output={tmp_path / 'o'}", arg, capsys=capsys,
+                             monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, message)
     assert not (tmp_path / "o").exists()

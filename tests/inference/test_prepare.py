@@ -97,8 +97,8 @@ def test_blocks_with_a_depthwise_conv_dilated_beyond_six_run_contiguous_in_a_cha
 
     def record(name):
         def hook(module, args):
-            # a 1x1 map is both: counted as channels-last
-            layouts[name] = "channels_last" if args[0].is_contiguous(memory_format=torch.channels_last) else "contiguous"
+            channels_last = args[0].is_contiguous(memory_format=torch.channels_last)  # a 1x1 map is both
+            layouts[name] = "channels_last" if channels_last else "contiguous"
         return hook
 
     for name, module in prepared.named_modules():

@@ -18,7 +18,7 @@ from deeplab.evaluation import report
 from deeplab.evaluation.predict import colour_map
 from deeplab.inference.boundary import boundary_counts, trimap_band
 from deeplab.inference.metrics import SegmentationMetrics
-from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import ImageCounts, bootstrap_interval, lowest_first, miou, per_image_rows
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast
@@ -69,7 +69,7 @@ def evaluate(cfg: DictConfig) -> dict:
     for batch in tqdm(loader, desc=f"eval {split}", unit="img", dynamic_ncols=True):
         with autocast(precision, device):
             probs = predict_probs(model, normalise(batch["image"].to(device)), **settings).float()
-        pred, target = probs.argmax(dim=1), batch["mask"].to(device).long()
+        pred, target = predict_classes(probs), batch["mask"].to(device).long()
         metrics.update(pred, target)
         band_start = time.perf_counter()
         for width, band_metrics in bands.items():  # the same metric, on the pixels near a boundary only
@@ -159,7 +159,7 @@ def worst_cases(model, dataset, counts: ImageCounts, number: int, settings: dict
     for index in order:
         sample = dataset[int(index)]
         with torch.no_grad():
-            pred = predict_probs(model, normalise(sample["image"][None].to(device)), **settings).argmax(dim=1)[0]
+            pred = predict_classes(predict_probs(model, normalise(sample["image"][None].to(device)), **settings))[0]
         pixels = sample["image"].permute(1, 2, 0).numpy()
         rows.append({"name": sample["name"], "score": float(scores[index]),
                      "image": as_rgb(pixels, data.get("max_pixel_value", 255)),

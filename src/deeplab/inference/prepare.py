@@ -107,8 +107,9 @@ def contiguous_where_channels_last_is_slow(model: nn.Module) -> list[str]:
 
 def prepare_for_inference(model: nn.Module, fast: bool, channels_last: bool = True) -> nn.Module:
     """An eval-mode copy; with `fast`, batch norm folded and (unless channels_last=false: ONNX
-    export) weights channels-last (on the CPU, but where that layout is slow). The folded copy's logits are checked against the model's on a
-    probe image (to FOLD_TOLERANCE) of the model's `in_channels` (3 where it has none)."""
+    export) weights channels-last, but for the blocks where that layout is slow on the CPU. The
+    folded copy's logits are checked against the model's on a probe image (to FOLD_TOLERANCE) of
+    the model's `in_channels` (3 where it has none)."""
     prepared = copy.deepcopy(model).eval()
     if not fast:
         return prepared

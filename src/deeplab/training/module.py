@@ -11,7 +11,7 @@ from torch import nn
 from deeplab.builders.fast import to_channels_last
 from deeplab.inference.boundary import trimap_band
 from deeplab.inference.metrics import SegmentationMetrics
-from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import ImageCounts
 from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
 from deeplab.training.resume import NonFiniteLoss
@@ -113,7 +113,7 @@ class SegmentationModule(pl.LightningModule):
         # eval.py reports for these weights.
         with autocast(inference_precision(self.eval_precision, self.device), self.device):
             probs = predict_probs(self._eval_model[0], batch["image"], **self.inference).float()
-        pred, mask = probs.argmax(dim=1), batch["mask"]
+        pred, mask = predict_classes(probs), batch["mask"]
         self.val_metrics.update(pred, mask)
         if self.per_image is not None:
             self.per_image.update(pred, mask, batch.get("name", [str(batch_idx)] * len(mask)))

@@ -7,7 +7,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.data.base import as_rgb
-from deeplab.inference.multiscale import predict_probs
+from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import lowest_first, miou
 
 
@@ -75,7 +75,7 @@ class WandbMedia(pl.Callback):
         datamodule = trainer.datamodule
         sample = datamodule.val_set[index]
         image = pl_module.normalise(sample["image"][None].to(pl_module.device))
-        predicted = predict_probs(pl_module.evaluation_model(), image, **pl_module.inference).argmax(dim=1)[0]
+        predicted = predict_classes(predict_probs(pl_module.evaluation_model(), image, **pl_module.inference))[0]
         pixels = sample["image"].permute(1, 2, 0).numpy()
         return wandb.Image(as_rgb(pixels, datamodule.max_pixel_value), caption=sample["name"], masks={
             "prediction": {"mask_data": predicted.cpu().numpy().astype(np.uint8), "class_labels": labels},
