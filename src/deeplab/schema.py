@@ -295,6 +295,17 @@ class Predict(Section):
         "auto (2 with a GPU, 0 on the CPU), or an integer >= 0 (0: images are read in the main process)")
 
 
+class ComplexityOptions(Section):
+    by_module: bool = rule("true, false")
+
+
+class ComplexityTool(Section):
+    """tools/complexity.py's own keys (conf/complexity.yaml)."""
+
+    input_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
+    complexity: ComplexityOptions
+
+
 class MemoryBudget(Section):
     """tools/memory.py's own keys (conf/memory.yaml)."""
 
@@ -386,6 +397,10 @@ def validate_eval(evaluation: DictConfig) -> None:
 def validate_predict(cfg: DictConfig) -> None:
     check(cfg, Predict)
     validate_eval(cfg.eval)
+
+
+def validate_complexity(cfg: DictConfig) -> None:
+    check(cfg, ComplexityTool)
 
 
 def validate_export(cfg: DictConfig) -> None:

@@ -10,7 +10,7 @@ from deeplab.inference.complexity import count_madds
 from deeplab.inference.multiscale import grid_size, scaled_size
 from deeplab.tools.paper import BEGIN, END, SCALES, model_for, read_rows, row_madds
 
-from ..conftest import ROOT, run_script
+from ..conftest import ROOT, assert_one_line_error, run_entry, run_script
 
 ROWS = read_rows(Path(__file__).with_name("deeplabv3plus_tables.csv"))
 # Xception-65 matches TF's counting closely; ResNet-101 differs because TF-slim strides in the last
@@ -79,3 +79,32 @@ def test_a_model_on_the_meta_device_is_counted_in_place_and_keeps_its_modes():
     model[1].eval()  # a frozen batch norm inside a training model
     assert count_madds(model, (8, 8))["madds"] == 3 * 4 * 9 * 8 * 8
     assert model.training and not model[1].training and model[0].weight.is_meta
+
+
+def test_by_module_table_for_xception65(capsys, monkeypatch):
+    """The Done-when command: the per-module table with separable savings, whose rows add up to
+    the model's total to the last multiply-add."""
+    code, stderr, stdout = run_entry("tools/complexity.py", "backbone=xception65", "os=16", "complexity.by_module=true",
+                                     capsys=capsys, monkeypatch=monkeypatch, stdout=True)
+    assert code == 0, stderr[-2000:]
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    table = summary["by_module"]
+    assert sum(row["madds"] for row in table["rows"]) == table["madds"] == summary["madds"]
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("module"))
+    assert "as standard" in lines[header] and "saving" in lines[header]
+    printed = lines[header + 1: header + 1 + len(table["rows"]) + 1]
+    assert printed[-1].split()[0] == "total" and f"{summary['madds']:,}" in printed[-1]
+    rate6 = next(line for line in printed if line.startswith("aspp 3x3 rate 6"))
+    assert "591,022,080" in rate6 and rate6.endswith("8.69x")
+    assert table["standard_madds"] / table["madds"] > 8  # the whole model, separable convs as standard
+
+
+@pytest.mark.parametrize("args, message", [
+    (["complexity.by_module=yes"], "complexity.by_module=yes is not allowed; allowed: true, false"),
+    (["complexity.by_module=true", "convention=tf"], "complexity.by_module=true is not allowed with convention=tf; "
+                                                     "allowed: convention=plain"),
+])
+def test_bad_complexity_value_is_one_line(args, message, capsys, monkeypatch):
+    code, stderr = run_entry("tools/complexity.py", *args, capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, message)
