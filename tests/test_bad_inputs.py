@@ -131,6 +131,8 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["sweep.prune=mean"], "sweep.prune=mean is not allowed; allowed: null (off), median"),
     (["sweep.prune_after=-1"], "sweep.prune_after=-1 is not allowed; allowed: a number of epochs >= 0"),
     (["target_miou=80"], "target_miou=80 is not allowed; allowed: null (off) or a number from 0 to 1"),
+    (["dashboard.aug_preview=1"], "dashboard.aug_preview=1 is not allowed; allowed: true, false"),
+    (["dashboard.every_n_epochs=0"], "dashboard.every_n_epochs=0 is not allowed; allowed: an integer >= 1"),
     (["sweep.prune=median"], "sweep.prune=median compares the jobs of a sweep: run with -m (a multirun), or leave "
                              "sweep.prune=null"),
 ])
@@ -329,14 +331,15 @@ def test_a_training_split_smaller_than_a_batch(voc, tmp_path, capsys, monkeypatc
 
 
 ENTRY_POINTS = ["train.py", "eval.py", "predict.py", "tools/check_data.py", "tools/prepare_data.py", "tools/bench.py",
-                "tools/bench_loader.py", "tools/complexity.py", "tools/memory.py", "tools/export.py"]
+                "tools/bench_loader.py", "tools/complexity.py", "tools/memory.py", "tools/export.py",
+                "tools/show_aug.py", "tools/inspect_model.py"]
 
 
 @pytest.mark.parametrize("script", ENTRY_POINTS)
 def test_every_entry_point_checks_the_class_count(script, tmp_path, small_synthetic, capsys, monkeypatch):
     """A wrong-length class list is one line wherever it is given; entry points that take the
     classes from a checkpoint have no such key and say so."""
-    from_checkpoint = script in ("eval.py", "predict.py", "tools/export.py")
+    from_checkpoint = script in ("eval.py", "predict.py", "tools/export.py", "tools/inspect_model.py")
     data = [] if from_checkpoint else [f"paths.data_dir={small_synthetic}"]
     code, stderr = run_entry(script, "data.num_classes=4", "data.class_names=[a,b]", *data,
                              f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys, monkeypatch=monkeypatch)

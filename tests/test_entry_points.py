@@ -24,6 +24,8 @@ ENTRY_POINTS = {
     "tools/complexity.py": ("complexity", "convention: plain"),
     "tools/memory.py": ("memory", "budget_gb: 80"),
     "tools/export.py": ("export", "opset: 18"),
+    "tools/show_aug.py": ("show_aug", "output: aug_preview.png"),
+    "tools/inspect_model.py": ("inspect_model", "size: 769"),
 }
 SCRIPTS = list(ENTRY_POINTS)
 FLAGS = {  # flags: what the output must hold ({line} is the entry point's own config line)
@@ -105,6 +107,9 @@ def multirun_args(script: str, tmp_path, data, trained_run) -> list[str]:
         "tools/memory.py": [*synthetic, *TINY_NET, "data.crop_size=64", "os=8,16"],
         "tools/export.py": [f"ckpt_path={ckpt}", "example_size=[64,64]", "check_size=[48,80]",
                             f"output={tmp_path / 'model.onnx'}", "output_stride=16,32"],
+        "tools/show_aug.py": [*synthetic, "num=2", f"output={tmp_path / 'aug.png'}", "aug=deeplab,keras"],
+        "tools/inspect_model.py": [f"ckpt_path={ckpt}", f"input={image}", "size=65", "num_images=1",
+                                   f"output={tmp_path / 'inspect'}", "channels=1,2"],
     }[script]
 
 
@@ -121,7 +126,7 @@ def test_multirun_on_each_entry_point(script, tmp_path, small_synthetic, trained
 
 CONSOLE_SCRIPTS = ["deeplab-train", "deeplab-eval", "deeplab-predict", "deeplab-export", "deeplab-bench",
                    "deeplab-bench-loader", "deeplab-check-data", "deeplab-prepare-data", "deeplab-complexity",
-                   "deeplab-memory"]
+                   "deeplab-memory", "deeplab-show-aug", "deeplab-inspect-model"]
 
 
 def test_console_scripts_are_the_entry_points():

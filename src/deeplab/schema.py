@@ -235,6 +235,13 @@ class Sweep(Section):
     prune_after: Number = rule("a number of epochs >= 0", 1, ge=0)
 
 
+class Dashboard(Section):
+    every_n_epochs: int = rule("an integer >= 1", 1, ge=1)
+    num_images: int = rule("an integer >= 0", 4, ge=0)
+    num_worst: int = rule("an integer >= 0 (0: off)", 0, ge=0)
+    aug_preview: bool = rule("true, false", True)
+
+
 class TrainConfig(Section):
     model: Model
     data: Data
@@ -248,6 +255,7 @@ class TrainConfig(Section):
     check: Check | None = None
     aug: Aug | None = None
     sweep: Sweep | None = None
+    dashboard: Dashboard | None = None
 
     @model_validator(mode="after")
     def _colour_on_bands(self):
@@ -304,6 +312,21 @@ class ComplexityTool(Section):
 
     input_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
     complexity: ComplexityOptions
+
+
+class ShowAug(Section):
+    """tools/show_aug.py's own keys (conf/show_aug.yaml)."""
+
+    num: int = rule("an integer >= 1", ge=1)
+    columns: Annotated[int, Field(ge=1)] | None = rule("null (about square) or an integer >= 1")
+
+
+class InspectModel(Section):
+    """tools/inspect_model.py's own keys (conf/inspect_model.yaml)."""
+
+    num_images: int = rule("an integer >= 1", ge=1)
+    size: int = rule("an integer from 33 to 4096", ge=33, le=MAX_CROP)
+    channels: int = rule("an integer >= 1", ge=1)
 
 
 class MemoryBudget(Section):
@@ -401,6 +424,16 @@ def validate_predict(cfg: DictConfig) -> None:
 
 def validate_complexity(cfg: DictConfig) -> None:
     check(cfg, ComplexityTool)
+
+
+def validate_show_aug(cfg: DictConfig) -> None:
+    """tools/show_aug.py: the train config's rules and the tool's."""
+    validate(cfg)
+    check(cfg, ShowAug)
+
+
+def validate_inspect(cfg: DictConfig) -> None:
+    check(cfg, InspectModel)
 
 
 def validate_export(cfg: DictConfig) -> None:

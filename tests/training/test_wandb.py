@@ -27,8 +27,10 @@ def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic)
     summary = json.loads(inspect.stdout)
     text = json.dumps(summary)
     for key in ("val/mIoU", "val/mIoU_best", "train/loss", "lr", "val/trimap/2/mIoU", "val/trimap/8/mIoU",
-                "val/trimap_curve_table", "val/worst"):
+                "val/trimap_curve_table", "val/worst", "train/aug_preview"):
         assert f'"{key}"' in text, key
+    preview = summary["summary"]["train/aug_preview"]  # the first batch: 8 crops of 128, 3 tiles a row
+    assert (preview["width"], preview["height"]) == (3 * (2 * 128 + 4) + 2 * 4, 3 * 128 + 2 * 4), preview
     assert '"model.backbone.name"' in text and "resnet" in text
     assert summary["summary"]["val/worst"]["nrows"] == 2  # dashboard.num_worst images, lowest mIoU first
     assert summary["summary"]["deviations"] == []  # the start-up check's list (none for the synthetic set)

@@ -111,6 +111,14 @@ def bench() -> None:
     launch("bench", _imported("deeplab.tools.bench:report"), train_config=True)
 
 
+def show_aug() -> None:
+    launch("show_aug", _imported("deeplab.tools.show_aug:run"), train_config=True)
+
+
+def inspect_model() -> None:
+    launch("inspect_model", _imported("deeplab.tools.inspect_model:run"))
+
+
 def bench_loader() -> None:
     launch("bench_loader", _imported("deeplab.tools.loader_bench:report"), train_config=True)
 

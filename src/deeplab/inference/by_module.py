@@ -95,7 +95,7 @@ def deeplab_parts(model: nn.Module) -> list[tuple[str, list[str]]]:
     return parts
 
 
-def _encoder_run_order(model: nn.Module, image: torch.Tensor) -> dict:
+def encoder_run_order(model: nn.Module, image: torch.Tensor) -> dict:
     """Runs the model once (on the meta device: shapes only) and records the encoder's top-level
     modules in the order they ran, and which of their outputs the encoder returned as features."""
     encoder = model.encoder
@@ -141,7 +141,7 @@ def count_by_module(model: nn.Module, input_size: Sequence[int] = (513, 513), sc
     shapes_only = copy.deepcopy(model).to("meta").eval()
     base = grid_size(input_size, getattr(model, "output_stride", 1))
     channels = getattr(model, "in_channels", 3)
-    stages = _encoder_run_order(shapes_only, torch.zeros(1, channels, *base, device="meta"))
+    stages = encoder_run_order(shapes_only, torch.zeros(1, channels, *base, device="meta"))
     counter = FlopCounterMode(display=False)
     with counter:
         calls = convolution_calls(shapes_only, [torch.zeros(1, channels, *scaled_size(base, scale), device="meta")

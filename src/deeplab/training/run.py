@@ -14,6 +14,7 @@ from deeplab.builders.checkpoint import check_resumable, model_from_checkpoint
 from deeplab.builders.fast import apply_fast_path
 from deeplab.builders.init_from import init_from
 from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
+from deeplab.data.preview import class_colours
 from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
 from deeplab.inference.pixels import normaliser
@@ -96,7 +97,9 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
                              extra={"deviations": departures, **_class_weights(cfg)},
                              target_miou=cfg.get("target_miou")),
                   WandbMedia(cfg.dashboard.every_n_epochs, cfg.dashboard.num_images, cfg.dashboard.get("num_worst", 0),
-                             {"params": params, "madds": madds, "deviations": departures, **_class_weights(cfg)})]
+                             {"params": params, "madds": madds, "deviations": departures, **_class_weights(cfg)},
+                             aug_colours=class_colours(cfg.data.get("colors"), cfg.data.num_classes)
+                             if cfg.dashboard.get("aug_preview", True) else None)]
     if stages:
         callbacks.append(StagedFinetuning(stages, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult))
     loggers = [instantiate(c, **_unset(c, identity)) for c in cfg.logger.values() if c is not None]

@@ -7,6 +7,7 @@ from pytorch_lightning.loggers import WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from deeplab.data.base import as_rgb
+from deeplab.data.preview import preview_grid
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import lowest_first, miou
 
@@ -19,11 +20,15 @@ class WandbMedia(pl.Callback):
     """Every `every_n_epochs` validations, logs the first `num_images` validation images with
     their predicted and true masks (class names as labels) and the confusion matrix as W&B's
     interactive chart; at the start, puts `summary` (params, madds, the departures from the
-    paper's protocol, class weights) in the run summary. Does nothing without a WandbLogger."""
+    paper's protocol, class weights) in the run summary. With `aug_colours` (the class colours), the
+    first training batch of a run as augmentation made it, shown with the first validation's media
+    as `train/aug_preview` (what tools/show_aug.py draws). Does nothing without a WandbLogger."""
 
-    def __init__(self, every_n_epochs: int = 1, num_images: int = 4, num_worst: int = 0, summary: dict | None = None):
+    def __init__(self, every_n_epochs: int = 1, num_images: int = 4, num_worst: int = 0, summary: dict | None = None,
+                 aug_colours: np.ndarray | None = None):
         self.every_n_epochs, self.num_images, self.num_worst = every_n_epochs, num_images, num_worst
         self.summary = dict(summary or {})
+        self.aug_colours, self._aug_preview = aug_colours, None
 
     @rank_zero_only
     def on_fit_start(self, trainer, pl_module) -> None:
@@ -32,12 +37,35 @@ class WandbMedia(pl.Callback):
             logger.experiment.summary.update(self.summary)
 
     @rank_zero_only
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.aug_colours is None or trainer.global_step or _wandb_logger(trainer) is None:
+            return  # a resumed run showed its first batch before
+        normalise = pl_module.normalise  # the batch arrives normalised: back to the pixels as read
+        std = batch["image"].new_tensor(normalise.std).view(-1, 1, 1) * normalise.max_pixel_value
+        mean = batch["image"].new_tensor(normalise.mean).view(-1, 1, 1) * normalise.max_pixel_value
+        pixels = (batch["image"].detach().float() * std + mean).round().permute(0, 2, 3, 1).cpu().numpy()
+        images = [as_rgb(p, normalise.max_pixel_value) for p in pixels]
+        self._aug_preview = preview_grid(images, list(batch["mask"].cpu().numpy()), self.aug_colours,
+                                         pl_module.ignore_index)[0]
+
+    @rank_zero_only
     def on_validation_end(self, trainer, pl_module) -> None:  # after the module computed the metrics
         logger = _wandb_logger(trainer)
-        if logger is None or trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if logger is None or trainer.sanity_checking:
             return
         import wandb
 
+        payload = {}
+        if self._aug_preview is not None:  # with the first validation, whatever every_n_epochs says
+            payload["train/aug_preview"] = wandb.Image(self._aug_preview, caption="first training batch after "
+                                                       "augmentation: image, mask overlay (void in cream)")
+            self._aug_preview = None
+        if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
+            payload.update(self._media(trainer, pl_module, wandb))
+        if payload:  # WandbLogger keeps W&B's own step; the trainer's step goes in as a value, as for the metrics
+            logger.experiment.log({**payload, "trainer/global_step": trainer.global_step})
+
+    def _media(self, trainer, pl_module, wandb) -> dict:
         names = {i: name for i, name in enumerate(pl_module.class_names)}
         images = self._images(trainer, pl_module, wandb, {**names, _void_label(pl_module): "void"})
         # one key an image: W&B shows a list of images of different sizes wrongly
@@ -49,8 +77,7 @@ class WandbMedia(pl.Callback):
         if pl_module.last_trimap:  # the paper's Fig. 5a: mIoU within the band against its width
             table = wandb.Table(columns=["width", "mIoU"], data=[[w, m] for w, m in pl_module.last_trimap.items()])
             payload["val/trimap_curve"] = wandb.plot.line(table, "width", "mIoU", title="trimap mIoU by band width")
-        # WandbLogger keeps W&B's own step; the trainer's step goes in as a value, as for the metrics
-        logger.experiment.log({**payload, "trainer/global_step": trainer.global_step})
+        return payload
 
     def _worst(self, trainer, pl_module, wandb, labels: dict):
         """A table of the validation images of lowest mIoU (this process's share under DDP): name,
