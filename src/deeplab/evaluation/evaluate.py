@@ -13,9 +13,9 @@ from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.data import evaluation_loader, prepare_data
 from deeplab.builders.model import inference_model, inference_settings, pick_device
 from deeplab.data.base import as_rgb
+from deeplab.data.preview import class_colours
 from deeplab.errors import ConfigError
 from deeplab.evaluation import report
-from deeplab.evaluation.predict import colour_map
 from deeplab.inference.boundary import boundary_counts, trimap_band
 from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_classes, predict_probs
@@ -126,7 +126,7 @@ def evaluate(cfg: DictConfig) -> dict:
     report.plot_confusion(out / "confusion_matrix.png", confmat, class_names)
     if cfg.eval.get("num_worst", 0):
         worst = worst_cases(model, loader.dataset, counts, cfg.eval.num_worst, settings, config.data, device)
-        palette = colour_map(config.data.get("colors"), num_classes)
+        palette = class_colours(config.data.get("colors"), num_classes)
         report.plot_worst(out / "worst.png", worst, palette, ignore)
         summary["worst"] = [{"image": w["name"], "mIoU": w["score"]} for w in worst]
         report.write_json(out / "metrics.json", summary)

@@ -16,7 +16,7 @@ from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.model import inference_model, inference_settings, pick_device
 from deeplab.data.base import as_rgb, read_bands
 from deeplab.data.folder import IMAGE_SUFFIXES
-from deeplab.data.palette import voc_palette
+from deeplab.data.preview import class_colours
 from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.pixels import normaliser
@@ -42,12 +42,6 @@ def list_images(source: Path) -> list[Path]:
         raise PredictError(f"input={source}: several images share the name {clashes[0]!r} "
                            f"({', '.join(p.name for p in files if p.stem == clashes[0])}); their outputs would clash")
     return files
-
-
-def colour_map(colors, num_classes: int) -> np.ndarray:
-    """One RGB row a class: the dataset's colours when its config has them, else VOC's colour map."""
-    palette = np.asarray(colors, dtype=np.uint8) if colors else voc_palette()[:num_classes]
-    return palette.reshape(-1, 3)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -112,7 +106,7 @@ def predict(cfg: DictConfig) -> int:
     settings = inference_settings(cfg.eval, config.data.crop_size)
     bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
     normalise = normaliser(config.data)
-    palette = colour_map(config.data.get("colors"), config.data.num_classes)
+    palette = class_colours(config.data.get("colors"), config.data.num_classes)
     failed = []
     loader = DataLoader(ImageFiles(files, bands), batch_size=None, num_workers=loader_workers(cfg.num_workers, device))
     with ThreadPoolExecutor(max_workers=1) as writer:  # PNG and JPEG encoding overlap with the next image
