@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from deeplab.builders.model import build_model
-from deeplab.inference.prepare import fold_batch_norm, prepare_for_inference
+from deeplab.inference import prepare
+from deeplab.inference.prepare import fold_batch_norm, nchw_copy, prepare_for_inference
 
 from ..conftest import TINY_NET, compose_config
 
@@ -113,3 +114,37 @@ def test_blocks_with_a_depthwise_conv_dilated_beyond_six_run_contiguous_in_a_cha
     assert [prepared.aspp.branches[i].conv_dw.dilation[0] for i in slow_rates] == list(slow_rates.values())
     assert len(layouts) > 40 and folded.is_contiguous(memory_format=torch.channels_last)
     assert (folded - plain).abs().max().item() <= 1e-4 * max(1.0, plain.abs().max().item())
+
+
+@pytest.mark.parametrize("stride", ["16", "8"])
+def test_the_branches_fed_one_tensor_convert_it_once_a_forward_and_keep_nothing_after(monkeypatch, stride):
+    """The ASPP's slow branches (two at OS16, three at OS8) all take the encoder's output: one
+    conversion a forward serves them, and none is kept between forwards (a second image is converted
+    afresh, not served stale)."""
+    torch.manual_seed(0)
+    model = build_model(compose_config("backbone=mobilenet_v2", f"os='{stride}'").model, 5)
+    randomise_statistics(model)
+    prepared = prepare_for_inference(model, fast=True)
+    converted = []
+    monkeypatch.setattr(prepare, "nchw_copy", lambda x: converted.append(x.shape) or x.contiguous())
+    plain = prepare_for_inference(model, fast=False)
+    for seed in (1, 2):
+        image = torch.randn(2, 3, 65, 65, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            difference = (prepared(image.contiguous(memory_format=torch.channels_last)) - plain(image)).abs().max()
+        assert difference.item() <= 1e-4 * max(1.0, plain(image).abs().max().item())
+    assert len(converted) == 2 and converted[0][1] == 1280  # once a forward, MobileNetV2's last feature
+    assert all(getattr(hook, "source", 0) is None for module in prepared.modules()
+               for hook in module._forward_pre_hooks.values())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous", "sliced"])
+def test_nchw_copy_is_the_contiguous_tensor(dtype, layout):
+    x = torch.randn(3, 70, 9, 11).to(dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "sliced":
+        x = x.contiguous(memory_format=torch.channels_last)[:, 5:40]
+    copied = nchw_copy(x)
+    assert copied.is_contiguous() and copied.dtype == dtype and torch.equal(copied, x.contiguous())

@@ -77,8 +77,35 @@ def fold_batch_norm(model: nn.Module, probe: torch.Tensor) -> int:
     return folded
 
 
-def _to_contiguous(module: nn.Module, args: tuple) -> tuple:
-    return (args[0].contiguous(),)
+def nchw_copy(x: torch.Tensor) -> torch.Tensor:
+    """x in the contiguous layout. From channels-last, one 2D transpose an image, which takes torch's
+    blocked transpose copy: (2, 2048, 33, 33) in 5.5 ms on this 2-core CPU, against 14.6 ms for
+    x.contiguous(), whose strided 4D copy goes element by element."""
+    if x.dim() != 4 or x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last):
+        return x.contiguous()
+    channels, height, width = x.shape[1:]
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    for image, source in zip(out, x, strict=True):
+        pixels_by_channel = source.permute(1, 2, 0).reshape(height * width, channels)  # a view: no copy
+        image.view(channels, height * width).copy_(pixels_by_channel.t())
+    return out
+
+
+class _ContiguousInput:
+    """Forward pre-hook: the block's input in the contiguous layout. Blocks fed the same tensor in one
+    forward (the ASPP's branches) share one conversion; the root model's forward hook forgets it."""
+
+    def __init__(self):
+        self.source = self.version = self.converted = None
+
+    def __call__(self, module: nn.Module, args: tuple) -> tuple:
+        x = args[0]
+        if x is not self.source or x._version != self.version:
+            self.source, self.version, self.converted = x, x._version, nchw_copy(x)
+        return (self.converted, *args[1:])
+
+    def forget(self, *_) -> None:
+        self.source = self.version = self.converted = None
 
 
 def _to_channels_last(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
@@ -90,8 +117,9 @@ def contiguous_where_channels_last_is_slow(model: nn.Module) -> list[str]:
     beyond CHANNELS_LAST_MAX_DEPTHWISE_DILATION (the ASPP's separable branches at rates 12/18, and
     all three at OS8) runs in the contiguous layout: its weights and input converted, its output
     converted back. The whole block, not the convolution alone, so that the wide tensor between
-    its depthwise and pointwise steps is never converted. Returns the blocks' names."""
-    blocks = []
+    its depthwise and pointwise steps is never converted; blocks given the same input convert it
+    once. Returns the blocks' names."""
+    blocks, to_contiguous = [], _ContiguousInput()
     for name, module in model.named_modules():
         if any(isinstance(child, nn.Conv2d) and child.groups > 1 and child.groups == child.in_channels
                and max(child.dilation) > CHANNELS_LAST_MAX_DEPTHWISE_DILATION for child in module.children()):
@@ -99,9 +127,11 @@ def contiguous_where_channels_last_is_slow(model: nn.Module) -> list[str]:
                 # both layouts, and the convolution picks its layout from the strides
                 if parameter.dim() == 4:
                     parameter.data = parameter.data.clone(memory_format=torch.contiguous_format)
-            module.register_forward_pre_hook(_to_contiguous)
+            module.register_forward_pre_hook(to_contiguous)
             module.register_forward_hook(_to_channels_last)
             blocks.append(name)
+    if blocks:
+        model.register_forward_hook(to_contiguous.forget)
     return blocks
 
 
