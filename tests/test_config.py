@@ -88,14 +88,16 @@ def test_synthetic_brings_its_recipe_and_the_command_line_wins():
     quick = compose_config()
     assert quick.model.backbone.name == "resnet18"
     assert quick.optim.optimizer._target_ == "torch.optim.AdamW"
-    assert (quick.aug.scale_min, quick.aug.scale_max) == (0.75, 1.5)
-    chosen = compose_config("optim=sgd", "backbone=xception", "aug=deeplab")
+    assert (quick.aug.scale_min, quick.aug.scale_max) == (1.0, 1.0)  # aug=crop_flip
+    assert (quick.trainer.max_epochs, quick.trainer.precision) == (3, "auto")  # trainer=quick
+    chosen = compose_config("optim=sgd", "backbone=xception", "aug=deeplab", "trainer=cpu")
     assert chosen.optim.lr == 0.007 and chosen.optim.momentum == 0.9
     assert chosen.model.backbone.name == "tu-xception65"
     assert chosen.aug.scale_min == 0.5
+    assert (chosen.trainer.max_epochs, chosen.trainer.precision) == (5, "32-true")
 
 
-@pytest.mark.parametrize("aug", ["deeplab", "keras", "none"])
+@pytest.mark.parametrize("aug", ["deeplab", "keras", "none", "deeplab_small", "crop_flip"])
 def test_aug_instantiates(aug):
     cfg = compose_config(f"aug={aug}")
     resolve_normalisation(cfg)

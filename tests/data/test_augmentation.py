@@ -50,6 +50,28 @@ def test_deeplab_scales_come_from_the_official_set():
     assert heights == {20, 30, 40, 50, 60, 70, 80}  # 0.5 .. 2.0 in steps of 0.25, all drawn
 
 
+def test_crop_flip_crops_the_image_at_its_own_scale():
+    """aug=crop_flip (the synthetic recipe's): every crop is a window of the image, as it is or mirrored."""
+    cfg = compose_config("aug=crop_flip", "data.crop_size=32")
+    resolve_normalisation(cfg)
+    transform = instantiate(cfg.aug)
+    image = np.random.default_rng(0).integers(1, 256, (40, 56, 3), dtype=np.uint8)
+    mask = np.random.default_rng(1).integers(0, 3, (40, 56), dtype=np.uint8)
+    windows = {(y, x, mirrored) for y in range(40 - 32 + 1) for x in range(56 - 32 + 1) for mirrored in (0, 1)}
+    found = set()
+    for _ in range(100):
+        out = transform(image=image, mask=mask)
+        pixels, labels = out["image"].numpy().transpose(1, 2, 0), out["mask"].numpy()
+        match = [(y, x, m) for y, x, m in windows
+                 if np.array_equal(pixels, image[y:y + 32, x:x + 32][:, ::-1] if m else image[y:y + 32, x:x + 32])]
+        assert len(match) == 1
+        y, x, mirrored = match[0]
+        window = mask[y:y + 32, x:x + 32]
+        assert np.array_equal(labels, window[:, ::-1] if mirrored else window)
+        found.add(mirrored)
+    assert found == {0, 1}
+
+
 def test_photometric_options_change_colours_only():
     cfg = compose_config("aug=deeplab", "aug.brightness=0.4", "aug.contrast=0.4", "aug.hue=0.1", "data.crop_size=48")
     resolve_normalisation(cfg)

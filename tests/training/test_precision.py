@@ -27,8 +27,8 @@ def test_cpus_with_native_bf16_are_told_apart(monkeypatch, amx, avx512_bf16, exp
 @pytest.mark.parametrize("native, picked", [(True, "bf16-mixed"), (False, "32-true")])
 def test_auto_is_replaced_by_what_it_picks_and_says_why(monkeypatch, caplog, native, picked):
     monkeypatch.setattr("deeplab.training.precision.native_bf16", lambda accelerator: (native, "because"))
-    cfg = compose_config()  # data=synthetic brings trainer=mixed
-    assert cfg.trainer.precision == "auto" and cfg.trainer.max_epochs == 5
+    cfg = compose_config()  # data=synthetic brings trainer=quick, trainer=mixed's precision for 3 epochs
+    assert cfg.trainer.precision == "auto" and cfg.trainer.max_epochs == 3
     with caplog.at_level(logging.INFO, logger="deeplab"):
         assert resolve_precision(cfg.trainer) == picked
     assert cfg.trainer.precision == picked
