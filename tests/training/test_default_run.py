@@ -49,4 +49,4 @@ def test_default_job_beats_colour_rule(tmp_path):
           f"{reached.get('step')}, {reached.get('seconds')} s); colour rule {colour:.4f}")
     assert network >= 0.80 and reached["target"] == 0.8 and reached["val/mIoU"] >= 0.8
     assert colour <= network - 0.4
-    assert summary["duration_s"] < 300
+    assert summary["duration_s"] < 240  # 107-139 s on the 2-core CPUs this was measured on
