@@ -132,6 +132,11 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["sweep.prune_after=-1"], "sweep.prune_after=-1 is not allowed; allowed: a number of epochs >= 0"),
     (["target_miou=80"], "target_miou=80 is not allowed; allowed: null (off) or a number from 0 to 1"),
     (["dashboard.aug_preview=1"], "dashboard.aug_preview=1 is not allowed; allowed: true, false"),
+    (["aug.scale_min=2"], "aug.scale_max=1.0 is not allowed; allowed: a number >= aug.scale_min=2"),
+    (["aug=deeplab", "aug.scale_min=0"], "aug.scale_min=0 is not allowed; allowed: a number > 0"),
+    (["aug=deeplab", "aug.scale_step=-0.25"], "aug.scale_step=-0.25 is not allowed; allowed: a number >= 0 "
+                                              "(0: aug.scale_min only)"),
+    (["aug=keras", "aug.flip=1.5"], "aug.flip=1.5 is not allowed; allowed: a probability from 0 to 1"),
     (["dashboard.every_n_epochs=0"], "dashboard.every_n_epochs=0 is not allowed; allowed: an integer >= 1"),
     (["sweep.prune=median"], "sweep.prune=median compares the jobs of a sweep: run with -m (a multirun), or leave "
                              "sweep.prune=null"),

@@ -218,12 +218,23 @@ class Callbacks(Section):
 
 
 class Aug(Section):
-    """The photometric keys of the aug group (aug=none has none)."""
+    """The aug group's scale, flip and photometric keys (each option has some of them, aug=none none)."""
 
+    scale_min: Number | None = rule("a number > 0", None, gt=0)
+    scale_max: Number | None = rule("a number > 0", None, gt=0)
+    scale_step: Number | None = rule("a number >= 0 (0: aug.scale_min only)", None, ge=0)
+    flip: Number | None = rule("a probability from 0 to 1", None, ge=0, le=1)
     brightness: Number = rule("a number >= 0", 0.0, ge=0)
     contrast: Number = rule("a number >= 0", 0.0, ge=0)
     saturation: Number = rule("a number >= 0", 0.0, ge=0)
     hue: Number = rule("a number from 0 to 0.5", 0.0, ge=0, le=0.5)
+
+    @model_validator(mode="after")
+    def _scale_range(self):
+        # an empty range would draw no scale at all and train at scale 1 without a word
+        if self.scale_min is not None and self.scale_max is not None and self.scale_min > self.scale_max:
+            refuse("aug.scale_max", self.scale_max, f"a number >= aug.scale_min={self.scale_min}")
+        return self
 
 
 class Check(Section):
