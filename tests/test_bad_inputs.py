@@ -355,6 +355,17 @@ def test_every_entry_point_checks_the_class_count(script, tmp_path, small_synthe
                                             "data.num_classes=4 names")
 
 
+@pytest.mark.parametrize("script", [s for s in ENTRY_POINTS
+                                    if s not in ("eval.py", "predict.py", "tools/export.py", "tools/inspect_model.py")])
+def test_every_entry_point_with_the_aug_group_checks_its_scale_range(script, tmp_path, small_synthetic, capsys,
+                                                                     monkeypatch):
+    """An empty scale range would draw no scale: refused wherever the train config is composed."""
+    code, stderr = run_entry(script, "aug=deeplab", "aug.scale_min=2", "aug.scale_max=1.5",
+                             f"paths.data_dir={small_synthetic}", f"hydra.run.dir={tmp_path / 'run'}",
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "aug.scale_max=1.5 is not allowed; allowed: a number >= aug.scale_min=2")
+
+
 def test_export_refuses_an_output_stride_in_one_line(standalone_ckpt, tmp_path, capsys, monkeypatch):
     code, stderr = run_entry("tools/export.py", f"ckpt_path={standalone_ckpt}", "output_stride=12",
                              f"output={tmp_path / 'model.onnx'}", capsys=capsys, monkeypatch=monkeypatch)

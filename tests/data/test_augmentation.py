@@ -50,6 +50,11 @@ def test_deeplab_scales_come_from_the_official_set():
     assert heights == {20, 30, 40, 50, 60, 70, 80}  # 0.5 .. 2.0 in steps of 0.25, all drawn
 
 
+def test_an_empty_scale_range_is_refused_by_the_transform_too():
+    with pytest.raises(ValueError, match="scale_min=2.0 is above scale_max=1.5"):
+        T.deeplab_train(crop_size=48, scale_min=2.0, scale_max=1.5)
+
+
 def test_crop_flip_crops_the_image_at_its_own_scale():
     """aug=crop_flip (the synthetic recipe's): every crop is a window of the image, as it is or mirrored."""
     cfg = compose_config("aug=crop_flip", "data.crop_size=32")

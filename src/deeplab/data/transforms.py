@@ -49,6 +49,8 @@ def deeplab_train(crop_size=513, scale_min: float = 0.5, scale_max: float = 2.0,
                   brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
                   hue: float = 0.0, max_pixel_value: float = 255.0) -> A.Compose:
     """The DeepLab protocol: random scale from a discrete set, pad, random crop, horizontal flip."""
+    if scale_min > scale_max:  # the range would hold no scale, and the crop would go unscaled
+        raise ValueError(f"scale_min={scale_min} is above scale_max={scale_max}")
     scales = np.arange(scale_min, scale_max + scale_step / 2, scale_step) if scale_step > 0 else [scale_min]
     # RandomScale multiplies by 1 + limit: a degenerate range gives exactly one scale.
     rescale = A.OneOf([A.RandomScale(scale_limit=(s - 1, s - 1), p=1.0) for s in scales], p=1.0)
