@@ -158,8 +158,16 @@ def test_bad_value_or_path(args, message, tmp_path, small_synthetic, capsys, mon
 @pytest.mark.parametrize("args, message", [
     (["data.num_classes=4", "data.class_names=[a,b,c,d]"], "data.num_classes=4 but ckpt_path={ckpt} was trained "
                                                             "with 5 classes"),
-    (["backbone=resnet50"], "ckpt_path={ckpt} holds another architecture (backbone tu-test_resnet, output stride 16); "
-                            "this run builds backbone resnet50, output stride 16"),
+    (["backbone=resnet50"], "ckpt_path={ckpt} holds another architecture (model.backbone.name=tu-test_resnet); "
+                            "this run builds model.backbone.name=resnet50"),
+    ([*TINY_NET, "os=8"], "ckpt_path={ckpt} holds another architecture (model.output_stride=16); this run builds "
+               "model.output_stride=8; a resume continues the same network (evaluate at another output stride with "
+               "eval.py eval.output_stride=8"),
+    ([*TINY_NET, "model.aspp.rates=[12,24,36]"], "holds another architecture (model.aspp={{'channels': 16, "
+                                                  "'rates': [6, 12, 18]"),
+    ([*TINY_NET[:2], "decoder=deeplabv3"], "holds another architecture (model.decoder={{'low_level_channels': 8"),
+    ([*TINY_NET, "data.in_channels=4", "data.mean=[0.5,0.5,0.5,0.5]", "data.std=[0.2,0.2,0.2,0.2]"],
+     "holds another architecture (data.in_channels=3); this run builds data.in_channels=4"),
 ])
 def test_checkpoint_of_another_model(args, message, standalone_ckpt, tmp_path, small_synthetic, capsys,
                                      monkeypatch):

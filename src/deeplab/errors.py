@@ -19,3 +19,10 @@ class DatasetError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message names the file."""
+
+
+class NothingToDo(UserError):
+    """The command asks for nothing that is not done already (a finished run resumed): said in one
+    line, exit status 0, no file touched."""
+
+    exit_code = 0

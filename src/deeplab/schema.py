@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from deeplab.data.class_pixels import WEIGHTINGS
@@ -21,7 +21,7 @@ from deeplab.model.encoder import WEIGHTS as BACKBONE_WEIGHTS
 MAX_CROP = 4096  # past any benchmark's image side; a bigger crop is all padding and a typo's memory bill
 
 OutputStride = Literal[OUTPUT_STRIDES]
-Number = int | float
+Number = int | FiniteFloat  # inf and nan pass every range check and then break training
 Side = Annotated[int, Field(ge=16, le=MAX_CROP)]
 Sides = Annotated[list[Side], Field(min_length=1, max_length=2)]  # [side] or [height, width]
 
@@ -90,6 +90,8 @@ class Data(Section):
     mean: list[Number] | None = rule("null (the encoder's pretrained statistics) or one number a channel")
     std: list[Annotated[Number, Field(gt=0)]] | None = rule(
         "null (the encoder's pretrained statistics) or one number > 0 a channel")
+    label_map: dict[Annotated[int, Field(ge=0, le=255)], int | None] | None = rule(
+        "null, or {stored mask value 0..255: class id, ignore_index or null (void)}", None)
 
     @model_validator(mode="after")
     def _classes(self):
@@ -102,6 +104,12 @@ class Data(Section):
         if self.fold is not None and (self.num_folds is None or self.fold >= self.num_folds):
             refuse("data.fold", self.fold, "null, or 0 .. data.num_folds - 1 with data.num_folds set" +
                    (f" (0 .. {self.num_folds - 1})" if self.num_folds else ""))
+        if self.label_map:
+            wrong = {k: v for k, v in self.label_map.items() if v is not None and v != self.ignore_index
+                     and not 0 <= v < n}
+            if wrong:
+                refuse("data.label_map", self.label_map, f"mask values mapped to a class id 0..{n - 1}, to "
+                       f"ignore_index={self.ignore_index} or to null (void)")
         bands = self.in_channels
         for key in ("mean", "std"):
             value = getattr(self, key)
@@ -189,6 +197,8 @@ class Trainer(Section):
     limit_train_batches: Number | None = _batch_limit()
     limit_val_batches: Number | None = _batch_limit()
     gradient_clip_val: Number | None = rule("null (off) or a number > 0", None, gt=0)
+    val_check_interval: Number | None = rule("null, a fraction of an epoch in (0, 1], or a number of batches >= 1",
+                                             None, gt=0)
     gradient_clip_algorithm: Literal["norm", "value"] = rule("norm, value", "norm")
     accelerator: str = "auto"
     sync_batchnorm: bool = False
@@ -202,6 +212,10 @@ class Trainer(Section):
         if self.max_epochs in (None, -1) and self.max_steps == -1:
             refuse("trainer.max_epochs", self.max_epochs, "an integer >= 1 while trainer.max_steps=-1 (a run needs "
                    "one limit)")
+        interval = self.val_check_interval
+        if isinstance(interval, float) and interval > 1:  # Lightning reads a float as a fraction of an epoch
+            refuse("trainer.val_check_interval", interval, "a fraction of an epoch in (0, 1], or a whole number of "
+                   "batches >= 1 (an integer)")
         for key in ("limit_train_batches", "limit_val_batches"):
             limit = getattr(self, key)
             if limit is not None and not (limit > 0 and (isinstance(limit, int) or limit <= 1)):
@@ -239,6 +253,7 @@ class Aug(Section):
 
 class Check(Section):
     deviations: bool = rule("true, false", True)
+    classes: bool = rule("true, false", True)
 
 
 class Sweep(Section):
@@ -289,6 +304,10 @@ class TrainConfig(Section):
     def _sync_batchnorm(self):
         trainer = self.trainer
         on_cpu = trainer.accelerator == "cpu" or trainer.accelerator == "auto" and not torch.cuda.is_available()
+        if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise PydanticCustomError("needs_gpu", f"trainer.accelerator={trainer.accelerator} needs a CUDA GPU and "
+                                      "this machine has none (torch.cuda.is_available() is False); train on the CPU "
+                                      "with trainer=default, or trainer.accelerator=auto")
         if trainer.sync_batchnorm and on_cpu:
             raise PydanticCustomError("needs_gpu", "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm "
                                       "runs on CUDA only); set trainer.sync_batchnorm=false to train with CPU "

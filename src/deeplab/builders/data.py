@@ -16,14 +16,23 @@ def prepare_data(data: DictConfig) -> None:
         instantiate(data.prepare)()
 
 
+def label_map(data: DictConfig) -> dict | None:
+    """data.label_map as plain {stored value: class id or None}; configs stored before it existed have none."""
+    from omegaconf import OmegaConf
+
+    mapping = data.get("label_map")
+    return {int(k): v for k, v in OmegaConf.to_container(mapping).items()} if mapping else None
+
+
 def evaluation_loader(data: DictConfig, split: str) -> DataLoader:
     to_tensor = evaluation()  # callers normalise on the device (deeplab.inference.pixels)
     fold = data.get("fold")
     if fold is not None and split == data.val_split:  # a cross-validation run: its held-out fold
         dataset = keep_fold(open_split(instantiate(data.dataset), data.train_split, to_tensor, data.num_classes,
-                                       data.ignore_index), fold, data.num_folds, held_out=True)
+                                       data.ignore_index, label_map(data)), fold, data.num_folds, held_out=True)
     else:
-        dataset = open_split(instantiate(data.dataset), split, to_tensor, data.num_classes, data.ignore_index)
+        dataset = open_split(instantiate(data.dataset), split, to_tensor, data.num_classes, data.ignore_index,
+                             label_map(data))
     # Whole images of different sizes: one per batch unless the config says otherwise.
     return DataLoader(dataset, batch_size=data.val_batch_size, num_workers=data.num_workers,
                       pin_memory=data.pin_memory)

@@ -137,13 +137,19 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
     line = CommandLine.parse(args, config_name)
     conf_dir = Path(conf_dir).resolve()
     groups = {p.name for d in (conf_dir, line.config_dir) if d for p in d.iterdir() if p.is_dir()}
+    own_groups = config_groups(conf_dir, line.config_name, groups)
     parser = OverridesParser.create()
     result, group_overrides, key_overrides = [], [], []
-    for arg in line.overrides:
-        result.append(arg)
-        override = parser.parse_override(arg)
+    for arg in map(_expand_home, line.overrides):
+        override = _parse(parser, arg)
         key = override.key_or_group
+        meant = _meant_for_checkpoint(arg, key, override, line.config_name, own_groups, groups)
+        if meant != arg:
+            arg, override = meant, _parse(parser, meant)
+            key = override.key_or_group
+        result.append(arg)
         if key.split(".")[0].split("/")[0] == "hydra" or override.type == OverrideType.DEL:
+            _check_launcher(key, override, line)
             continue  # Hydra's own settings and ~delete are Hydra's to check
         if key not in groups or override.type != OverrideType.CHANGE:
             key_overrides.append((len(result) - 1, key, override))
@@ -170,14 +176,117 @@ def check_command_line(args: Sequence[str], conf_dir: str | Path, config_name: s
             if taken and key not in known and override.type == OverrideType.CHANGE:
                 result[index] = f"++{result[index]}"  # an argument of the node's _target_, set by name
             elif key not in known and override.type == OverrideType.CHANGE:
-                raise ConfigError(f"{key} is not a config key{_suggest(key, known)}; "
-                                  f"add a new key with +{key}=VALUE")
+                raise ConfigError(f"{key} is not a config key{_suggest(key, known)}"
+                                  + ("" if line.config_name in READS_CHECKPOINT else
+                                     f"; add a new key with +{key}=VALUE"))
+            elif key not in known and line.config_name in READS_CHECKPOINT:
+                raise ConfigError(f"{key} is not a key that {SCRIPTS[line.config_name]} reads{_suggest(key, known)}; "
+                                  "it would be ignored")
     checked = replace(line, overrides=result)
     if checked.runs_job:
         if cfg is not None:
             _reuse_for_output_dir(checked, conf_dir, cfg, groups)
         check_output_dir(checked, conf_dir)
     return checked.args
+
+
+# The configs that take the model from a checkpoint, and the key that sets their output stride.
+READS_CHECKPOINT = {"evaluate": "eval.output_stride", "predict": "eval.output_stride", "export": "output_stride",
+                    "inspect_model": None}
+SCRIPTS = {"evaluate": "eval.py", "predict": "predict.py", "export": "tools/export.py",
+           "inspect_model": "tools/inspect_model.py", "train": "train.py"}
+
+
+def config_groups(conf_dir: Path, config_name: str, groups: set[str]) -> set[str]:
+    """The groups a primary config composes: those its defaults list names, and all of them where
+    it includes the train config."""
+    path = conf_dir / f"{config_name}.yaml"
+    if not path.is_file():
+        return groups
+    own = set()
+    for entry in OmegaConf.load(path).get("defaults") or []:
+        if isinstance(entry, str):
+            if entry != "_self_":
+                return groups  # another primary config (train): its groups too
+            continue
+        for name in entry:
+            own.add(str(name).split()[-1].split("/")[0])
+    return own
+
+
+def _parse(parser: OverridesParser, arg: str):
+    from hydra.errors import HydraException
+
+    try:
+        return parser.parse_override(arg)
+    except HydraException as err:  # the grammar's syntax errors, and OverrideParseException
+        reason = str(err).strip().splitlines()[0]
+        if "=~" in arg or "=[~" in arg:
+            hint = "write the full path, or quote it: " + arg.replace("=", "='", 1) + "'"
+        elif not arg.isascii():
+            hint = "Hydra reads unquoted values as ASCII only; quote them, e.g. " + _quoted_example(arg)
+        else:
+            hint = "quote a value that holds special characters: key='value'"
+        raise ConfigError(f"{arg} is not a valid override ({reason}); {hint}") from None
+
+
+def _quoted_example(arg: str) -> str:
+    key, _, value = arg.partition("=")
+    if value.startswith("[") and value.endswith("]"):
+        items = [item.strip() for item in value[1:-1].split(",")]
+        return f"{key}=[" + ",".join(f"'{i}'" if not i.isascii() else i for i in items) + "]"
+    return f"{key}='{value}'"
+
+
+def _expand_home(arg: str) -> str:
+    """`key=~/x`: the shell leaves a ~ after `=` as it is, and Hydra's grammar refuses it; the
+    user means their home folder, in every path key. Quoted values (`key='~/x'`) likewise."""
+    key, eq, value = arg.partition("=")
+    if not eq or key.startswith("-"):
+        return arg
+    bare = value.strip("'\"")
+    if bare == "~" or bare.startswith("~/"):
+        return f"{key}={os.path.expanduser(bare)}"
+    return arg
+
+
+def _meant_for_checkpoint(arg: str, key: str, override, config_name: str, own: set[str], groups: set[str]) -> str:
+    """eval.py, predict.py, export and inspect_model take the model from the checkpoint: an
+    architecture group cannot change there (one line), and `os=8` means evaluating at output
+    stride 8, which their own key does."""
+    if config_name not in READS_CHECKPOINT or key in own or override.type == OverrideType.DEL:
+        return arg
+    script, stride_key = SCRIPTS[config_name], READS_CHECKPOINT[config_name]
+    top = key.split(".")[0]
+    if key == "os" and stride_key is not None:
+        from deeplab.log import LOG
+
+        LOG.info(f"{arg}: {script} reads the model from its checkpoint; evaluating at {stride_key}="
+                 f"{override.value()}")
+        return f"{stride_key}={override.value()}"
+    if key == "model.output_stride" and stride_key is not None:
+        raise ConfigError(f"{key} is not a key of {script}: the checkpoint fixes the model; for inference at "
+                          f"another output stride give {stride_key}={override.value()}")
+    if key in groups or top in ("model", "backbone", "decoder", "os"):
+        what = "model and its training settings" if top not in ("model", "backbone", "decoder", "os") else "model"
+        raise ConfigError(f"{arg}: {script} takes the {what} from ckpt_path's checkpoint, so {key} cannot change "
+                          "here" + (f"; for inference at another output stride give {stride_key}=8 or 16"
+                                    if stride_key and top in ("model", "os") else ""))
+    return arg
+
+
+def _check_launcher(key: str, override, line: "CommandLine") -> None:
+    """A launcher override only acts in a multirun; SLURM's needs sbatch where the sweep starts."""
+    import shutil
+
+    if key != "hydra/launcher" or override.type == OverrideType.DEL:
+        return
+    value = str(override.value())
+    if not line.multirun and line.runs_job:
+        raise ConfigError(f"hydra/launcher={value} acts on a multirun only: add -m (a single run always runs here)")
+    if "slurm" in value and line.runs_job and shutil.which("sbatch") is None:
+        raise ConfigError(f"hydra/launcher={value} submits jobs with SLURM's sbatch, which is not on this machine's "
+                          "PATH; start the sweep on the cluster's login node, or leave hydra/launcher as it is")
 
 
 def _reuse_for_output_dir(line: CommandLine, conf_dir: Path, cfg: DictConfig, groups: set[str]) -> None:

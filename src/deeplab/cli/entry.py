@@ -1,7 +1,16 @@
-"""What every entry point shares: a user's mistake becomes one line on stderr and an exit status."""
+"""What every entry point shares: a user's mistake becomes one line on stderr and an exit status.
+
+The mistakes come from two places: the project's own checks (UserError, already one line) and
+the libraries that read the command line and the config before them: Hydra's override parser
+and composition, OmegaConf's interpolation, YAML files, Lightning's Trainer. Those raise their
+own exception types with multi-line messages; `external_message` turns each kind into one line
+naming the key, file or value, so that no mistake of the user's reaches a traceback. The whole
+traceback is still there with HYDRA_FULL_ERROR=1."""
 
 import os
+import re
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +23,10 @@ class JobFailed(RuntimeError):
     """A job of a multirun that stopped on a user error: the sweep records it and goes on."""
 
 
+# Packages whose errors, raised while they read the user's command line or config, are the user's mistake.
+LIBRARIES = ("hydra", "omegaconf", "yaml", "pytorch_lightning", "lightning_fabric")
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """What the entry points do with a user's mistake: `error: ...` on stderr and exit status 2.
@@ -21,11 +34,100 @@ def one_line_errors() -> Iterator[None]:
     try:
         yield
     except MissingMandatoryValue as err:
+        if full_trace():
+            raise
         _stop(f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE")
     except UserError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if full_trace():
             raise  # the whole traceback, as Hydra's own switch promises
         _stop(_last_line(str(err)), getattr(err, "exit_code", 2))
+    except Exception as err:
+        message = external_message(err)
+        if message is None or full_trace():
+            raise
+        _stop(message)
+
+
+def full_trace() -> bool:
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def external_message(err: BaseException) -> str | None:
+    """One line for an error a library raised on the user's input; None for anything else (a bug,
+    which keeps its traceback)."""
+    from hydra.errors import HydraException, InstantiationException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    if isinstance(err, InstantiationException):
+        cause = err.__cause__
+        target = re.search(r"target '([^']+)'", str(err))
+        where = f"{_full_key(str(err))}: " if _full_key(str(err)) else ""
+        if cause is not None and _raised_in(cause, LIBRARIES):
+            inner = external_message(cause) or _first_line(cause)
+        else:
+            inner = _first_line(cause) if cause is not None else _first_line(err)
+        return f"{where}{target.group(1) if target else 'the target'} refused its arguments: {_trainer_keys(inner)}"
+    if isinstance(err, OverrideParseException):
+        return f"{_first_line(err)}; quote a value that holds special characters: key='value'"
+    if isinstance(err, YAMLError):
+        return _yaml_line(err)
+    if isinstance(err, HydraException):
+        cause = err.__cause__
+        if isinstance(cause, YAMLError):
+            return _yaml_line(cause)
+        return " ".join(str(err).split("\n")[:2]).strip()
+    if isinstance(err, OmegaConfBaseException):
+        key = getattr(err, "full_key", None)
+        message = getattr(err, "msg", None) or _first_line(err)
+        return f"{key}: {message}" if key else message
+    if isinstance(err, (ValueError, TypeError, RuntimeError)) and _raised_in(err, ("pytorch_lightning",
+                                                                                 "lightning_fabric")):
+        return f"Lightning refused the trainer settings: {_trainer_keys(_first_line(err))}"
+    from pytorch_lightning.utilities.exceptions import MisconfigurationException
+
+    if isinstance(err, MisconfigurationException):
+        return f"Lightning refused the trainer settings: {_trainer_keys(_first_line(err))}"
+    return None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def _full_key(message: str) -> str | None:
+    found = re.search(r"full_key: (\S+)", message)
+    return found.group(1) if found else None
+
+
+def _trainer_keys(message: str) -> str:
+    """Lightning names its arguments in backticks (`val_check_interval`); the user set them as
+    trainer.<name>. Lightning's advice after the first sentence is about its own API: cut."""
+    from inspect import signature
+
+    from pytorch_lightning import Trainer
+
+    names = set(signature(Trainer.__init__).parameters)
+    message = re.sub(r"`(\w+)`", lambda m: f"trainer.{m.group(1)}" if m.group(1) in names else m.group(1), message)
+    return re.split(r"(?<=[.!)]) (?=[A-Z])", message.strip())[0]
+
+
+def _yaml_line(err) -> str:
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or _first_line(err)
+    if mark is None:
+        return f"a YAML file does not parse: {problem}"
+    return f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML ({problem})"
+
+
+def _raised_in(err: BaseException, packages: tuple[str, ...]) -> bool:
+    """Whether the innermost frame that raised `err` is in one of these packages."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return False
+    path = frames[-1].filename.replace("\\", "/")
+    return any(f"/{package}/" in path for package in packages)
 
 
 def _last_line(message: str) -> str:
@@ -37,6 +139,9 @@ def _last_line(message: str) -> str:
 
 
 def _stop(message: str, exit_code: int = 2) -> None:
+    if exit_code == 0:  # NothingToDo: not an error, and nothing failed
+        print(message)
+        sys.exit(0)
     print(f"error: {message}", file=sys.stderr)
     if _in_multirun():
         raise JobFailed(message) from None
@@ -48,5 +153,3 @@ def _in_multirun() -> bool:
     from hydra.types import RunMode
 
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-

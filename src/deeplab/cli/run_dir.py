@@ -3,10 +3,11 @@ folder with its stored overrides, and a fresh run never mixes with an earlier ru
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from deeplab.cli.command_line import CommandLine, output_dir
-from deeplab.errors import CheckpointError
+from deeplab.errors import CheckpointError, NothingToDo
 from deeplab.log import LOG
 
 
@@ -84,3 +85,173 @@ def check_fresh_run_dir(args: list[str], conf_dir: Path) -> None:
             elif path.exists():
                 path.unlink()
     LOG.info(f"overwrite=true: removed the earlier {'sweep' if line.multirun else 'run'}'s files from {target}")
+
+
+# Ranks that a launcher or Lightning started besides rank 0: they join rank 0's run directory.
+RANK_VARIABLES = ("LOCAL_RANK", "RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+LOCK_NAME = ".train.lock"
+
+
+class RunDirLock:
+    """An exclusive claim on a run (or sweep) directory for the life of one command: a second
+    command into the same directory is refused in one line instead of mixing its checkpoints and
+    logs with the first. flock, so a crashed or killed run leaves nothing held."""
+
+    def __init__(self):
+        self.handle = None
+        self.path: Path | None = None
+        self.made: list[Path] = []  # folders this claim created, removed again if it leaves them empty
+
+    def claim(self, args: list[str], conf_dir: Path) -> None:
+        import fcntl
+
+        line = CommandLine.parse(args, "train")
+        if not line.runs_job or any(os.environ.get(k, "0") not in ("", "0") for k in RANK_VARIABLES):
+            return
+        key, target, _ = output_dir(line, conf_dir)
+        if target is None:
+            return
+        missing = [p for p in (target, *target.parents) if not p.exists()]
+        target.mkdir(parents=True, exist_ok=True)
+        self.made = missing
+        self.path = target / LOCK_NAME
+        self.handle = open(self.path, "a")  # noqa: SIM115  (held until release)
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.handle.close()
+            self.handle = self.path = None
+            raise CheckpointError(f"{key}={target} is in use by another command running now (its {LOCK_NAME} is "
+                                  f"held); wait for it to end, or start this one in another {key}") from None
+
+    def release(self) -> None:
+        if self.handle is None:
+            return
+        self.path.unlink(missing_ok=True)  # ours while held: no stale file for the next command
+        self.handle.close()
+        self.handle = None
+        for folder in self.made:  # a refused command leaves no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+ARCHITECTURE = ("data.num_classes", "data.in_channels", "model.backbone.name", "model.output_stride", "model.aspp",
+                "model.decoder")
+
+
+def check_resume(args: list[str], conf_dir: Path) -> None:
+    """Before Hydra writes anything: resuming with a command line that builds another network is
+    refused (weights trained at one output stride, decoder or class count would be stored under
+    another's config), and resuming a run that has nothing left to train is a one-line answer
+    that changes no file."""
+    from omegaconf import OmegaConf
+
+    line = CommandLine.parse(args, "train")
+    if not line.runs_job or line.multirun:
+        return
+    _, target, cfg = output_dir(line, conf_dir)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path in (None, "last") or not Path(ckpt_path).is_file():
+        return  # no resume, or one that training itself refuses in one line
+    from deeplab.builders.checkpoint import CONFIG_KEY, load_checkpoint
+
+    checkpoint = load_checkpoint(ckpt_path)
+    stored = OmegaConf.create(checkpoint[CONFIG_KEY])
+    for key in ARCHITECTURE:
+        theirs, ours = _plain(OmegaConf.select(stored, key)), _plain(OmegaConf.select(cfg, key))
+        if key == "data.in_channels":
+            theirs, ours = theirs or 3, ours or 3
+        if theirs != ours and key == "data.num_classes":
+            raise CheckpointError(f"data.num_classes={ours} but ckpt_path={ckpt_path} was trained with {theirs} "
+                                  "classes")
+        if theirs != ours:
+            raise CheckpointError(f"ckpt_path={ckpt_path} holds another architecture ({key}={theirs}); this run "
+                                  f"builds {key}={ours}; a resume continues the same network (evaluate at another "
+                                  "output stride with eval.py eval.output_stride=8; start from these weights with "
+                                  "model.init_from=PATH)")
+    if target is None or Path(ckpt_path).resolve().parent != (target / "checkpoints").resolve():
+        return  # a checkpoint from elsewhere starts a new run
+    finished = _finished(checkpoint, cfg.trainer)
+    second = OmegaConf.select(cfg, "finetune.second_stage")
+    if finished and second is not None:  # the paper's schedule goes on with stage 2 in RUN/stage2
+        stage2 = target / "stage2" / "checkpoints" / "last.ckpt"
+        trainer = OmegaConf.merge(cfg.trainer, {k.removeprefix("trainer."): v for k, v in second.overrides.items()
+                                                if k.startswith("trainer.")})
+        finished = _finished(load_checkpoint(stage2), trainer) if stage2.is_file() else None
+    if finished:
+        raise NothingToDo(f"{target} finished at {finished}; nothing was changed")
+
+
+def _plain(node):
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig | ListConfig) else node
+
+
+def _finished(checkpoint: dict, trainer) -> str | None:
+    """Where a checkpoint stands if the trainer limits would train nothing more from it, worded
+    with the key to raise; None if there is training left. The epochs done are the DataModule's
+    own record (SegmentationDataModule.state_dict), not Lightning's loop counters."""
+    step = int(checkpoint.get("global_step", 0))
+    position = checkpoint.get("SegmentationDataModule") or {}
+    epochs = int(position.get("epoch", 0)) if not position.get("batches") else None
+    max_steps, max_epochs = trainer.get("max_steps", -1), trainer.get("max_epochs")
+    if max_steps not in (None, -1) and step >= max_steps:
+        return f"step {step}; raise trainer.max_steps to train on"
+    if max_epochs not in (None, -1) and epochs is not None and epochs >= max_epochs:
+        return f"epoch {epochs}; raise trainer.max_epochs to train on"
+    return None
+
+
+class ResumeTrace:
+    """What a resume adds to a run directory before its job runs (Hydra's `.hydra/resume-N` and
+    lines in train.log), taken back when the command is refused having changed nothing else."""
+
+    def __init__(self):
+        self.run_dir: Path | None = None
+
+    def begin(self, args: list[str]) -> None:
+        given = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
+        subdir = given.get("hydra.output_subdir", "")
+        if not subdir.startswith(".hydra/resume-") or "hydra.run.dir" not in given:
+            return
+        self.run_dir, self.subdir = Path(given["hydra.run.dir"]), Path(given["hydra.run.dir"]) / subdir
+        log = self.run_dir / "train.log"
+        self.log_size = log.stat().st_size if log.is_file() else None
+        self.before = self._files()
+
+    def _files(self) -> dict:
+        log = self.run_dir / "train.log"
+        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in self.run_dir.rglob("*")
+                if p.is_file() and p != log and self.subdir not in p.parents and p.name != LOCK_NAME}
+
+    def rollback(self) -> None:
+        if self.run_dir is None or self._files() != self.before:
+            return  # training ran (or wrote something): its log stays with it
+        shutil.rmtree(self.subdir, ignore_errors=True)
+        log = self.run_dir / "train.log"
+        if self.log_size is None:
+            log.unlink(missing_ok=True)
+        elif log.is_file():
+            os.truncate(log, self.log_size)
+
+
+def run_dir_checkpoint(args: list[str]) -> list[str]:
+    """eval.py, predict.py, export and inspect_model take `ckpt_path=RUN_DIR` as train.py does:
+    the run's checkpoints/best.ckpt, else its last.ckpt, and say which."""
+    result = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        if key == "ckpt_path" and eq and Path(os.path.expanduser(value)).is_dir():
+            folder = Path(os.path.expanduser(value))
+            found = next((folder / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")
+                          if (folder / "checkpoints" / name).is_file()), None)
+            if found is None:
+                raise CheckpointError(f"ckpt_path={value} is a folder without checkpoints/best.ckpt or last.ckpt; "
+                                      "give a run directory written by train.py or a .ckpt file")
+            print(f"ckpt_path={value}: reading {found}", file=sys.stderr)
+            arg = f"ckpt_path={found}"
+        result.append(arg)
+    return result

@@ -21,10 +21,22 @@ CONF_DIR = Path(__file__).resolve().parents[3] / "conf"  # the checkout's conf/ 
 
 def launch(config_name: str, task: Callable[[DictConfig], object], train_config: bool = False,
            before: Callable[[list[str]], list[str]] | None = None,
-           after: Callable[[list[str]], None] | None = None) -> None:
+           after: Callable[[list[str]], None] | None = None, release: Callable[[], None] | None = None,
+           on_failure: Callable[[], None] | None = None) -> None:
     """`before` rewrites the arguments ahead of the checks (train.py's resume), `after` checks
-    the checked ones (train.py's run directory); `train_config` runs the train config's checks
-    and prints their notes."""
+    the checked ones (train.py's run directory), `on_failure` runs when the job fails (a refused
+    resume's records are taken back), `release` when the command ends however it ends (the run
+    directory's lock); `train_config` runs the train config's checks and prints their notes."""
+    try:
+        _launch(config_name, task, train_config, before, after, on_failure)
+    finally:
+        if release is not None:
+            release()
+
+
+def _launch(config_name: str, task: Callable[[DictConfig], object], train_config: bool,
+            before: Callable[[list[str]], list[str]] | None, after: Callable[[list[str]], None] | None,
+            on_failure: Callable[[], None] | None) -> None:
     with one_line_errors():
         args = list(sys.argv[1:])
         if before is not None:
@@ -38,10 +50,15 @@ def launch(config_name: str, task: Callable[[DictConfig], object], train_config:
     def main(cfg: DictConfig):
         setup_console()
         with one_line_errors():
-            if train_config:
-                for note in check_train_config(cfg, CONF_DIR):
-                    LOG.info(note)
-            return task(cfg)
+            try:
+                if train_config:
+                    for note in check_train_config(cfg, CONF_DIR):
+                        LOG.info(note)
+                return task(cfg)
+            except BaseException:
+                if on_failure is not None:
+                    on_failure()
+                raise
 
     main()
 
@@ -65,10 +82,25 @@ def _train(cfg: DictConfig) -> float | None:
 
 
 def train() -> None:
-    from deeplab.cli.run_dir import check_fresh_run_dir, resume_command_line
+    from deeplab.cli.run_dir import ResumeTrace, RunDirLock, check_fresh_run_dir, check_resume, resume_command_line
 
-    launch("train", _train, train_config=True, before=resume_command_line,
-           after=lambda args: check_fresh_run_dir(args, CONF_DIR))
+    lock, trace = RunDirLock(), ResumeTrace()
+
+    def settle_run_dir(args: list[str]) -> None:
+        trace.begin(args)
+        lock.claim(args, CONF_DIR)  # first: nothing below may touch a directory another command is using
+        check_resume(args, CONF_DIR)
+        check_fresh_run_dir(args, CONF_DIR)
+
+    # a refused resume leaves no trace in the run it was refused for
+    launch("train", _train, train_config=True, before=resume_command_line, after=settle_run_dir,
+           release=lock.release, on_failure=trace.rollback)
+
+
+def _run_dir_checkpoint(args: list[str]) -> list[str]:
+    from deeplab.cli.run_dir import run_dir_checkpoint
+
+    return run_dir_checkpoint(args)
 
 
 def _evaluate(cfg: DictConfig) -> float:
@@ -78,7 +110,7 @@ def _evaluate(cfg: DictConfig) -> float:
 
 
 def evaluate() -> None:
-    launch("evaluate", _evaluate)
+    launch("evaluate", _evaluate, before=_run_dir_checkpoint)
 
 
 def _predict(cfg: DictConfig) -> None:
@@ -89,7 +121,7 @@ def _predict(cfg: DictConfig) -> None:
 
 
 def predict() -> None:
-    launch("predict", _predict)
+    launch("predict", _predict, before=_run_dir_checkpoint)
 
 
 def _export(cfg: DictConfig) -> None:
@@ -104,7 +136,7 @@ def _export(cfg: DictConfig) -> None:
 
 
 def export() -> None:
-    launch("export", _export)
+    launch("export", _export, before=_run_dir_checkpoint)
 
 
 def bench() -> None:
@@ -116,7 +148,7 @@ def show_aug() -> None:
 
 
 def inspect_model() -> None:
-    launch("inspect_model", _imported("deeplab.tools.inspect_model:run"))
+    launch("inspect_model", _imported("deeplab.tools.inspect_model:run"), before=_run_dir_checkpoint)
 
 
 def bench_loader() -> None:

@@ -36,7 +36,21 @@ def read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise DatasetError(f"{path}: cannot read the image")
+    if truncated_jpeg(path):  # OpenCV decodes what is there, grey below, and only warns without the name
+        raise DatasetError(f"{path}: the JPEG file ends early (truncated: no end-of-image marker); copy it again or "
+                           "remove it from the split")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def truncated_jpeg(path: Path) -> bool:
+    """A JPEG whose end-of-image marker (FF D9) is missing from its last bytes: cut off in a copy
+    or a download. Reads only the file's head and tail."""
+    with open(path, "rb") as file:
+        if file.read(2) != b"\xff\xd8":
+            return False  # not a JPEG
+        file.seek(0, 2)
+        file.seek(max(0, file.tell() - 4096))
+        return b"\xff\xd9" not in file.read()
 
 
 BAND_SUFFIXES = (".tif", ".tiff", ".npy")  # where images of other than three channels are read from
@@ -195,10 +209,27 @@ def keep_fold(dataset: SegmentationDataset, fold: int, num_folds: int, held_out:
     return dataset
 
 
-def open_split(dataset, split: str, transform, num_classes: int, ignore_index: int) -> SegmentationDataset:
+def apply_label_map(dataset: SegmentationDataset, label_map: dict | None, ignore_index: int) -> SegmentationDataset:
+    """data.label_map: stored mask values read as other class ids, or as the void (null or
+    ignore_index), on top of the dataset's own reading: {255: 1} for 0/255 binary masks,
+    {11: 255} for SegNet's void 11, {0: 255, 1: 0, 2: 1, ...} where 0 is void (ADE20K)."""
+    if not label_map:
+        return dataset
+    if getattr(dataset, "color_map", None) is not None:
+        raise DatasetError("data.label_map maps the values of index masks; with data.mask_format=color map colours "
+                           "with data.colors and data.void_color")
+    table = dataset.lookup.copy() if dataset.lookup is not None else np.arange(256, dtype=np.uint8)
+    for stored, label in label_map.items():
+        table[int(stored)] = ignore_index if label is None else int(label)
+    dataset.lookup = table
+    return dataset
+
+
+def open_split(dataset, split: str, transform, num_classes: int, ignore_index: int,
+               label_map: dict | None = None) -> SegmentationDataset:
     """One split of a dataset (`dataset(split=..., transform=...)` builds it), its files checked to
     exist (DatasetError names the first missing one) and the label range it is read with."""
-    opened = dataset(split=split, transform=transform)
+    opened = apply_label_map(dataset(split=split, transform=transform), label_map, ignore_index)
     opened.check_files()
     opened.num_classes, opened.ignore_index = num_classes, ignore_index
     return opened

@@ -120,3 +120,33 @@ def format_report(report: SplitReport, class_names: list[str]) -> str:
     lines.extend(f"  note: {n}" for n in report.notes)
     lines.extend(f"  problem: {p}" for p in report.problems)
     return "\n".join(lines)
+
+
+def absent_classes(dataset: SegmentationDataset, num_classes: int, ignore_index: int) -> tuple[list[int], int, int]:
+    """(class ids with no pixel in the split, void pixels, pixels) as training reads the masks.
+    Stops reading as soon as every class has been seen, so a healthy split costs a few masks."""
+    seen = np.zeros(num_classes, dtype=bool)
+    void = total = 0
+    for sample in dataset.samples:
+        if sample.mask is None:
+            continue
+        counts = np.bincount(dataset.read_labels(sample.mask).ravel(), minlength=256)
+        seen |= counts[:num_classes] > 0
+        void += int(counts[ignore_index]) if 0 <= ignore_index < 256 else 0
+        total += int(counts.sum())
+        if seen.all():
+            break
+    return [int(c) for c in np.flatnonzero(~seen)], void, total
+
+
+def absent_class_problem(split: str, missing: list[int], void: int, total: int, class_names: list[str],
+                         ignore_index: int) -> str | None:
+    """A class that never occurs while void pixels do: most often masks that store the class
+    under another value (0/255 binary masks), which training would read as void and never learn."""
+    if not missing or not void:
+        return None
+    names = ", ".join(f"{c} ({class_names[c]})" for c in missing)
+    example = f"{{{ignore_index}: {missing[0]}}}" if len(missing) == 1 else "{STORED_VALUE: CLASS_ID}"
+    return (f"split {split}: class {names} never occurs while {100 * void / max(total, 1):.1f}% of the mask pixels "
+            f"are void (ignore_index={ignore_index}); if the masks store that class as another value (0/255 "
+            f"masks store it as 255), map it with data.label_map={example}")

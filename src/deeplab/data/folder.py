@@ -11,9 +11,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".n
 FOLDER_HELP = "data.root must hold images/ (any of {}) and masks/ (<same name>.png)".format(" ".join(IMAGE_SUFFIXES))
 
 
-def in_val(stem: str, val_fraction: float) -> bool:
-    """A split that stays put as files are added: a hash of the name, not its position."""
-    return zlib.crc32(stem.encode()) % 10_000 < val_fraction * 10_000
+def val_names(stems: list[str], val_fraction: float) -> set[str]:
+    """The val split without split files: the round(val_fraction * n) names with the lowest hashes,
+    at least one (and at most n - 1) when there are two images or more. By hash, not position, so
+    adding images moves an existing one between the splits only at the margin."""
+    if len(stems) < 2:
+        return set()
+    count = min(max(1, round(val_fraction * len(stems))), len(stems) - 1)
+    return set(sorted(stems, key=lambda s: (zlib.crc32(s.encode()), s))[:count])
 
 
 class FolderSegmentation(SegmentationDataset):
@@ -54,12 +59,21 @@ class FolderSegmentation(SegmentationDataset):
             found = sorted(p.stem for p in split_dir.glob("*.txt"))
             raise DatasetError(f"split list {list_file} not found; splits present: {found or 'none'}")
         elif split in ("train", "val"):
-            stems = [s for s in by_stem if in_val(s, val_fraction) == (split == "val")]
+            held_out = val_names(list(by_stem), val_fraction)
+            stems = [s for s in by_stem if (s in held_out) == (split == "val")]
             source = f"{image_dir} ({split}: {'' if split == 'val' else 'all but '}{val_fraction:g} of the images)"
         else:
             raise DatasetError(f"split {split!r} needs {list_file}; without a splits/ folder only train and val exist")
-        samples = [Sample(s, by_stem[s], mask_dir / f"{s}.png") for s in stems]
+        # masks by name, their suffix in any case (img.JPG beside img.PNG)
+        self.mask_files = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"} \
+            if mask_dir.is_dir() else {}
+        self.image_files = by_stem
+        samples = [Sample(s, by_stem[s], self.mask_files.get(s, mask_dir / f"{s}.png")) for s in stems]
         super().__init__(samples, transform, source=source)
+
+    def orphan_masks(self) -> list[Path]:
+        """Masks with no image of their name: a renamed or deleted image, or a typo."""
+        return sorted(p for stem, p in self.mask_files.items() if stem not in self.image_files)
 
     def read_image(self, path: Path):
         return read_bands(path, self.in_channels)

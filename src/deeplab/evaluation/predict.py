@@ -34,6 +34,11 @@ def list_images(source: Path) -> list[Path]:
     if source.is_file():
         return [source]
     files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    folders = [p for p in source.iterdir() if p.is_dir()]
+    if folders:  # input is read one level deep: say so rather than leave those images out silently
+        print(f"input={source}: {len(folders)} subfolder{'s' if len(folders) > 1 else ''} skipped "
+              f"({', '.join(sorted(p.name for p in folders)[:3])}{', ...' if len(folders) > 3 else ''}); "
+              "give each as input to predict its images", file=sys.stderr)
     if not files:
         raise PredictError(f"input={source} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     stems = [p.stem for p in files]
@@ -42,6 +47,26 @@ def list_images(source: Path) -> list[Path]:
         raise PredictError(f"input={source}: several images share the name {clashes[0]!r} "
                            f"({', '.join(p.name for p in files if p.stem == clashes[0])}); their outputs would clash")
     return files
+
+
+def output_paths(out: Path, stem: str) -> tuple[Path, Path]:
+    """The mask and the overlay written for the image named `stem`."""
+    return out / f"{stem}.png", out / f"{stem}_overlay.jpg"
+
+
+def check_output(source: Path, out: Path, files: list[Path]) -> None:
+    """Nothing predict writes may replace an image it reads, and no output may land where a later
+    run would read it as an input: refused before anything is written."""
+    resolved = out.resolve()
+    if source.is_dir() and (resolved == source.resolve() or source.resolve() in resolved.parents):
+        raise PredictError(f"output={out} is inside input={source}: the masks would be written among the images "
+                           "(and read as images by the next run); choose an output folder outside it")
+    inputs = {p.resolve() for p in files}
+    for path in files:
+        for written in output_paths(out, path.stem):
+            if written.resolve() in inputs:
+                raise PredictError(f"output={out} would overwrite the input image {written}; choose another "
+                                   "output folder")
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -84,9 +109,10 @@ def save_outputs(out: Path, stem: str, image: np.ndarray, classes: np.ndarray, p
     flat = np.zeros((256, 3), dtype=np.uint8)
     flat[: len(palette)] = palette
     mask.putpalette(flat.flatten().tolist())
-    mask.save(out / f"{stem}.png")
+    mask_path, overlay_path = output_paths(out, stem)
+    mask.save(mask_path)
     overlay = (1 - alpha) * image + alpha * palette[classes]
-    Image.fromarray(overlay.round().astype(np.uint8)).save(out / f"{stem}_overlay.jpg", quality=92)
+    Image.fromarray(overlay.round().astype(np.uint8)).save(overlay_path, quality=92)
 
 
 def predict(cfg: DictConfig) -> int:
@@ -95,6 +121,7 @@ def predict(cfg: DictConfig) -> int:
     validate_predict(cfg)
     files = list_images(Path(cfg.input))
     out = Path(cfg.output)
+    check_output(Path(cfg.input), out, files)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -3,10 +3,13 @@ and every problem, each naming its file."""
 
 import json
 
+import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from deeplab.data.check import check_split, format_report
+from deeplab.builders.data import label_map
+from deeplab.data.base import apply_label_map
+from deeplab.data.check import absent_class_problem, check_split, format_report
 from deeplab.errors import DatasetError
 
 
@@ -17,19 +20,38 @@ def run(cfg: DictConfig) -> int:
     if data.get("prepare"):
         instantiate(data.prepare)()  # what training would read: the generated or converted files
     build = instantiate(data.dataset)
-    problems, notes, summary = [], 0, {}
+    problems, notes, summary, names = [], 0, {}, {}
     for split in splits:
         try:
-            dataset = build(split=split)
+            dataset = apply_label_map(build(split=split), label_map(data), data.ignore_index)
         except DatasetError as err:
             problems.append(str(err))
             print(f"split {split}: cannot be opened\n  problem: {err}")
             continue
         report = check_split(dataset, split, data.num_classes, data.ignore_index)
+        listed = [s.name for s in dataset.samples]
+        names[split] = set(listed)
+        twice = sorted({n for n in listed if listed.count(n) > 1})
+        if twice:  # read twice an epoch, or counted twice in the val mIoU
+            report.problems.append(f"{dataset.source} lists {len(twice)} images more than once, first: {twice[0]}")
+        orphans = dataset.orphan_masks() if hasattr(dataset, "orphan_masks") and split == splits[0] else []
+        report.problems.extend(f"mask with no image of its name: {p}" for p in orphans)
+        if split == data.train_split:
+            pixels = report.class_pixels
+            missing = [int(c) for c in np.flatnonzero(pixels[:-1] == 0)]
+            absent = absent_class_problem(split, missing, int(pixels[-1]), int(pixels.sum()), list(data.class_names),
+                                          data.ignore_index)
+            report.problems.extend([absent] if absent else [])
         print(format_report(report, list(data.class_names)))
         problems.extend(report.problems)
         notes += len(report.notes)
         summary[split] = {"samples": report.samples, "problems": len(report.problems), "notes": len(report.notes)}
+    for train, val in ((data.train_split, data.val_split),):
+        both = sorted(names.get(train, set()) & names.get(val, set())) if train != val else []
+        if both:  # validation on training images reads higher than the model is
+            problem = f"{len(both)} images are in both {train} and {val}, first: {both[0]}"
+            print(f"  problem: {problem}")
+            problems.append(problem)
     found = f"{len(problems)} problems found" if problems else "no problems found"
     print(found + (f" ({notes} notes: conversions training makes as it reads)" if notes else ""))
     print(json.dumps({"splits": summary, "problems": len(problems), "notes": notes}))

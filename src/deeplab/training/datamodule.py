@@ -13,7 +13,9 @@ from omegaconf import DictConfig
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
+from deeplab.builders.data import label_map
 from deeplab.data.base import keep_fold, open_split
+from deeplab.data.check import absent_class_problem, absent_classes
 from deeplab.data.sampling import ResumableSampler
 from deeplab.data.transforms import evaluation
 from deeplab.errors import DatasetError
@@ -28,12 +30,14 @@ class SegmentationDataModule(pl.LightningDataModule):
                  train_split: str = "train", val_split: str = "val", batch_size: int = 8,
                  val_batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False,
                  prefetch_factor: int = 2, seed: int = 0, ignore_index: int = 255,
-                 max_pixel_value: float = 255.0, fold: int | None = None, num_folds: int | None = None):
+                 max_pixel_value: float = 255.0, fold: int | None = None, num_folds: int | None = None,
+                 label_map: dict | None = None):
         super().__init__()
         self.dataset = dataset
         self.num_classes = num_classes
         self.class_names = list(class_names)
         self.ignore_index = ignore_index
+        self.label_map = label_map  # stored mask values read as other class ids (data.label_map)
         self.train_transform = train_transform
         self.max_pixel_value = max_pixel_value  # to show images of other bands
         self.val_transform = evaluation()  # batches are normalised on the device, by the LightningModule
@@ -59,6 +63,18 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.prepare is None:
             self.setup("fit")
 
+    def check_classes(self) -> None:
+        """Every class occurs in the training split, or no pixel is void: a class that never occurs
+        beside void pixels is most often stored under another value (0/255 masks) and would never
+        be learnt. Checked where check() opened the split (data already on disk)."""
+        if self.train_set is None:
+            return
+        missing, void, total = absent_classes(self.train_set, self.num_classes, self.ignore_index)
+        problem = absent_class_problem(self.train_split, missing, void, total, self.class_names, self.ignore_index)
+        if problem:
+            raise DatasetError(f"data.train_split={problem.removeprefix('split ')}; or train anyway with "
+                               "check.classes=false")
+
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit") and self.train_set is None:
             self.train_set = self._split(self.train_split, self.train_transform, held_out=False)
@@ -74,8 +90,9 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def _split(self, split: str, transform, held_out: bool):
         if self.fold is None:
-            return open_split(self.dataset, split, transform, self.num_classes, self.ignore_index)
-        opened = open_split(self.dataset, self.train_split, transform, self.num_classes, self.ignore_index)
+            return open_split(self.dataset, split, transform, self.num_classes, self.ignore_index, self.label_map)
+        opened = open_split(self.dataset, self.train_split, transform, self.num_classes, self.ignore_index,
+                            self.label_map)
         return keep_fold(opened, self.fold, self.num_folds, held_out)
 
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
@@ -156,4 +173,6 @@ def build_datamodule(data: DictConfig, aug: DictConfig, seed: int = 0) -> Segmen
         max_pixel_value=data.get("max_pixel_value", 255),
         fold=data.get("fold"),
         num_folds=data.get("num_folds"),
+        label_map=label_map(data),
     )
+

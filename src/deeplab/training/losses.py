@@ -102,7 +102,8 @@ def resolve_class_weights(loss: DictConfig, data: DictConfig, datamodule) -> str
     source = "given"
     if isinstance(weights, str):
         datamodule.prepare_data()  # the synthetic set is written before it can be counted
-        split = open_split(datamodule.dataset, data.train_split, None, data.num_classes, data.ignore_index)
+        split = open_split(datamodule.dataset, data.train_split, None, data.num_classes, data.ignore_index,
+                           datamodule.label_map)
         if data.get("fold") is not None:  # cross-validation: the fold's training images only
             split = keep_fold(split, data.fold, data.num_folds, held_out=False)
         counts = cached_count(split, data.train_split, data.num_classes, data.ignore_index, Path(data.root))

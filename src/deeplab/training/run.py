@@ -60,6 +60,8 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
 
     datamodule = build_datamodule(cfg.data, cfg.aug, seed=cfg.seed)
     datamodule.check()  # fail fast on missing data, before models and loggers start
+    if cfg.get("check", {}).get("classes", True):
+        datamodule.check_classes()
     weights_line = resolve_class_weights(cfg.loss, cfg.data, datamodule)
     if weights_line:
         LOG.info(weights_line)
