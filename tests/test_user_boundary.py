@@ -294,3 +294,14 @@ def test_home_is_expanded_in_path_keys(tmp_path, capsys, monkeypatch):
     code, stderr = run_entry("train.py", "data=voc", "data.root='~/nowhere'", f"hydra.run.dir={tmp_path / 'run'}",
                              *WORK, capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, f"data.root={tmp_path / 'nowhere'} does not exist")
+
+
+def test_a_learning_rate_that_throws_the_weights_out_does_not_end_in_a_traceback(tmp_path, small_synthetic, capsys,
+                                                                                  monkeypatch):
+    """SGD at lr 0.9: batch norm statistics far out of range, where folding them for the fast
+    validation may not reproduce the logits. The run ends normally or with the NaN stop's one line."""
+    code, stderr = run_entry("train.py", f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={small_synthetic}",
+                             *SMALL, *WORK, *TINY_NET, "optim=sgd", "optim.lr=0.9", capsys=capsys,
+                             monkeypatch=monkeypatch)
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert code == 0 or (code == 2 and "error: the " in stderr), stderr[-2000:]  # the NaN stop's line

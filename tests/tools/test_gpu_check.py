@@ -23,12 +23,15 @@ def test_without_cuda_make_gpu_check_prints_one_line_and_exits_0(capsys):
 
 
 @pytest.mark.slow
-def test_the_dry_run_passes_every_check_on_the_cpu(tmp_path, capsys):
+def test_the_dry_run_passes_every_check_on_the_cpu(tmp_path, capsys, monkeypatch):
     """ResNet-101 and Xception-65 x OS16/OS8 x fp32, bf16 + channels_last, + compile through the
     LightningModule (the loss falls), bf16 logits against fp32, OS8 multi-scale + flip inference,
-    and DDP over gloo against eval.py: all on the CPU."""
-    assert main(["--dry-run", "--out", str(tmp_path)]) == 0, capsys.readouterr().out[-3000:]
-    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    and DDP over gloo against eval.py: all on the CPU. Run from a folder outside the checkout with
+    a relative --out, as `deeplab-gpu-check --dry-run` is run there (its DDP subprocesses run in
+    the checkout)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["--dry-run", "--out", "report"]) == 0, capsys.readouterr().out[-3000:]
+    result = json.loads((tmp_path / "report" / "gpu_check.json").read_text())
     names = [c["name"] for c in result["checks"]]
     assert len([n for n in names if n.startswith("train ")]) == 2 * 2 * len(MODES)
     assert {"bf16 logits resnet101", "bf16 logits xception65", "ddp 2 processes"} <= set(names)

@@ -1,6 +1,7 @@
 """The split a checkpoint's config describes, for evaluation: plain PyTorch data, whole images as
 read (no Lightning, no augmentation); normalise them on the device with inference.pixels.normaliser."""
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
@@ -35,4 +36,4 @@ def evaluation_loader(data: DictConfig, split: str) -> DataLoader:
                              label_map(data))
     # Whole images of different sizes: one per batch unless the config says otherwise.
     return DataLoader(dataset, batch_size=data.val_batch_size, num_workers=data.num_workers,
-                      pin_memory=data.pin_memory)
+                      pin_memory=bool(data.pin_memory) and torch.cuda.is_available())  # only a GPU gains

@@ -38,8 +38,10 @@ def resume_command_line(args: list[str]) -> list[str]:
         return args  # a checkpoint from elsewhere: a new run dir, the config of this command line
     from omegaconf import OmegaConf
 
-    previous = [a for a in OmegaConf.load(stored) if a.split("=", 1)[0] not in ("ckpt_path", "hydra.run.dir")]
     ours = [a for a in args if a.split("=", 1)[0] not in ("ckpt_path", "hydra.run.dir", "hydra.output_subdir")]
+    # a key given again replaces its stored value (listed twice, it would name the run twice over)
+    given_again = {a.split("=", 1)[0].lstrip("+~") for a in ours} | {"ckpt_path", "hydra.run.dir"}
+    previous = [a for a in OmegaConf.load(stored) if a.split("=", 1)[0].lstrip("+~") not in given_again]
     # This resume's config goes beside the run's original one, which stays what a resume reads.
     subdir = f".hydra/resume-{len(list((run_dir / '.hydra').glob('resume-*'))) + 1}"
     return [*previous, *ours, f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}", f"hydra.output_subdir={subdir}"]
@@ -180,7 +182,10 @@ def check_resume(args: list[str], conf_dir: Path) -> None:
         trainer = OmegaConf.merge(cfg.trainer, {k.removeprefix("trainer."): v for k, v in second.overrides.items()
                                                 if k.startswith("trainer.")})
         finished = _finished(load_checkpoint(stage2), trainer) if stage2.is_file() else None
-    if finished:
+    # A run killed after its final save but before its summary still gets its records written (by
+    # LastCheckpoint.on_fit_end and RunSummary): only a complete run is left alone.
+    complete = (target / "summary.json").is_file() and (target / "checkpoints" / "last.ckpt").is_file()
+    if finished and complete:
         raise NothingToDo(f"{target} finished at {finished}; nothing was changed")
 
 

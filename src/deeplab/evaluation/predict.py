@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.model import inference_model, inference_settings, pick_device
-from deeplab.data.base import as_rgb, read_bands
+from deeplab.data.base import BAND_SUFFIXES, as_rgb, read_bands
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.preview import class_colours
 from deeplab.errors import UserError
@@ -132,6 +132,12 @@ def predict(cfg: DictConfig) -> int:
     model, precision = inference_model(model, cfg.eval, device)
     settings = inference_settings(cfg.eval, config.data.crop_size)
     bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
+    unreadable = [p for p in files if p.suffix.lower() not in BAND_SUFFIXES]
+    if bands != 3 and len(unreadable) == len(files):  # not one failure a file: one line for the mismatch
+        kinds = ", ".join(sorted({p.suffix for p in files}))
+        raise PredictError(f"ckpt_path={cfg.ckpt_path} holds a model of {bands}-band images (data.in_channels="
+                           f"{bands}), read from {', '.join(BAND_SUFFIXES)} files; input={cfg.input} has "
+                           f"{len(files)} {kinds} images of at most 3 channels")
     normalise = normaliser(config.data)
     palette = class_colours(config.data.get("colors"), config.data.num_classes)
     failed = []

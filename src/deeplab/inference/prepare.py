@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from deeplab.log import LOG
+
 FOLD_TOLERANCE = 1e-4  # largest |folded - unfolded| logit on the probe image, per unit of the largest logit
 # oneDNN's channels-last depthwise kernel takes dilations up to 6; above, it runs 3-8x slower than
 # the contiguous layout (2048 channels at 33x33: rate 6 1.4 ms, rate 7 29 ms, rate 18 90 ms; contiguous 8 ms)
@@ -157,8 +159,11 @@ def prepare_for_inference(model: nn.Module, fast: bool, channels_last: bool = Tr
         difference = (prepared(probe.contiguous(memory_format=torch.channels_last)) - expected).abs().max().item()
     tolerance = FOLD_TOLERANCE * max(1.0, expected.abs().max().item())  # fp32 rounding grows with the logits
     if difference > tolerance:
-        raise RuntimeError(f"folding batch norm changed the logits by {difference:.3g} (more than {tolerance:.3g}); "
-                           "run with eval.fast=false and report the model")
+        # A self-check of an optimisation never ends a run: this inference goes without it, and says so
+        # (weights a huge learning rate has thrown far out, or a model whose folded output is reused).
+        LOG.warning(f"eval.fast: folding batch norm changed the logits by {difference:.3g} (more than "
+                    f"{tolerance:.3g}); this inference runs the model unfolded, as eval.fast=false would")
+        return copy.deepcopy(model).eval()
     return prepared
 
 

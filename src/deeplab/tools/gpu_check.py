@@ -246,9 +246,10 @@ def main(argv: list[str]) -> int:
         print("gpu_check: no CUDA device is visible, nothing to check (tools/gpu_check.py --dry-run runs the same "
               "checks on the CPU)")
         return 0
-    result = run(args.dry_run, Path(args.out))
+    out = Path(args.out).resolve()  # absolute once: the DDP check's subprocesses run in the checkout
+    result = run(args.dry_run, out)
     print_table(result)
-    print(f"wrote {Path(args.out) / 'gpu_check.json'}")
+    print(f"wrote {out / 'gpu_check.json'}")
     if result["failed"]:
         print(f"gpu_check: {len(result['failed'])} of {len(result['checks'])} checks failed: "
               f"{', '.join(result['failed'])}")

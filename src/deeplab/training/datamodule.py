@@ -98,9 +98,18 @@ class SegmentationDataModule(pl.LightningDataModule):
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
         workers = self.num_workers > 0
         return DataLoader(dataset, batch_size=batch_size, drop_last=train,
-                          sampler=sampler, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          sampler=sampler, num_workers=self.num_workers, pin_memory=self._pin(),
                           persistent_workers=workers, prefetch_factor=self.prefetch_factor if workers else None,
                           worker_init_fn=partial(_worker_init, rank=_world()[1]) if workers else None)
+
+    def _pin(self) -> bool:
+        """data.pin_memory where batches go to a GPU; page-locked memory does nothing for the CPU
+        (and PyTorch warns on every loader that asks for it there)."""
+        if not self.pin_memory:
+            return False
+        if self.trainer is not None:
+            return self.trainer.strategy.root_device.type == "cuda"
+        return torch.cuda.is_available()
 
     def train_dataloader(self) -> DataLoader:
         replicas, rank = _world()

@@ -14,7 +14,7 @@ from deeplab.inference.metrics import SegmentationMetrics
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import ImageCounts
 from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
-from deeplab.training.resume import NonFiniteLoss
+from deeplab.training.resume import NonFiniteLoss, resume_advice
 
 
 class SegmentationModule(pl.LightningModule):
@@ -85,8 +85,7 @@ class SegmentationModule(pl.LightningModule):
             lr = self.optimizers().param_groups[0]["lr"]
             names = ", ".join(getattr(self, "_batch_names", [])) or "unnamed"
             raise NonFiniteLoss(f"the loss is {loss.item()} at step {self.global_step} (lr {lr:.3g}) on images "
-                                f"{names}; lower optim.lr or set trainer.gradient_clip_val, then resume with "
-                                f"ckpt_path={self.trainer.default_root_dir}")
+                                f"{names}; {resume_advice(self.trainer.default_root_dir)}")
 
     def evaluation_model(self) -> nn.Module:
         """The model at `eval_output_stride`: the trained weights, re-dilated (built once, then

@@ -75,8 +75,15 @@ def check_finite_weights(trainer, pl_module, batch: dict | None) -> None:
     lr = trainer.optimizers[0].param_groups[0]["lr"]
     names = f" on images {', '.join(batch['name'])}" if batch and batch.get("name") else ""
     raise NonFiniteLoss(f"the weights are not finite after step {trainer.global_step} (lr {lr:.3g}){names}; "
-                        "last.ckpt keeps the last good step; lower optim.lr or set trainer.gradient_clip_val, then "
-                        f"resume with ckpt_path={trainer.default_root_dir}")
+                        f"{resume_advice(trainer.default_root_dir)}")
+
+
+def resume_advice(run_dir) -> str:
+    """What to do after a stop on non-finite numbers: resume only where a checkpoint exists."""
+    if (Path(run_dir) / "checkpoints" / "last.ckpt").is_file():
+        return ("last.ckpt keeps the last good step; lower optim.lr or set trainer.gradient_clip_val, then resume "
+                f"with ckpt_path={run_dir}")
+    return "no checkpoint was written before it; lower optim.lr or set trainer.gradient_clip_val and start again"
 
 
 class Interrupted(UserError):
