@@ -304,10 +304,6 @@ class TrainConfig(Section):
     def _sync_batchnorm(self):
         trainer = self.trainer
         on_cpu = trainer.accelerator == "cpu" or trainer.accelerator == "auto" and not torch.cuda.is_available()
-        if trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-            raise PydanticCustomError("needs_gpu", f"trainer.accelerator={trainer.accelerator} needs a CUDA GPU and "
-                                      "this machine has none (torch.cuda.is_available() is False); train on the CPU "
-                                      "with trainer=default, or trainer.accelerator=auto")
         if trainer.sync_batchnorm and on_cpu:
             raise PydanticCustomError("needs_gpu", "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm "
                                       "runs on CUDA only); set trainer.sync_batchnorm=false to train with CPU "

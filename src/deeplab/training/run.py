@@ -6,6 +6,7 @@ from functools import partial
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ProgressBar
@@ -51,6 +52,11 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     for note in resolve_normalisation(cfg):
         LOG.info(note)
     resolve_precision(cfg.trainer)
+    accelerator = cfg.trainer.get("accelerator")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():  # Lightning's own words name no key
+        raise ConfigError(f"trainer.accelerator={accelerator} needs a CUDA GPU and this machine has none "
+                          "(torch.cuda.is_available() is False); train on the CPU with trainer=default, or "
+                          "trainer.accelerator=auto")
     LOG.info(describe(cfg, choices))
     departures = deviations(cfg, choices) if cfg.get("check", {}).get("deviations", True) else []
     for line in departures:
