@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from deeplab.builders.model import build_model
 from deeplab.errors import CheckpointError
@@ -59,14 +59,40 @@ def model_from_checkpoint(path: str | Path) -> tuple[DeepLab, DictConfig]:
     return model.eval(), config
 
 
+# What makes a network another one: a resume with any of these changed would store weights trained
+# as one network under the config of another.
+ARCHITECTURE = ("data.num_classes", "data.in_channels", "model.backbone.name", "model.output_stride", "model.aspp",
+                "model.decoder")
+
+
+def check_same_network(checkpoint: dict, cfg: DictConfig, path: str | Path) -> None:
+    """The config `cfg` builds the network the checkpoint was trained as, key by key (one line
+    naming the first that differs)."""
+    stored = OmegaConf.create(checkpoint[CONFIG_KEY])
+    for key in ARCHITECTURE:
+        theirs, ours = _plain(OmegaConf.select(stored, key)), _plain(OmegaConf.select(cfg, key))
+        if key == "data.in_channels":  # configs stored before the key existed: RGB
+            theirs, ours = theirs or 3, ours or 3
+        if theirs == ours:
+            continue
+        if key == "data.num_classes":
+            raise CheckpointError(f"data.num_classes={ours} but ckpt_path={path} was trained with {theirs} classes")
+        raise CheckpointError(f"ckpt_path={path} holds another architecture ({key}={theirs}); this run builds "
+                              f"{key}={ours}; a resume continues the same network (evaluate at another output "
+                              "stride with eval.py eval.output_stride=8; start from these weights with "
+                              "model.init_from=PATH)")
+
+
+def _plain(node):
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig | ListConfig) else node
+
+
 def check_resumable(path: str | Path, cfg: DictConfig) -> None:
     """The checkpoint loads safely and holds this run's model: same classes, same architecture,
     said in one line before Lightning would fail on a long state-dict error."""
     checkpoint = load_checkpoint(path)
     stored = OmegaConf.create(checkpoint[CONFIG_KEY])
-    if stored.data.num_classes != cfg.data.num_classes:
-        raise CheckpointError(f"data.num_classes={cfg.data.num_classes} but ckpt_path={path} was trained with "
-                              f"{stored.data.num_classes} classes")
+    check_same_network(checkpoint, cfg, path)
     theirs = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     try:  # load_state_dict maps the keys of checkpoints written before the model's parts had names
         build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3)).load_state_dict(theirs)

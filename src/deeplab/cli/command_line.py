@@ -240,13 +240,14 @@ def _quoted_example(arg: str) -> str:
 
 def _expand_home(arg: str) -> str:
     """`key=~/x`: the shell leaves a ~ after `=` as it is, and Hydra's grammar refuses it; the
-    user means their home folder, in every path key. Quoted values (`key='~/x'`) likewise."""
+    user means their home folder, in every path key. Quoted values (`key='~/x'`) likewise. The
+    expanded path is quoted for Hydra (a home folder may hold spaces)."""
     key, eq, value = arg.partition("=")
     if not eq or key.startswith("-"):
         return arg
     bare = value.strip("'\"")
-    if bare == "~" or bare.startswith("~/"):
-        return f"{key}={os.path.expanduser(bare)}"
+    if (bare == "~" or bare.startswith("~/")) and "'" not in bare:
+        return f"{key}='{os.path.expanduser(bare)}'"
     return arg
 
 

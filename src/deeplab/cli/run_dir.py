@@ -139,10 +139,6 @@ class RunDirLock:
                 break
 
 
-ARCHITECTURE = ("data.num_classes", "data.in_channels", "model.backbone.name", "model.output_stride", "model.aspp",
-                "model.decoder")
-
-
 def check_resume(args: list[str], conf_dir: Path) -> None:
     """Before Hydra writes anything: resuming with a command line that builds another network is
     refused (weights trained at one output stride, decoder or class count would be stored under
@@ -157,22 +153,10 @@ def check_resume(args: list[str], conf_dir: Path) -> None:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path in (None, "last") or not Path(ckpt_path).is_file():
         return  # no resume, or one that training itself refuses in one line
-    from deeplab.builders.checkpoint import CONFIG_KEY, load_checkpoint
+    from deeplab.builders.checkpoint import check_same_network, load_checkpoint
 
     checkpoint = load_checkpoint(ckpt_path)
-    stored = OmegaConf.create(checkpoint[CONFIG_KEY])
-    for key in ARCHITECTURE:
-        theirs, ours = _plain(OmegaConf.select(stored, key)), _plain(OmegaConf.select(cfg, key))
-        if key == "data.in_channels":
-            theirs, ours = theirs or 3, ours or 3
-        if theirs != ours and key == "data.num_classes":
-            raise CheckpointError(f"data.num_classes={ours} but ckpt_path={ckpt_path} was trained with {theirs} "
-                                  "classes")
-        if theirs != ours:
-            raise CheckpointError(f"ckpt_path={ckpt_path} holds another architecture ({key}={theirs}); this run "
-                                  f"builds {key}={ours}; a resume continues the same network (evaluate at another "
-                                  "output stride with eval.py eval.output_stride=8; start from these weights with "
-                                  "model.init_from=PATH)")
+    check_same_network(checkpoint, cfg, ckpt_path)  # (training checks it again for callers of train() alone)
     if target is None or Path(ckpt_path).resolve().parent != (target / "checkpoints").resolve():
         return  # a checkpoint from elsewhere starts a new run
     finished = _finished(checkpoint, cfg.trainer)
@@ -187,12 +171,6 @@ def check_resume(args: list[str], conf_dir: Path) -> None:
     complete = (target / "summary.json").is_file() and (target / "checkpoints" / "last.ckpt").is_file()
     if finished and complete:
         raise NothingToDo(f"{target} finished at {finished}; nothing was changed")
-
-
-def _plain(node):
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig | ListConfig) else node
 
 
 def _finished(checkpoint: dict, trainer) -> str | None:

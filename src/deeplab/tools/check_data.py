@@ -46,12 +46,11 @@ def run(cfg: DictConfig) -> int:
         problems.extend(report.problems)
         notes += len(report.notes)
         summary[split] = {"samples": report.samples, "problems": len(report.problems), "notes": len(report.notes)}
-    for train, val in ((data.train_split, data.val_split),):
-        both = sorted(names.get(train, set()) & names.get(val, set())) if train != val else []
-        if both:  # validation on training images reads higher than the model is
-            problem = f"{len(both)} images are in both {train} and {val}, first: {both[0]}"
-            print(f"  problem: {problem}")
-            problems.append(problem)
+    train, val = data.train_split, data.val_split
+    both = sorted(names.get(train, set()) & names.get(val, set())) if train != val else []
+    if both:  # validation on training images reads higher than the model is
+        problems.append(f"{len(both)} images are in both {train} and {val}, first: {both[0]}")
+        print(f"  problem: {problems[-1]}")
     found = f"{len(problems)} problems found" if problems else "no problems found"
     print(found + (f" ({notes} notes: conversions training makes as it reads)" if notes else ""))
     print(json.dumps({"splits": summary, "problems": len(problems), "notes": notes}))
