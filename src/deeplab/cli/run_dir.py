@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from deeplab.cli.command_line import CommandLine, output_dir
-from deeplab.errors import CheckpointError, NothingToDo
+from deeplab.errors import CheckpointError
 from deeplab.log import LOG
 
 
@@ -140,12 +140,8 @@ class RunDirLock:
 
 
 def check_resume(args: list[str], conf_dir: Path) -> None:
-    """Before Hydra writes anything: resuming with a command line that builds another network is
-    refused (weights trained at one output stride, decoder or class count would be stored under
-    another's config), and resuming a run that has nothing left to train is a one-line answer
-    that changes no file."""
-    from omegaconf import OmegaConf
-
+    """Before Hydra writes anything: the resume checks of training.resume on the command line's
+    config (another network is refused; a finished run is a one-line answer that changes no file)."""
     line = CommandLine.parse(args, "train")
     if not line.runs_job or line.multirun:
         return
@@ -153,39 +149,9 @@ def check_resume(args: list[str], conf_dir: Path) -> None:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path in (None, "last") or not Path(ckpt_path).is_file():
         return  # no resume, or one that training itself refuses in one line
-    from deeplab.builders.checkpoint import check_same_network, load_checkpoint
+    from deeplab.training.resume import check_resume_from
 
-    checkpoint = load_checkpoint(ckpt_path)
-    check_same_network(checkpoint, cfg, ckpt_path)  # (training checks it again for callers of train() alone)
-    if target is None or Path(ckpt_path).resolve().parent != (target / "checkpoints").resolve():
-        return  # a checkpoint from elsewhere starts a new run
-    finished = _finished(checkpoint, cfg.trainer)
-    second = OmegaConf.select(cfg, "finetune.second_stage")
-    if finished and second is not None:  # the paper's schedule goes on with stage 2 in RUN/stage2
-        stage2 = target / "stage2" / "checkpoints" / "last.ckpt"
-        trainer = OmegaConf.merge(cfg.trainer, {k.removeprefix("trainer."): v for k, v in second.overrides.items()
-                                                if k.startswith("trainer.")})
-        finished = _finished(load_checkpoint(stage2), trainer) if stage2.is_file() else None
-    # A run killed after its final save but before its summary still gets its records written (by
-    # LastCheckpoint.on_fit_end and RunSummary): only a complete run is left alone.
-    complete = (target / "summary.json").is_file() and (target / "checkpoints" / "last.ckpt").is_file()
-    if finished and complete:
-        raise NothingToDo(f"{target} finished at {finished}; nothing was changed")
-
-
-def _finished(checkpoint: dict, trainer) -> str | None:
-    """Where a checkpoint stands if the trainer limits would train nothing more from it, worded
-    with the key to raise; None if there is training left. The epochs done are the DataModule's
-    own record (SegmentationDataModule.state_dict), not Lightning's loop counters."""
-    step = int(checkpoint.get("global_step", 0))
-    position = checkpoint.get("SegmentationDataModule") or {}
-    epochs = int(position.get("epoch", 0)) if not position.get("batches") else None
-    max_steps, max_epochs = trainer.get("max_steps", -1), trainer.get("max_epochs")
-    if max_steps not in (None, -1) and step >= max_steps:
-        return f"step {step}; raise trainer.max_steps to train on"
-    if max_epochs not in (None, -1) and epochs is not None and epochs >= max_epochs:
-        return f"epoch {epochs}; raise trainer.max_epochs to train on"
-    return None
+    check_resume_from(ckpt_path, cfg, target)
 
 
 class ResumeTrace:

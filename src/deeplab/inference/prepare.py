@@ -3,12 +3,13 @@ that feeds it, channels-last weights. Always a copy: the model given (the one tr
 updating) is never changed."""
 
 import copy
+import logging
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from deeplab.log import LOG
+LOG = logging.getLogger("deeplab")  # the project's logger (deeplab.log sets it up; this layer sits below it)
 
 FOLD_TOLERANCE = 1e-4  # largest |folded - unfolded| logit on the probe image, per unit of the largest logit
 # oneDNN's channels-last depthwise kernel takes dilations up to 6; above, it runs 3-8x slower than

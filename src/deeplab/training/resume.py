@@ -13,7 +13,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
-from deeplab.errors import CheckpointError, UserError
+from deeplab.errors import CheckpointError, NothingToDo, UserError
 from deeplab.log import LOG
 
 
@@ -181,3 +181,43 @@ def resolve_ckpt_path(ckpt_path: str | None, output_dir: str) -> str | None:
                                   "ckpt_path=outputs/runs/DATE/TIME (its folder or a .ckpt in it)")
         return str(last)
     return str(ckpt_path)
+
+
+def check_resume_from(ckpt_path: str, cfg, run_dir: Path | None) -> None:
+    """A resume continues the network the checkpoint holds (another is refused in one line); a
+    resume of a run with nothing left to train is NothingToDo, before any file is written."""
+    from omegaconf import OmegaConf
+
+    from deeplab.builders.checkpoint import check_same_network, load_checkpoint
+
+    checkpoint = load_checkpoint(ckpt_path)
+    check_same_network(checkpoint, cfg, ckpt_path)  # (training checks it again for callers of train() alone)
+    if run_dir is None or Path(ckpt_path).resolve().parent != (run_dir / "checkpoints").resolve():
+        return  # a checkpoint from elsewhere starts a new run
+    finished = _finished(checkpoint, cfg.trainer)
+    second = OmegaConf.select(cfg, "finetune.second_stage")
+    if finished and second is not None:  # the paper's schedule goes on with stage 2 in RUN/stage2
+        stage2 = run_dir / "stage2" / "checkpoints" / "last.ckpt"
+        trainer = OmegaConf.merge(cfg.trainer, {k.removeprefix("trainer."): v for k, v in second.overrides.items()
+                                                if k.startswith("trainer.")})
+        finished = _finished(load_checkpoint(stage2), trainer) if stage2.is_file() else None
+    # A run killed after its final save but before its summary still gets its records written (by
+    # LastCheckpoint.on_fit_end and RunSummary): only a complete run is left alone.
+    complete = (run_dir / "summary.json").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    if finished and complete:
+        raise NothingToDo(f"{run_dir} finished at {finished}; nothing was changed")
+
+
+def _finished(checkpoint: dict, trainer) -> str | None:
+    """Where a checkpoint stands if the trainer limits would train nothing more from it, worded
+    with the key to raise; None if there is training left. The epochs done are the DataModule's
+    own record (SegmentationDataModule.state_dict), not Lightning's loop counters."""
+    step = int(checkpoint.get("global_step", 0))
+    position = checkpoint.get("SegmentationDataModule") or {}
+    epochs = int(position.get("epoch", 0)) if not position.get("batches") else None
+    max_steps, max_epochs = trainer.get("max_steps", -1), trainer.get("max_epochs")
+    if max_steps not in (None, -1) and step >= max_steps:
+        return f"step {step}; raise trainer.max_steps to train on"
+    if max_epochs not in (None, -1) and epochs is not None and epochs >= max_epochs:
+        return f"epoch {epochs}; raise trainer.max_epochs to train on"
+    return None
