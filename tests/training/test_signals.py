@@ -102,3 +102,27 @@ def test_a_requeued_slurm_job_resumes_from_last_ckpt(tmp_path, small_synthetic):
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"SLURM requeue 1: resuming from {run_dir}/checkpoints/last.ckpt" in again.stdout
     assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 12
+
+
+def test_ctrl_c_during_a_validation_stops_there(tmp_path, small_synthetic):
+    """Ctrl-C in the middle of a validation stops after the running batch: no further validation
+    batch, no training step, no off-schedule line in validation.jsonl; the last.ckpt written
+    before that validation is kept and a resume reaches the uninterrupted run's end."""
+    run_dir = tmp_path / "run"
+    stopped = run_train(run_dir, *RUN, "+callbacks.ctrl_c._target_=tests.training.kill.CtrlCInValidation",
+                        f"+callbacks.ctrl_c.marker={tmp_path / 'sent'}", data_dir=small_synthetic, process=True)
+    errors = [line for line in stopped.stderr.splitlines() if line.startswith("error:")]
+    assert stopped.returncode == 130 and "Traceback" not in stopped.stderr, stopped.stderr[-3000:]
+    # 48 images, batches of 8: the first validation follows step 6; last.ckpt was last written at step 6's
+    # every_n_train_steps=2 boundary only if no validation followed, so it holds step 4
+    assert errors == [f"error: stopped by Ctrl-C during the validation after step 6; {run_dir}/checkpoints/"
+                      f"last.ckpt (step 4) is kept; resume with ckpt_path={run_dir}"], stopped.stderr[-3000:]
+    assert not (run_dir / "validation.jsonl").exists()  # the interrupted validation wrote no line
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)[
+        "global_step"] == 4
+
+    resumed = run_train(run_dir, f"ckpt_path={run_dir}", data_dir=small_synthetic)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    lines = [json.loads(line) for line in (run_dir / "validation.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [6, 12]  # each validation once, on schedule
+    assert json.loads((run_dir / "summary.json").read_text())["global_step"] == 12

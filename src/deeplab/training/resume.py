@@ -96,7 +96,9 @@ class LastCheckpoint(ModelCheckpoint):
     """checkpoints/last.ckpt, the one file a resume needs: every `every_n_train_steps` steps, after
     every validation and at the end of every epoch, whether or not val/mIoU improved (Lightning's
     save_last follows the ranked saves only). The first Ctrl-C finishes the running step, writes
-    it and stops; a second one interrupts at once."""
+    it and stops; in a validation it stops after the running batch, keeping the last.ckpt written
+    before that validation (one written part-way through would resume past it); a second Ctrl-C
+    interrupts at once."""
 
     def __init__(self, dirpath: str, every_n_train_steps: int):
         # No last-v1.ckpt beside a last.ckpt of unknown origin (a run folder copied elsewhere):
@@ -105,6 +107,8 @@ class LastCheckpoint(ModelCheckpoint):
                          enable_version_counter=False)
         self.interrupted = False
         self._previous_handler = None
+        self.saved_step: int | None = None  # the step of the last.ckpt this process wrote
+        self.stopped_at: int | None = None  # the step after which a Ctrl-C's last.ckpt was written
 
     def on_train_start(self, trainer, pl_module) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -125,6 +129,21 @@ class LastCheckpoint(ModelCheckpoint):
         if self.interrupted:
             self._save_last(trainer)
             trainer.should_stop = True
+            self.stopped_at = trainer.global_step  # Lightning may still validate once: that is cut short
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if not self.interrupted or trainer.sanity_checking:
+            return
+        last = Path(self.dirpath) / "last.ckpt"
+        if self.stopped_at is not None:  # the step's checkpoint is written: no validation is owed for it
+            raise Interrupted(stopped_message(self.stopped_at, last, trainer.default_root_dir))
+        if self.saved_step is not None:
+            kept = f"{last} (step {self.saved_step}) is kept; resume with ckpt_path={trainer.default_root_dir}"
+        elif last.is_file():
+            kept = f"{last} (from before this command) is kept; resume with ckpt_path={trainer.default_root_dir}"
+        else:
+            kept = "no checkpoint was written yet; start again"
+        raise Interrupted(f"stopped by Ctrl-C during the validation after step {trainer.global_step}; {kept}")
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if not self._should_skip_saving_checkpoint(trainer):  # (which skips sanity checks and non-fit runs)
@@ -153,6 +172,11 @@ class LastCheckpoint(ModelCheckpoint):
     def _save_last(self, trainer) -> None:
         if not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self.saved_step = trainer.global_step
+
+
+def stopped_message(step: int, last: Path, run_dir) -> str:
+    return f"stopped by Ctrl-C after step {step}; {last} is written; resume with ckpt_path={run_dir}"
 
 
 def _validation_follows(trainer) -> bool:

@@ -31,7 +31,14 @@ from deeplab.training.losses import resolve_class_weights
 from deeplab.training.module import SegmentationModule
 from deeplab.training.precision import resolve_precision
 from deeplab.training.pruning import ValidationHistory, pruned_record
-from deeplab.training.resume import AtomicCheckpointIO, Interrupted, LastCheckpoint, StepSeed, resolve_ckpt_path
+from deeplab.training.resume import (
+    AtomicCheckpointIO,
+    Interrupted,
+    LastCheckpoint,
+    StepSeed,
+    resolve_ckpt_path,
+    stopped_message,
+)
 from deeplab.training.sweep import job_identity, sweep_dir
 from deeplab.training.wandb_media import WandbMedia, finish_wandb
 
@@ -125,8 +132,7 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     finish_wandb(loggers, failed=False)
     last = next((c for c in callbacks if isinstance(c, LastCheckpoint)), None)
     if last is not None and last.interrupted:
-        raise Interrupted(f"stopped by Ctrl-C after step {trainer.global_step}; {last.last_model_path} is "
-                          f"written; resume with ckpt_path={cfg.paths.output_dir}")
+        raise Interrupted(stopped_message(trainer.global_step, last.last_model_path, cfg.paths.output_dir))
 
     # (spawned DDP processes prune their own copies of the callback: rank zero's summary.json tells)
     pruned = history.pruned or (pruned_record(cfg.paths.output_dir) if trainer.is_global_zero else None)
