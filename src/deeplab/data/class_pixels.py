@@ -20,7 +20,6 @@ class ClassPixels:
     pixels: np.ndarray  # per class: its labelled pixels
     image_pixels: np.ndarray  # per class: the labelled pixels of the images it appears in
     images: int  # masks counted
-    void: int = 0  # pixels of ignore_index
     cached: Path | None = None  # the cache file it was read from or written to
 
 
@@ -28,7 +27,7 @@ def count(dataset: SegmentationDataset, num_classes: int, ignore_index: int) -> 
     """Reads every mask of the split once, as training reads it (lookup, colour map)."""
     pixels = np.zeros(num_classes, np.int64)
     image_pixels = np.zeros(num_classes, np.int64)
-    images = void = 0
+    images = 0
     for sample in dataset.samples:
         if sample.mask is None:
             continue
@@ -40,10 +39,9 @@ def count(dataset: SegmentationDataset, num_classes: int, ignore_index: int) -> 
                              f"{ignore_index}")
         per_class = counts[:num_classes]
         pixels += per_class
-        void += int(counts[ignore_index]) if 0 <= ignore_index < 256 else 0
         image_pixels[per_class > 0] += per_class.sum()
         images += 1
-    return ClassPixels(pixels, image_pixels, images, void)
+    return ClassPixels(pixels, image_pixels, images)
 
 
 def _key(dataset: SegmentationDataset, num_classes: int, ignore_index: int) -> str:
@@ -66,17 +64,17 @@ def cached_count(dataset: SegmentationDataset, split: str, num_classes: int, ign
                  root: Path) -> ClassPixels:
     """count(), read from `root/.deeplab_cache/` when the same files were counted before, else
     counted and written there (when root is writable: a read-only dataset is counted each time)."""
-    path = Path(root) / CACHE_DIR / f"class_pixels2_{split}_{_key(dataset, num_classes, ignore_index)}.json"
+    path = Path(root) / CACHE_DIR / f"class_pixels_{split}_{_key(dataset, num_classes, ignore_index)}.json"
     if path.is_file():
         stored = json.loads(path.read_text())
         return ClassPixels(np.array(stored["pixels"], np.int64), np.array(stored["image_pixels"], np.int64),
-                           stored["images"], stored["void"], cached=path)
+                           stored["images"], cached=path)
     counted = count(dataset, num_classes, ignore_index)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{id(counted)}.partial")
         partial.write_text(json.dumps({"pixels": counted.pixels.tolist(), "image_pixels": counted.image_pixels.tolist(),
-                                       "images": counted.images, "void": counted.void}))
+                                       "images": counted.images}))
         partial.replace(path)  # whole or absent: processes counting at once each write a complete file
         counted.cached = path
     except OSError:

@@ -2,6 +2,7 @@
 and every problem, each naming its file."""
 
 import json
+from collections import Counter
 
 import numpy as np
 from hydra.utils import instantiate
@@ -31,7 +32,7 @@ def run(cfg: DictConfig) -> int:
         report = check_split(dataset, split, data.num_classes, data.ignore_index)
         listed = [s.name for s in dataset.samples]
         names[split] = set(listed)
-        twice = sorted({n for n in listed if listed.count(n) > 1})
+        twice = sorted(n for n, times in Counter(listed).items() if times > 1)
         if twice:  # read twice an epoch, or counted twice in the val mIoU
             report.problems.append(f"{dataset.source} lists {len(twice)} images more than once, first: {twice[0]}")
         orphans = dataset.orphan_masks() if hasattr(dataset, "orphan_masks") and split == splits[0] else []
