@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from .conftest import ROOT, SMALL, TINY_NET, _user_env, assert_one_line_error, run_entry
 from .data.layouts import save_index, save_rgb
@@ -155,6 +156,22 @@ def test_zero_255_masks_are_stopped_then_learnt_with_a_label_map(tmp_path, capsy
     summary = json.loads((tmp_path / "mapped" / "summary.json").read_text())
     assert summary["per_class_iou"]["foreground"] > 0.5, summary["per_class_iou"]
     assert snapshot(root) == before  # read, never written
+
+
+def test_a_split_missing_some_classes_beside_others_still_trains(tmp_path, capsys, monkeypatch):
+    """A small subset of a real dataset lacks some classes and has void borders (nine VOC images
+    hold twelve of its 21 classes): that is no 0/255 mistake, and trains."""
+    root = shapes(tmp_path / "discs", count=12, foreground=1)
+    for mask_path in (root / "masks").iterdir():
+        mask = np.array(Image.open(mask_path))
+        mask[:2] = 255  # a void border
+        save_index(mask_path, mask)
+    code, stderr, stdout = run_entry("tools/check_data.py", "data=folder", f"data.root={root}", "data.num_classes=3",
+                                     capsys=capsys, monkeypatch=monkeypatch, stdout=True)
+    assert code == 0 and "no problems found" in stdout, stdout[-2000:]
+    code, stderr = run_entry("train.py", f"data.root={root}", *BINARY, "data.num_classes=3",
+                             f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, stderr[-2000:]
 
 
 def test_label_map_must_name_classes_or_void(tmp_path, capsys, monkeypatch):

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from deeplab.builders.data import label_map
 from deeplab.data.base import keep_fold, open_split
-from deeplab.data.check import absent_class_problem, absent_classes
+from deeplab.data.check import absent_class_problem, single_class_split
 from deeplab.data.sampling import ResumableSampler
 from deeplab.data.transforms import evaluation
 from deeplab.errors import DatasetError
@@ -64,12 +64,13 @@ class SegmentationDataModule(pl.LightningDataModule):
             self.setup("fit")
 
     def check_classes(self) -> None:
-        """Every class occurs in the training split, or no pixel is void: a class that never occurs
-        beside void pixels is most often stored under another value (0/255 masks) and would never
-        be learnt. Checked where check() opened the split (data already on disk)."""
+        """The training split's masks hold more than one class, or no void: all but one class absent
+        beside void pixels is masks that store the others under a value read as void (0/255 masks),
+        and training would learn one class. Checked where check() opened the split (data already
+        on disk)."""
         if self.train_set is None:
             return
-        missing, void, total = absent_classes(self.train_set, self.num_classes, self.ignore_index)
+        missing, void, total = single_class_split(self.train_set, self.num_classes, self.ignore_index)
         problem = absent_class_problem(self.train_split, missing, void, total, self.class_names, self.ignore_index)
         if problem:
             raise DatasetError(f"data.train_split={problem.removeprefix('split ')}; or train anyway with "
