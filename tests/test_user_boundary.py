@@ -324,3 +324,39 @@ def test_a_learning_rate_that_throws_the_weights_out_does_not_end_in_a_traceback
                              monkeypatch=monkeypatch)
     assert "Traceback" not in stderr, stderr[-3000:]
     assert code == 0 or (code == 2 and "error: the " in stderr), stderr[-2000:]  # the NaN stop's line
+
+
+def test_a_nan_stop_without_a_checkpoint_suggests_no_resume(tmp_path, small_synthetic, capsys, monkeypatch):
+    """Non-finite numbers before the first save: the line says no checkpoint exists instead of
+    pointing at a resume that would fail."""
+    run_dir = tmp_path / "run"
+    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
+                             *WORK, *TINY_NET, "optim.lr=1e30", capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "no checkpoint was written before it; lower optim.lr or set "
+                                        "trainer.gradient_clip_val and start again")
+    assert "resume with" not in stderr and not (run_dir / "checkpoints" / "last.ckpt").exists()
+
+
+def test_pinned_memory_only_for_a_gpu(tmp_path, small_synthetic, capsys, monkeypatch):
+    """data.pin_memory=true on a CPU-only run: no pinned loader, so no PyTorch warning each run."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, stderr = run_entry("train.py", f"hydra.run.dir={tmp_path / 'run'}", f"paths.data_dir={small_synthetic}",
+                                 *SMALL, *WORK, *TINY_NET, "data.pin_memory=true", "trainer.accelerator=cpu",
+                                 capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, stderr[-2000:]
+    assert not [w for w in caught if "pin_memory" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_a_resume_names_its_run_once_per_key(tmp_path, small_synthetic, capsys, monkeypatch):
+    import json
+
+    run_dir = finished_run(tmp_path, small_synthetic, capsys, monkeypatch)
+    code, stderr = run_entry("train.py", f"ckpt_path={run_dir}", "trainer.max_epochs=2",
+                             f"paths.data_dir={small_synthetic}", capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, stderr[-2000:]
+    name = json.loads((run_dir / "summary.json").read_text())["settings"]["name"].split(",")
+    keys = [item.split("=", 1)[0] for item in name]
+    assert "trainer.max_epochs=2" in name and len(keys) == len(set(keys)), name

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
+from PIL import Image
 
 from deeplab.builders.checkpoint import load_checkpoint
 from deeplab.data.folder import FolderSegmentation
@@ -69,6 +70,14 @@ def test_a_four_band_tif_folder_trains_evaluates_and_predicts(tmp_path, capsys, 
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert sorted(p.name for p in out.glob("*.png")) == [f"im{i}.png" for i in range(6)]
     assert len(list(out.glob("*_overlay.jpg"))) == 6
+    photos = tmp_path / "photos"  # RGB photos for a four-band model: one line naming both, not one error a file
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(photos / f"p{i}.jpg")
+    predicted = run_script("predict.py", f"ckpt_path={checkpoint}", f"input={photos}", f"output={tmp_path / 'rgb'}")
+    assert predicted.returncode == 2 and predicted.stderr.count("error:") == 1, predicted.stderr[-2000:]
+    assert (f"holds a model of 4-band images (data.in_channels=4), read from .tif, .tiff, .npy files; "
+            f"input={photos} has 2 .jpg images of at most 3 channels") in predicted.stderr
 
     onnx_file = tmp_path / "bands.onnx"  # the exported graph takes the four bands, checked against PyTorch
     exported = run_script("tools/export.py", f"ckpt_path={checkpoint}", f"output={onnx_file}", "example_size=[33,33]",
