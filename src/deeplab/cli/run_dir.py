@@ -90,7 +90,7 @@ def check_fresh_run_dir(args: list[str], conf_dir: Path) -> None:
 
 
 # Ranks that a launcher or Lightning started besides rank 0: they join rank 0's run directory.
-RANK_VARIABLES = ("LOCAL_RANK", "RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+RANK_VARIABLES = ("LOCAL_RANK", "RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
 LOCK_NAME = ".train.lock"
 
 
