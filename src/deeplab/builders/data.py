@@ -3,7 +3,7 @@ read (no Lightning, no augmentation); normalise them on the device with inferenc
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from torch.utils.data import DataLoader
 
 from deeplab.data.base import keep_fold, open_split
@@ -25,15 +25,24 @@ def label_map(data: DictConfig) -> dict | None:
     return {int(k): v for k, v in OmegaConf.to_container(mapping).items()} if mapping else None
 
 
+def image_size(data: DictConfig) -> list[int] | int | None:
+    """data.image_size as a plain int or [height, width]; configs stored before it existed have none."""
+    from omegaconf import OmegaConf
+
+    size = data.get("image_size")
+    return OmegaConf.to_container(size) if isinstance(size, DictConfig | ListConfig) else size
+
+
 def evaluation_loader(data: DictConfig, split: str) -> DataLoader:
     to_tensor = evaluation()  # callers normalise on the device (deeplab.inference.pixels)
     fold = data.get("fold")
     if fold is not None and split == data.val_split:  # a cross-validation run: its held-out fold
-        dataset = keep_fold(open_split(instantiate(data.dataset), data.train_split, to_tensor, data.num_classes,
-                                       data.ignore_index, label_map(data)), fold, data.num_folds, held_out=True)
+        opened = open_split(instantiate(data.dataset), data.train_split, to_tensor, data.num_classes,
+                            data.ignore_index, label_map(data), image_size(data))
+        dataset = keep_fold(opened, fold, data.num_folds, held_out=True)
     else:
         dataset = open_split(instantiate(data.dataset), split, to_tensor, data.num_classes, data.ignore_index,
-                             label_map(data))
+                             label_map(data), image_size(data))
     # Whole images of different sizes: one per batch unless the config says otherwise.
     return DataLoader(dataset, batch_size=data.val_batch_size, num_workers=data.num_workers,
                       pin_memory=bool(data.pin_memory) and torch.cuda.is_available())  # only a GPU gains

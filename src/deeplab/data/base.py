@@ -130,6 +130,7 @@ class SegmentationDataset(Dataset):
         self.source = source
         self.num_classes: int | None = None  # set by the DataModule: labels outside it are refused
         self.ignore_index = 255
+        self.image_size: tuple[int, int] | None = None  # data.image_size: (height, width) every sample is read at
 
     def missing_files(self) -> list[tuple[str, Path]]:
         """Every listed image or mask that is not on disk, as (kind, path)."""
@@ -167,6 +168,8 @@ class SegmentationDataset(Dataset):
         if mask.shape != image.shape[:2]:
             raise DatasetError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, image {sample.image} is "
                                f"{image.shape[1]}x{image.shape[0]}")
+        if self.image_size is not None:
+            image, mask = resize(image, mask, self.image_size)
         if self.num_classes is not None and mask.max(initial=0) >= self.num_classes:
             outside = [int(v) for v in np.unique(mask) if v >= self.num_classes and v != self.ignore_index]
             if outside:  # the loss would fail on them with an index error far from the cause
@@ -190,6 +193,19 @@ class SegmentationDataset(Dataset):
             image = image.float()
         # uint8 labels (class ids and the void, as read) cross to the device at an eighth of int64's bytes
         return {"image": image, "mask": torch.as_tensor(mask, dtype=torch.uint8), "name": self.samples[index].name}
+
+
+def resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Image and mask at (height, width): area averaging for the image when it shrinks (bilinear when
+    it grows), nearest for the mask so that its values stay class ids and void."""
+    height, width = size
+    if image.shape[:2] == (height, width):
+        return image, mask
+    shrink = height * width < image.shape[0] * image.shape[1]
+    resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if resized.ndim == 2:  # OpenCV drops a single band's axis
+        resized = resized[..., None]
+    return resized, cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 def in_fold(name: str, fold: int, num_folds: int) -> bool:
@@ -226,10 +242,14 @@ def apply_label_map(dataset: SegmentationDataset, label_map: dict | None, ignore
 
 
 def open_split(dataset, split: str, transform, num_classes: int, ignore_index: int,
-               label_map: dict | None = None) -> SegmentationDataset:
+               label_map: dict | None = None, image_size=None) -> SegmentationDataset:
     """One split of a dataset (`dataset(split=..., transform=...)` builds it), its files checked to
-    exist (DatasetError names the first missing one) and the label range it is read with."""
+    exist (DatasetError names the first missing one), the label range it is read with and the size
+    its samples are read at (data.image_size: [height, width], or an int for squares; None: as stored)."""
     opened = apply_label_map(dataset(split=split, transform=transform), label_map, ignore_index)
     opened.check_files()
     opened.num_classes, opened.ignore_index = num_classes, ignore_index
+    if image_size is not None:
+        sides = [image_size] if isinstance(image_size, int) else list(image_size)
+        opened.image_size = (int(sides[0]), int(sides[-1]))
     return opened

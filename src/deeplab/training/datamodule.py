@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
-from deeplab.builders.data import label_map
+from deeplab.builders.data import image_size, label_map
 from deeplab.data.base import keep_fold, open_split
 from deeplab.data.check import absent_class_problem, single_class_split
 from deeplab.data.sampling import ResumableSampler
@@ -31,13 +31,14 @@ class SegmentationDataModule(pl.LightningDataModule):
                  val_batch_size: int = 1, num_workers: int = 2, pin_memory: bool = False,
                  prefetch_factor: int = 2, seed: int = 0, ignore_index: int = 255,
                  max_pixel_value: float = 255.0, fold: int | None = None, num_folds: int | None = None,
-                 label_map: dict | None = None):
+                 label_map: dict | None = None, image_size=None):
         super().__init__()
         self.dataset = dataset
         self.num_classes = num_classes
         self.class_names = list(class_names)
         self.ignore_index = ignore_index
         self.label_map = label_map  # stored mask values read as other class ids (data.label_map)
+        self.image_size = image_size  # data.image_size: every sample read at this size; None: as stored
         self.train_transform = train_transform
         self.max_pixel_value = max_pixel_value  # to show images of other bands
         self.val_transform = evaluation()  # batches are normalised on the device, by the LightningModule
@@ -91,9 +92,10 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     def _split(self, split: str, transform, held_out: bool):
         if self.fold is None:
-            return open_split(self.dataset, split, transform, self.num_classes, self.ignore_index, self.label_map)
+            return open_split(self.dataset, split, transform, self.num_classes, self.ignore_index, self.label_map,
+                              self.image_size)
         opened = open_split(self.dataset, self.train_split, transform, self.num_classes, self.ignore_index,
-                            self.label_map)
+                            self.label_map, self.image_size)
         return keep_fold(opened, self.fold, self.num_folds, held_out)
 
     def _loader(self, dataset, batch_size: int, train: bool, sampler=None) -> DataLoader:
@@ -184,5 +186,6 @@ def build_datamodule(data: DictConfig, aug: DictConfig, seed: int = 0) -> Segmen
         fold=data.get("fold"),
         num_folds=data.get("num_folds"),
         label_map=label_map(data),
+        image_size=image_size(data),
     )
 
