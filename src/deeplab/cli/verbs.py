@@ -143,6 +143,10 @@ def bench() -> None:
     launch("bench", _imported("deeplab.tools.bench:report"), train_config=True)
 
 
+def learn() -> None:
+    launch("learn", _imported("deeplab.tools.learn:run"), train_config=True)
+
+
 def show_aug() -> None:
     launch("show_aug", _imported("deeplab.tools.show_aug:run"), train_config=True)
 
