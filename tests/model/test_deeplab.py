@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deeplab.model import ASPP, DeepLab, build_encoder, resolve_encoder_name
+from deeplab.model.layers import upsample_on_grid
 
 DECODER = {"low_level_channels": 48, "channels": 256, "num_convs": 2, "separable": True}
 RATES = {8: (12, 24, 36), 16: (6, 12, 18), 32: (3, 6, 9)}
@@ -121,3 +123,38 @@ def test_decoder_ablation_knobs(low_level_channels, num_convs, channels):
     assert model.classifier.in_channels == channels
     with torch.no_grad():
         assert model(torch.randn(1, 3, 65, 81)).shape == (1, 5, 65, 81)
+
+
+@pytest.mark.parametrize("factor", [2, 4, 16])
+@pytest.mark.parametrize("size", [(7, 9), (8, 8), (1, 5)])
+def test_upsampling_keeps_each_feature_pixel_over_its_input_pixel(factor, size):
+    """Feature pixel i lands on target pixel factor * i at every size: on a 16k crop (224) as on
+    the paper's 16k + 1 (513). align_corners=True over the whole target does that at 16k + 1 only."""
+    feature = torch.randn(2, 3, *size, dtype=torch.float64)
+    for target in ((factor * size[0], factor * size[1]), (factor * (size[0] - 1) + 1, factor * (size[1] - 1) + 1)):
+        up = upsample_on_grid(feature, target, factor)
+        assert up.shape[-2:] == target
+        assert torch.allclose(up[..., ::factor, ::factor][..., : size[0], : size[1]], feature, rtol=0, atol=1e-12)
+        # past the last feature pixel: its value, not an extrapolation
+        last_row = factor * (size[0] - 1)
+        tail = up[..., last_row:, :]
+        assert torch.allclose(tail, up[..., last_row: last_row + 1, :].expand_as(tail), rtol=0, atol=1e-12)
+    stretched = F.interpolate(feature, size=(factor * size[0], factor * size[1]), mode="bilinear", align_corners=True)
+    if size[0] > 1 and factor > 1:
+        assert not torch.allclose(stretched[..., ::factor, ::factor], feature)  # the defect this replaces
+
+
+@pytest.mark.parametrize("decoder", [None, {"low_level_channels": 8, "channels": 16}])
+def test_at_the_papers_sizes_logits_are_the_official_align_corners_ones(decoder):
+    """At 16k + 1 sides nothing changes: checkpoints trained and evaluated there give what they gave."""
+    model = DeepLab(num_classes=3, backbone="resnet18", aspp={"channels": 16}, decoder=decoder).eval()
+    images = torch.randn(1, 3, 65, 97)
+    with torch.no_grad():
+        features = model.encoder(images)
+        x = model.aspp(features[-1])
+        if decoder is not None:
+            low = features[2]
+            x = F.interpolate(x, size=low.shape[2:], mode="bilinear", align_corners=True)
+            x = model.decoder.refine(torch.cat([x, model.decoder.project(low)], dim=1))
+        expected = F.interpolate(model.classifier(x), size=(65, 97), mode="bilinear", align_corners=True)
+        assert torch.allclose(model(images), expected, atol=1e-6)

@@ -1,10 +1,9 @@
 """DeepLabV3+ decoder (Sec. 3.1, Fig. 2 of the paper)."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from deeplab.model.layers import ConvBNReLU, conv3x3
+from deeplab.model.layers import ConvBNReLU, conv3x3, upsample_on_grid
 
 
 class Decoder(nn.Module):
@@ -22,7 +21,8 @@ class Decoder(nn.Module):
         self.refine = nn.Sequential(*convs)
         self.out_channels = in_channels
 
-    def forward(self, aspp_out: torch.Tensor, low_level: torch.Tensor) -> torch.Tensor:
-        # align_corners=True as in the official code: with 513 = 16k + 1 inputs the grids line up.
-        aspp_out = F.interpolate(aspp_out, size=low_level.shape[2:], mode="bilinear", align_corners=True)
+    def forward(self, aspp_out: torch.Tensor, low_level: torch.Tensor, factor: int = 4) -> torch.Tensor:
+        # `factor`: the ASPP output's stride over the low-level feature's (output stride / 4).
+        # On the official code's align_corners=True grid at 513 = 16k + 1; at other sizes, kept on it.
+        aspp_out = upsample_on_grid(aspp_out, low_level.shape[2:], factor)
         return self.refine(torch.cat([aspp_out, self.project(low_level)], dim=1))

@@ -1,13 +1,13 @@
 """DeepLabV3 and DeepLabV3+ (Chen et al. 2017, 2018): encoder, ASPP, optional decoder, logits."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from deeplab.model.aspp import ASPP
 from deeplab.model.checkpointing import checkpoint_encoder
 from deeplab.model.decoder import Decoder
-from deeplab.model.encoder import LOW_LEVEL_INDEX, apply_multi_grid, build_encoder
+from deeplab.model.encoder import LOW_LEVEL_INDEX, LOW_LEVEL_STRIDE, apply_multi_grid, build_encoder
+from deeplab.model.layers import upsample_on_grid
 
 
 class DeepLab(nn.Module):
@@ -43,10 +43,12 @@ class DeepLab(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(images)
         x = self.aspp(features[-1])
+        stride = self.output_stride
         if self.decoder is not None:
-            x = self.decoder(x, features[LOW_LEVEL_INDEX])
+            x = self.decoder(x, features[LOW_LEVEL_INDEX], stride // LOW_LEVEL_STRIDE)
+            stride = LOW_LEVEL_STRIDE
         logits = self.classifier(x)
-        return F.interpolate(logits, size=images.shape[2:], mode="bilinear", align_corners=True)
+        return upsample_on_grid(logits, images.shape[2:], stride)
 
     def set_activation_checkpointing(self, enabled: bool = True) -> int:
         """Recompute the encoder's activations in the backward pass instead of keeping them (the

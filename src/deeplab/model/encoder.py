@@ -16,6 +16,7 @@ from deeplab.imagenet import STD as IMAGENET_STD
 OUTPUT_STRIDES = (8, 16, 32)
 WEIGHTS = (None, "imagenet")  # random initialisation, or the encoder's ImageNet weights
 LOW_LEVEL_INDEX = 2  # smp encoders return features at strides 1, 2, 4, 8, 16, 32: index 2 is stride 4
+LOW_LEVEL_STRIDE = 4  # the stride of that feature: the decoder's grid
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,8 @@
 
 from collections import OrderedDict
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -80,3 +82,22 @@ def set_dilation(block: nn.Sequential, dilation: int) -> None:
         if isinstance(conv, nn.Conv2d) and conv.kernel_size[0] > 1:
             conv.dilation = (dilation, dilation)
             conv.padding = (dilation * (conv.kernel_size[0] - 1) // 2,) * 2
+
+
+def upsample_on_grid(x: torch.Tensor, size, factor: int) -> torch.Tensor:
+    """Bilinear upsampling of a feature map by `factor` to `size`, where pixel i of the feature sits
+    over pixel factor * i of the target: what convolutions of stride 2 and padding k // 2 give, at
+    any input size. For sizes factor * (n - 1) + 1 (the paper's 513) this is align_corners=True
+    exactly; at other sizes (a 512 or 224 crop) align_corners=True would stretch the feature over
+    the whole target, shifting it by up to factor - 1 target pixels at the far border and differently
+    at each size, so a model trained on 224 crops would be evaluated on another geometry at 241.
+    The feature is edge-padded by one pixel, so the target pixels past its last one take that
+    pixel's value. Traced (torch.export, ONNX) it takes that one path at every size, so that the
+    exported graph keeps the sizes dynamic."""
+    height, width = x.shape[-2:]
+    grid = (factor * (height - 1) + 1, factor * (width - 1) + 1)
+    if not torch.compiler.is_compiling() and tuple(size) == grid:  # the paper's sizes, eager: one op, layout kept
+        return F.interpolate(x, size=grid, mode="bilinear", align_corners=True)
+    padded = F.pad(x, (0, 1, 0, 1), mode="replicate")
+    out = F.interpolate(padded, size=(factor * height + 1, factor * width + 1), mode="bilinear", align_corners=True)
+    return out[..., : size[0], : size[1]]
