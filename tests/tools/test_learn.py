@@ -83,6 +83,8 @@ def test_learn_writes_a_row_a_seed_and_model(tmp_path, camvid, capsys, monkeypat
     ("learn.match=both", "learn.match=both is not allowed; allowed: smp, paper, none"),
     ("trainer.max_steps=5", "trainer.max_steps=5: tools/learn.py trains both models for trainer.max_epochs"),
     ("os=32", "needs os=8 or os=16"),
+    ("learn.models=[deeplab,deeplab]", "learn.models=['deeplab', 'deeplab'] is not allowed; allowed: a list of "
+                                       "deeplab, smp, each once"),
 ])
 def test_bad_settings_are_one_line(tmp_path, camvid, capsys, monkeypatch, override, message):
     code, stderr = run_entry("tools/learn.py", *CAMVID_TINY, *TINY_NET, f"data.root={camvid}",

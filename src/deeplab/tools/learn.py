@@ -34,6 +34,7 @@ from deeplab.training.precision import resolve_precision
 from deeplab.training.run import train
 
 MATCHES = ("smp", "paper", "none")
+MODELS = ("deeplab", "smp")  # this project's, through train.py; smp's, through a plain loop
 # smp.DeepLabV3Plus's head: rates 12/24/36, dropout 0.5, one separable 3x3 refinement conv
 SMP_HEAD = {"rates": [12, 24, 36], "dropout": 0.5, "num_convs": 1}
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -163,7 +164,7 @@ def test_metrics(cfg: DictConfig, model: nn.Module, split: str, as_trained: bool
 def summarise(runs: list[dict]) -> dict:
     """Mean and standard deviation (n - 1) of each model's test mIoU over the seeds."""
     out = {}
-    for model in ("deeplab", "smp"):
+    for model in [m for m in MODELS if m in runs[0]]:
         values = [r[model]["mIoU"] for r in runs]
         out[model] = {"mIoU_mean": statistics.mean(values),
                       "mIoU_std": statistics.stdev(values) if len(values) > 1 else None}
@@ -176,7 +177,7 @@ def markdown(result: dict) -> str:
              "| seed | model | test mIoU | pixel acc | train images/s | wall s | " + " | ".join(names) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(names)]
     for run in runs:
-        for model in ("deeplab", "smp"):
+        for model in [m for m in MODELS if m in run]:
             r = run[model]
             ious = " | ".join(f"{100 * r['per_class_iou'][n]:.1f}" for n in names)
             lines.append(f"| {run['seed']} | {model} | {100 * r['mIoU']:.2f} | {100 * r['pixel_acc']:.1f} | "
@@ -197,19 +198,25 @@ def run(cfg: DictConfig) -> dict:
     ours, head = matched(cfg, str(learn.match))
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator != "cpu" else "cpu")
     out = Path(cfg.paths.output_dir)
+    models = [str(m) for m in learn.models]
+    if not models or set(models) - set(MODELS) or len(set(models)) < len(models):
+        raise ConfigError(f"learn.models={models} is not allowed; allowed: a list of {', '.join(MODELS)}, each once")
     runs = []
     for seed in learn.seeds:
         seed = int(seed)
-        LOG.info(f"seed {seed}: this project's training (train.py's pipeline)")
-        model, timing = train_project(ours, seed, out / f"seed{seed}" / "deeplab")
-        deeplab = {**test_metrics(ours, model, learn.split, as_trained=False, device=device), **timing}
-        LOG.info(f"seed {seed}: smp's DeepLabV3Plus in a plain loop")
-        torch.manual_seed(seed)
-        peer = smp_deeplab(cfg, head)
-        timing = train_plain_loop(cfg, peer, seed, device)
-        smp = {**test_metrics(cfg, peer, learn.split, as_trained=True, device=device), **timing}
-        runs.append({"seed": seed, "deeplab": deeplab, "smp": smp})
-        LOG.info(f"seed {seed}: test mIoU deeplab {100 * deeplab['mIoU']:.2f}, smp {100 * smp['mIoU']:.2f}")
+        run = {"seed": seed}
+        if "deeplab" in models:
+            LOG.info(f"seed {seed}: this project's training (train.py's pipeline)")
+            model, timing = train_project(ours, seed, out / f"seed{seed}" / "deeplab")
+            run["deeplab"] = {**test_metrics(ours, model, learn.split, as_trained=False, device=device), **timing}
+        if "smp" in models:
+            LOG.info(f"seed {seed}: smp's DeepLabV3Plus in a plain loop")
+            torch.manual_seed(seed)
+            peer = smp_deeplab(cfg, head)
+            timing = train_plain_loop(cfg, peer, seed, device)
+            run["smp"] = {**test_metrics(cfg, peer, learn.split, as_trained=True, device=device), **timing}
+        runs.append(run)
+        LOG.info(f"seed {seed}: test mIoU " + ", ".join(f"{m} {100 * run[m]['mIoU']:.2f}" for m in models))
     settings = (f"{cfg.model.backbone.name} OS{cfg.model.output_stride}, match={learn.match}, "
                 f"{cfg.trainer.max_epochs} epochs, {cfg.trainer.precision}, split {learn.split}")
     result = {"settings": settings, "class_names": list(cfg.data.class_names), "runs": runs,
