@@ -91,3 +91,35 @@ def test_bad_predict_value_is_one_line(arg, message, trained_run, tmp_path, caps
                              monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, message)
     assert not (tmp_path / "o").exists()
+
+
+def test_a_model_trained_at_data_image_size_sees_photos_at_it(trained_run, tmp_path, capsys, monkeypatch):
+    """data.image_size in the checkpoint: the photo reaches the model at that size, the mask comes
+    back at the photo's size."""
+    import torch
+
+    import deeplab.evaluation.predict as predict_module
+    from deeplab.builders.checkpoint import CONFIG_KEY, load_checkpoint
+
+    checkpoint = load_checkpoint(trained_run / "checkpoints" / "best.ckpt")
+    checkpoint[CONFIG_KEY]["data"]["image_size"] = [48, 64]
+    resized = tmp_path / "resized.ckpt"
+    torch.save(checkpoint, resized)
+    source = tmp_path / "in"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (120, 150, 3), dtype=np.uint8)).save(source / "photo.png")
+    seen = []
+    original = predict_module.predict_probs
+
+    def recording(model, images, **settings):
+        seen.append(tuple(images.shape[-2:]))
+        return original(model, images, **settings)
+
+    monkeypatch.setattr(predict_module, "predict_probs", recording)
+    code, stderr = run_entry("predict.py", f"ckpt_path={resized}", f"input={source}", f"output={tmp_path / 'out'}",
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert code == 0, stderr[-2000:]
+    assert seen == [(48, 64)]
+    with Image.open(tmp_path / "out" / "photo.png") as mask:
+        assert mask.size == (150, 120)

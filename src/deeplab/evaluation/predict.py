@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
+from deeplab.builders.data import image_size
 from deeplab.builders.model import inference_model, inference_settings, pick_device
 from deeplab.data.base import BAND_SUFFIXES, as_rgb, read_bands
 from deeplab.data.folder import IMAGE_SUFFIXES
@@ -115,6 +117,18 @@ def save_outputs(out: Path, stem: str, image: np.ndarray, classes: np.ndarray, p
     Image.fromarray(overlay.round().astype(np.uint8)).save(overlay_path, quality=92)
 
 
+def at_training_size(images: torch.Tensor, size) -> torch.Tensor:
+    """Images at data.image_size ([height, width] or a side; None: as they are), as training read
+    its data: area-like averaging when they shrink (antialiased bilinear), bilinear when they grow."""
+    if size is None:
+        return images
+    sides = (size, size) if isinstance(size, int) else (size[0], size[-1])
+    if tuple(images.shape[-2:]) == sides:
+        return images
+    shrink = sides[0] * sides[1] < images.shape[-2] * images.shape[-1]
+    return F.interpolate(images, size=sides, mode="bilinear", align_corners=False, antialias=shrink)
+
+
 def predict(cfg: DictConfig) -> int:
     """Writes `<stem>.png` (class indices, palette PNG) and `<stem>_overlay.jpg` per image; returns
     the number of images that could not be read (each named on stderr; the rest are still done)."""
@@ -139,6 +153,7 @@ def predict(cfg: DictConfig) -> int:
                            f"{bands}), read from {', '.join(BAND_SUFFIXES)} files; input={cfg.input} has "
                            f"{len(files)} {kinds} images of at most 3 channels")
     normalise = normaliser(config.data)
+    size = image_size(config.data)  # a model trained on images read at data.image_size sees photos at it too
     palette = class_colours(config.data.get("colors"), config.data.num_classes)
     failed = []
     loader = DataLoader(ImageFiles(files, bands), batch_size=None, num_workers=loader_workers(cfg.num_workers, device))
@@ -152,7 +167,10 @@ def predict(cfg: DictConfig) -> int:
                 continue
             tensor = normalise(pixels.permute(2, 0, 1)[None].to(device))
             with autocast(precision, device):
-                classes = predict_classes(predict_probs(model, tensor, **settings))[0].cpu().numpy()
+                probs = predict_probs(model, at_training_size(tensor, size), **settings)
+            if probs.shape[-2:] != tensor.shape[-2:]:  # back to the photo's own size
+                probs = F.interpolate(probs.float(), size=tensor.shape[-2:], mode="bilinear", align_corners=False)
+            classes = predict_classes(probs)[0].cpu().numpy()
             pending.append(writer.submit(save_outputs, out, path.stem, as_rgb(pixels.numpy(), scale), classes,
                                          palette, cfg.overlay_alpha))
             while len(pending) > 2:  # a bounded queue: a slow disk holds inference back, not memory
