@@ -76,7 +76,15 @@ def test_learn_writes_a_row_a_seed_and_model(tmp_path, camvid, capsys, monkeypat
         assert result["summary"][model]["mIoU_mean"] == pytest.approx(sum(values) / 2)
     assert result["config"]["model"]["aspp"]["rates"] == SMP_HEAD["rates"]  # learn.match=smp by default
     table = (out / "learn.md").read_text()
-    assert table.count("| 3 |") == 2 and table.count("| 4 |") == 2 and "mean test mIoU" in table
+    rows = [line.split(" | ")[:2] for line in table.splitlines() if line.startswith("| 3 ") or line.startswith("| 4 ")]
+    assert rows == [["| 3", "deeplab"], ["| 3", "smp"], ["| 4", "deeplab"], ["| 4", "smp"]]
+    assert "mean test mIoU" in table
+    # the same folder again: refused before anything trains, the first run's files untouched
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    code, stderr = run_entry("tools/learn.py", *CAMVID_TINY, *TINY_NET, f"data.root={camvid}", f"hydra.run.dir={out}",
+                             "trainer.max_epochs=1", "learn.seeds=[3]", capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, f"hydra.run.dir={out} holds an earlier tools/learn.py run (seed3, seed4)")
+    assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
 @pytest.mark.parametrize("override, message", [

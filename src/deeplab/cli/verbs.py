@@ -144,7 +144,16 @@ def bench() -> None:
 
 
 def learn() -> None:
-    launch("learn", _imported("deeplab.tools.learn:run"), train_config=True)
+    def fresh_folder(args: list[str]) -> None:
+        from deeplab.cli.command_line import CommandLine, output_dir
+        from deeplab.tools.learn import check_fresh
+
+        line = CommandLine.parse(args, "learn")
+        target = output_dir(line, CONF_DIR)[1] if line.runs_job and not line.multirun else None
+        if target is not None:
+            check_fresh(target)  # before Hydra writes its records there
+
+    launch("learn", _imported("deeplab.tools.learn:run"), train_config=True, after=fresh_folder)
 
 
 def show_aug() -> None:

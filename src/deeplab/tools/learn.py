@@ -68,6 +68,16 @@ def check_peer(cfg: DictConfig) -> None:
                           "trainer.max_epochs; leave trainer.max_steps=-1")
 
 
+def check_fresh(out: Path) -> None:
+    """A folder that holds an earlier comparison is refused: train.py's runs would land on its
+    checkpoints, and Hydra would rewrite its .hydra/ records (checked before Hydra starts, too)."""
+    earlier = sorted(p.name for p in out.glob("seed*") if p.is_dir()) if out.is_dir() else []
+    if earlier or (out / "learn.json").exists():
+        found = ", ".join(earlier) or "learn.json"
+        raise ConfigError(f"hydra.run.dir={out} holds an earlier tools/learn.py run ({found}); give another "
+                          "hydra.run.dir or leave it to the default (a new folder a run)")
+
+
 def smp_deeplab(cfg: DictConfig, head: dict) -> nn.Module:
     import segmentation_models_pytorch as smp
 
@@ -201,6 +211,7 @@ def run(cfg: DictConfig) -> dict:
     models = [str(m) for m in learn.models]
     if not models or set(models) - set(MODELS) or len(set(models)) < len(models):
         raise ConfigError(f"learn.models={models} is not allowed; allowed: a list of {', '.join(MODELS)}, each once")
+    check_fresh(out)
     runs = []
     for seed in learn.seeds:
         seed = int(seed)
