@@ -20,6 +20,7 @@ ENTRY_POINTS = {
     "tools/check_data.py": ("check_data", "splits: null"),
     "tools/prepare_data.py": ("check_data", "splits: null"),
     "tools/bench.py": ("bench", "loader_batches: 4"),
+    "tools/learn.py": ("learn", "match: smp"),
     "tools/bench_loader.py": ("bench_loader", "batches: 20"),
     "tools/complexity.py": ("complexity", "convention: plain"),
     "tools/memory.py": ("memory", "budget_gb: 80"),
@@ -102,6 +103,8 @@ def multirun_args(script: str, tmp_path, data, trained_run) -> list[str]:
         "tools/bench.py": [*synthetic, *TINY_NET, "bench.input_size=[64,64]", "bench.warmup=0", "bench.iterations=1",
                            "bench.repeats=1", "bench.loader_batches=0", f"bench.output={tmp_path / 'bench.json'}",
                            "seed=1,2"],
+        "tools/learn.py": [*synthetic, *TINY_NET, "trainer.max_epochs=1", "learn.seeds=[1]", "learn.split=val",
+                           "learn.models=[deeplab],[smp]"],
         "tools/bench_loader.py": [*synthetic, "workers=[0]", "batches=1", "data.batch_size=2,4"],
         "tools/complexity.py": [*synthetic, "input_size=[64,64]", "os=8,16"],
         "tools/memory.py": [*synthetic, *TINY_NET, "data.crop_size=64", "os=8,16"],
@@ -125,7 +128,7 @@ def test_multirun_on_each_entry_point(script, tmp_path, small_synthetic, trained
 
 
 CONSOLE_SCRIPTS = ["deeplab-train", "deeplab-eval", "deeplab-predict", "deeplab-export", "deeplab-bench",
-                   "deeplab-bench-loader", "deeplab-check-data", "deeplab-prepare-data", "deeplab-complexity",
+                   "deeplab-learn", "deeplab-bench-loader", "deeplab-check-data", "deeplab-prepare-data", "deeplab-complexity",
                    "deeplab-memory", "deeplab-show-aug", "deeplab-inspect-model"]
 
 
