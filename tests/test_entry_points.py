@@ -128,8 +128,8 @@ def test_multirun_on_each_entry_point(script, tmp_path, small_synthetic, trained
 
 
 CONSOLE_SCRIPTS = ["deeplab-train", "deeplab-eval", "deeplab-predict", "deeplab-export", "deeplab-bench",
-                   "deeplab-learn", "deeplab-bench-loader", "deeplab-check-data", "deeplab-prepare-data", "deeplab-complexity",
-                   "deeplab-memory", "deeplab-show-aug", "deeplab-inspect-model"]
+                   "deeplab-learn", "deeplab-bench-loader", "deeplab-check-data", "deeplab-prepare-data",
+                   "deeplab-complexity", "deeplab-memory", "deeplab-show-aug", "deeplab-inspect-model"]
 
 
 def test_console_scripts_are_the_entry_points():
