@@ -6,7 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 from torch.utils.data import DataLoader
 
-from deeplab.data.base import keep_fold, open_split
+from deeplab.data.base import image_sides, keep_fold, open_split
 from deeplab.data.transforms import evaluation
 
 
@@ -25,12 +25,10 @@ def label_map(data: DictConfig) -> dict | None:
     return {int(k): v for k, v in OmegaConf.to_container(mapping).items()} if mapping else None
 
 
-def image_size(data: DictConfig) -> list[int] | int | None:
-    """data.image_size as a plain int or [height, width]; configs stored before it existed have none."""
-    from omegaconf import OmegaConf
-
+def image_size(data: DictConfig) -> tuple[int, int] | None:
+    """data.image_size as (height, width); configs stored before it existed have none."""
     size = data.get("image_size")
-    return OmegaConf.to_container(size) if isinstance(size, DictConfig | ListConfig) else size
+    return image_sides(list(size) if isinstance(size, ListConfig) else size)
 
 
 def evaluation_loader(data: DictConfig, split: str) -> DataLoader:

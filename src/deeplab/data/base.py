@@ -249,7 +249,13 @@ def open_split(dataset, split: str, transform, num_classes: int, ignore_index: i
     opened = apply_label_map(dataset(split=split, transform=transform), label_map, ignore_index)
     opened.check_files()
     opened.num_classes, opened.ignore_index = num_classes, ignore_index
-    if image_size is not None:
-        sides = [image_size] if isinstance(image_size, int) else list(image_size)
-        opened.image_size = (int(sides[0]), int(sides[-1]))
+    opened.image_size = image_sides(image_size)
     return opened
+
+
+def image_sides(size) -> tuple[int, int] | None:
+    """data.image_size as (height, width): from [height, width], [side] or a side; None stays None."""
+    if size is None:
+        return None
+    sides = [size] if isinstance(size, int) else list(size)
+    return int(sides[0]), int(sides[-1])

@@ -117,13 +117,10 @@ def save_outputs(out: Path, stem: str, image: np.ndarray, classes: np.ndarray, p
     Image.fromarray(overlay.round().astype(np.uint8)).save(overlay_path, quality=92)
 
 
-def at_training_size(images: torch.Tensor, size) -> torch.Tensor:
-    """Images at data.image_size ([height, width] or a side; None: as they are), as training read
-    its data: area-like averaging when they shrink (antialiased bilinear), bilinear when they grow."""
-    if size is None:
-        return images
-    sides = (size, size) if isinstance(size, int) else (size[0], size[-1])
-    if tuple(images.shape[-2:]) == sides:
+def at_training_size(images: torch.Tensor, sides: tuple[int, int] | None) -> torch.Tensor:
+    """Images at data.image_size ((height, width); None: as they are), as training read its data:
+    area-like averaging when they shrink (antialiased bilinear), bilinear when they grow."""
+    if sides is None or tuple(images.shape[-2:]) == sides:
         return images
     shrink = sides[0] * sides[1] < images.shape[-2] * images.shape[-1]
     return F.interpolate(images, size=sides, mode="bilinear", align_corners=False, antialias=shrink)
