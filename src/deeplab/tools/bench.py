@@ -25,6 +25,7 @@ from deeplab.log import LOG
 from deeplab.model.encoder import resolve_encoder_name
 from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
+from deeplab.tools.step_parts import time_parts
 from deeplab.training.finetune import parameter_groups
 from deeplab.training.precision import resolve_precision
 from deeplab.training.run import segmentation_module
@@ -222,6 +223,11 @@ def run(cfg: DictConfig) -> dict:
         result.update(smp_input_size=list(peer_batch["image"].shape[-2:]),
                       smp_train_ms_per_step=1000 * peer_train_s, smp_infer_ms_per_batch=1000 * peer_infer_s,
                       train_time_ratio_vs_smp=bare_s / peer_train_s, infer_time_ratio_vs_smp=infer_s / peer_infer_s)
+    if bench.get("parts"):
+        dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
+        images = normaliser(cfg.data)(batch["image"].to(device))
+        result["parts"] = time_parts(model, to_channels_last(images) if cfg.model.channels_last else images, dtype,
+                                     repeats=bench.iterations, warmup=bench.warmup)
     if bench.loader_batches:
         images, seconds = time_loader(cfg.data, cfg.aug, bench.loader_batches)
         result["loader_images_per_sec"] = images / seconds
@@ -248,9 +254,28 @@ def report(cfg: DictConfig) -> dict:
               f"{1000 * size / r['smp_infer_ms_per_batch']:>10.2f}")
         print(f"time against smp's DeepLabV3Plus (at {r['smp_input_size'][0]}x{r['smp_input_size'][1]}): training "
               f"{r['train_time_ratio_vs_smp']:.3f}x, inference {r['infer_time_ratio_vs_smp']:.3f}x")
+    if "parts" in r:
+        print_parts(r["parts"], r["bare_train_ms_per_step"])
     if "loader_images_per_sec" in r:
         print(f"{'data loader':<22}{'':>10}{r['loader_images_per_sec']:>10.2f}")
     print(f"overhead framework / bare loop: {r['overhead_ratio']:.4f}   peak memory {r['peak_memory_mb']:.0f} MB"
           + (f"   train MFU {100 * r['train_mfu']:.1f}% of {r['peak_tflops']} TFLOPS" if "train_mfu" in r else ""))
     print(f"wrote {cfg.bench.output}")
     return r
+
+
+def print_parts(parts: list[dict], step_ms: float) -> None:
+    """Each part's forward and backward on its own: its time and multiply-adds, each as a share of
+    the top-level parts' sum, and their ratio; then its slowest operators."""
+    top = [p for p in parts if "." not in p["part"]]
+    seconds, madds = sum(p["seconds"] for p in top), sum(p["madds"] for p in top)
+    print(f"\nparts, forward and backward each on its own (sum {1000 * seconds:.1f} ms; the bare step "
+          f"{step_ms:.1f} ms adds the loss, the last upsampling and the optimizer)")
+    print(f"{'part':<20}{'ms':>9}{'time %':>8}{'GMAdds':>9}{'MAdds %':>9}{'time/MAdds':>11}  "
+          "slowest operators (self ms)")
+    for p in parts:
+        time_share, madds_share = p["seconds"] / seconds, p["madds"] / madds if madds else 0.0
+        ratio = f"{time_share / madds_share:.2f}" if madds_share else ""
+        ops = ", ".join(f"{o['op'].removeprefix('aten::')} {o['self_ms']:.1f}" for o in p["top_ops"][:3])
+        print(f"{p['part']:<20}{1000 * p['seconds']:>9.1f}{100 * time_share:>8.1f}{p['madds'] / 1e9:>9.2f}"
+              f"{100 * madds_share:>9.1f}{ratio:>11}  {ops}")
