@@ -12,7 +12,23 @@ import time
 import torch
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
+
+_aten = torch.ops.aten
+
+
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                        _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """A conv's backward: its input gradient and its weight gradient each cost what its forward
+    costs. torch's own count of the weight gradient ignores groups (torch 2.14), so it counted a
+    depthwise conv's backward `channels` times over: 256 times for the decoder's."""
+    forward = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed=transposed)
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def training_flop_counter() -> FlopCounterMode:
+    """torch's FlopCounterMode, with grouped convs' backward counted right."""
+    return FlopCounterMode(display=False, custom_mapping={_aten.convolution_backward: _conv_backward_flop})
 
 
 def model_parts(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -79,21 +95,39 @@ def time_parts(model: nn.Module, images: torch.Tensor, dtype: torch.dtype | None
                 times[name].append(time.perf_counter() - start)
     rows = []
     for name, module in parts:
-        counter = FlopCounterMode(display=False)
+        counter = training_flop_counter()
         with counter:
             once(module, name)
         os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's own warnings (no GPU here) are not news
-        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities, record_shapes=True) as prof:
             for _ in range(repeats):  # warm: the timing above ran first
                 once(module, name)
-        ops = sorted(prof.key_averages(), key=lambda e: _self_us(e, cuda), reverse=True)[:top_ops]
+        ops = {}  # by operator and, for a convolution, kind: a depthwise conv apart from a 1x1 one
+        for event in prof.key_averages(group_by_input_shape=True):
+            total, calls = ops.get(_label(event), (0.0, 0))
+            ops[_label(event)] = (total + _self_us(event, cuda), calls + event.count)
+        slowest = sorted(ops.items(), key=lambda item: item[1][0], reverse=True)[:top_ops]
         rows.append({"part": name, "seconds": statistics.median(times[name]),
                      "madds": counter.get_total_flops() // 2,
-                     "top_ops": [{"op": e.key, "self_ms": _self_us(e, cuda) / repeats / 1000,
-                                  "calls": e.count / repeats} for e in ops]})
+                     "top_ops": [{"op": op, "self_ms": total / repeats / 1000, "calls": calls / repeats}
+                                 for op, (total, calls) in slowest]})
     return rows
 
 
 def _self_us(event, cuda: bool) -> float:
     """An operator's own time in microseconds over the profiled calls: on the GPU, its kernels'."""
     return event.self_device_time_total if cuda else event.self_cpu_time_total
+
+
+def _label(event) -> str:
+    """The operator's name; for a convolution also its kind (depthwise, 1x1, 3x3, ...), read from
+    its weight's shape [out, in / groups, kh, kw]: the second argument, the third of a backward."""
+    if "convolution" not in event.key:
+        return event.key
+    index = 2 if event.key.endswith("_backward") else 1
+    weight = event.input_shapes[index] if len(event.input_shapes) > index else []
+    if len(weight) != 4:
+        return event.key
+    kind = "depthwise" if weight[1] == 1 and weight[2] > 1 else f"{weight[2]}x{weight[3]}"
+    return f"{event.key} {kind}"
