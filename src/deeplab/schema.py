@@ -49,6 +49,7 @@ class ASPP(Section):
     rates: list[Annotated[int, Field(gt=0)]] = rule("a list of positive integers", min_length=1)
     channels: int = rule("a positive integer", gt=0)
     dropout: Number = rule("0 <= dropout < 1", ge=0, lt=1)
+    depthwise_bn_relu: bool = rule("true, false", True)
 
 
 class Decoder(Section):
@@ -56,6 +57,7 @@ class Decoder(Section):
     low_level_channels: int = rule("an integer from 8 to 64", ge=8, le=64)
     num_convs: int = rule("1, 2, 3", ge=1, le=3)
     channels: int = rule("a positive integer", gt=0)
+    depthwise_bn_relu: bool = rule("true, false", True)
 
 
 class Model(Section):

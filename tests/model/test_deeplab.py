@@ -125,6 +125,22 @@ def test_decoder_ablation_knobs(low_level_channels, num_convs, channels):
         assert model(torch.randn(1, 3, 65, 81)).shape == (1, 5, 65, 81)
 
 
+@pytest.mark.parametrize("depthwise_bn_relu", [True, False])
+def test_separable_convs_with_and_without_bn_relu_between(depthwise_bn_relu, tmp_path):
+    model = DeepLab(5, "tu-test_resnet", aspp={"depthwise_bn_relu": depthwise_bn_relu},
+                    decoder={**DECODER, "depthwise_bn_relu": depthwise_bn_relu})
+    blocks = [*model.aspp.branches[1:4], *model.decoder.refine]
+    expected = ["conv_dw", *["bn_dw", "act_dw"] * depthwise_bn_relu, "conv_pw", "bn_pw", "act_pw"]
+    assert all([name for name, _ in block.named_children()] == expected for block in blocks)
+    torch.save(model.state_dict(), tmp_path / "weights.pt")  # keys load strictly into the same architecture
+    again = DeepLab(5, "tu-test_resnet", aspp={"depthwise_bn_relu": depthwise_bn_relu},
+                    decoder={**DECODER, "depthwise_bn_relu": depthwise_bn_relu})
+    again.load_state_dict(torch.load(tmp_path / "weights.pt"))
+    with torch.no_grad():
+        assert torch.equal(model.eval()(torch.randn(1, 3, 65, 65, generator=torch.Generator().manual_seed(0))),
+                           again.eval()(torch.randn(1, 3, 65, 65, generator=torch.Generator().manual_seed(0))))
+
+
 @pytest.mark.parametrize("factor", [2, 4, 16])
 @pytest.mark.parametrize("size", [(7, 9), (8, 8), (1, 5)])
 def test_upsampling_keeps_each_feature_pixel_over_its_input_pixel(factor, size):

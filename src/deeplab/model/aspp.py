@@ -27,11 +27,11 @@ class ASPP(nn.Module):
     1x1 conv and regularised by dropout."""
 
     def __init__(self, in_channels: int, channels: int = 256, rates=(6, 12, 18), separable: bool = True,
-                 image_pooling: bool = True, dropout: float = 0.1):
+                 image_pooling: bool = True, dropout: float = 0.1, depthwise_bn_relu: bool = True):
         super().__init__()
         self.rates = tuple(int(r) for r in rates)
         self.branches = nn.ModuleList([ConvBNReLU(in_channels, channels, kernel_size=1)])
-        self.branches.extend(conv3x3(in_channels, channels, rate, separable) for rate in self.rates)
+        self.branches.extend(conv3x3(in_channels, channels, rate, separable, depthwise_bn_relu) for rate in self.rates)
         if image_pooling:
             self.branches.append(ImagePooling(in_channels, channels))
         self.project = ConvBNReLU(len(self.branches) * channels, channels, kernel_size=1)

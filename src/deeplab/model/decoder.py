@@ -11,12 +11,12 @@ class Decoder(nn.Module):
     encoder output, concatenate it with the upsampled ASPP output, refine with 3x3 convs."""
 
     def __init__(self, low_level_in: int, aspp_channels: int, low_level_channels: int = 48,
-                 channels: int = 256, num_convs: int = 2, separable: bool = True):
+                 channels: int = 256, num_convs: int = 2, separable: bool = True, depthwise_bn_relu: bool = True):
         super().__init__()
         self.project = ConvBNReLU(low_level_in, low_level_channels, kernel_size=1)
         convs, in_channels = [], aspp_channels + low_level_channels
         for _ in range(num_convs):
-            convs.append(conv3x3(in_channels, channels, separable=separable))
+            convs.append(conv3x3(in_channels, channels, separable=separable, depthwise_bn_relu=depthwise_bn_relu))
             in_channels = channels
         self.refine = nn.Sequential(*convs)
         self.out_channels = in_channels

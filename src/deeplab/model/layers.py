@@ -23,22 +23,26 @@ class ConvBNReLU(nn.Sequential):
 
 
 class SeparableConvBNReLU(nn.Sequential):
-    """Depthwise separable 3x3 conv as in DeepLabV3+ (Sec. 3.1): BN and ReLU after the depthwise
-    conv as well as after the pointwise one, as the official implementation does."""
+    """Depthwise separable 3x3 conv as in DeepLabV3+ (Sec. 3.1). `depthwise_bn_relu`: BN and ReLU
+    after the depthwise conv as well as after the pointwise one, as the official implementation
+    does; False: the depthwise conv feeds the pointwise one directly, as in Xception (Chollet 2017,
+    Sec. 4.7: faster convergence and better results without the intermediate activation) and smp."""
 
-    positional_names = {"0": "conv_dw", "1": "bn_dw", "3": "conv_pw", "4": "bn_pw"}
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
+                 depthwise_bn_relu: bool = True):
         padding = dilation * (kernel_size - 1) // 2
+        depthwise = nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
+                              groups=in_channels, bias=False)
+        between = dict(bn_dw=nn.BatchNorm2d(in_channels), act_dw=nn.ReLU(inplace=True)) if depthwise_bn_relu else {}
         super().__init__(OrderedDict(
-            conv_dw=nn.Conv2d(in_channels, in_channels, kernel_size, padding=padding, dilation=dilation,
-                              groups=in_channels, bias=False),
-            bn_dw=nn.BatchNorm2d(in_channels),
-            act_dw=nn.ReLU(inplace=True),
+            conv_dw=depthwise,
+            **between,
             conv_pw=nn.Conv2d(in_channels, out_channels, 1, bias=False),
             bn_pw=nn.BatchNorm2d(out_channels),
             act_pw=nn.ReLU(inplace=True),
         ))
+        # checkpoints from before the parts had names all have the BN between (a later option)
+        self.positional_names = {"0": "conv_dw", "1": "bn_dw", "3": "conv_pw", "4": "bn_pw"} if between else {}
         self._register_load_state_dict_pre_hook(_positional_keys(self.positional_names))
 
 
@@ -71,9 +75,11 @@ def with_current_names(model: nn.Module, state_dict: dict) -> dict:
     return renamed
 
 
-def conv3x3(in_channels: int, out_channels: int, dilation: int = 1, separable: bool = True) -> nn.Sequential:
-    block = SeparableConvBNReLU if separable else ConvBNReLU
-    return block(in_channels, out_channels, kernel_size=3, dilation=dilation)
+def conv3x3(in_channels: int, out_channels: int, dilation: int = 1, separable: bool = True,
+            depthwise_bn_relu: bool = True) -> nn.Sequential:
+    if separable:
+        return SeparableConvBNReLU(in_channels, out_channels, 3, dilation, depthwise_bn_relu)
+    return ConvBNReLU(in_channels, out_channels, kernel_size=3, dilation=dilation)
 
 
 def set_dilation(block: nn.Sequential, dilation: int) -> None:

@@ -12,20 +12,20 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
     model, data, optim, trainer = cfg.model, cfg.data, cfg.optim, cfg.trainer
     lines = []
     if choices:
-        picked = [f"{g}={choices[g]}" for g in ("data", "backbone", "os", "decoder", "aug", "optim", "loss",
+        picked = [f"{g}={choices[g]}" for g in ("data", "recipe", "backbone", "os", "decoder", "aug", "optim", "loss",
                                                 "trainer", "logger", "experiment", "debug") if choices.get(g)]
         lines.append("groups   " + " ".join(picked))
     aspp = model.aspp
     lines.append(f"model    {model.backbone.name} (weights: {model.backbone.weights or 'random init'})  "
                  f"OS {model.output_stride}  "
-                 f"ASPP {aspp.channels}ch rates {list(aspp.rates)} separable={aspp.separable} "
+                 f"ASPP {aspp.channels}ch rates {list(aspp.rates)} separable={aspp.separable}{_between(aspp)} "
                  f"pooling={aspp.image_pooling} dropout={aspp.dropout}")
     if model.decoder is None:
         lines.append("decoder  none (DeepLabV3: 1x1 logits on ASPP, bilinear upsampling)")
     else:
         dec = model.decoder
         lines.append(f"decoder  DeepLabV3+: low-level {dec.low_level_channels}ch, {dec.num_convs} x 3x3 conv "
-                     f"{dec.channels}ch, separable={dec.separable}")
+                     f"{dec.channels}ch, separable={dec.separable}{_between(dec)}")
     lines.append(f"data     {data.root}  {data.num_classes} classes  crop {data.crop_size}  batch {data.batch_size}"
                  f"  workers {data.num_workers}  splits {data.train_split}/{data.val_split}")
     lines.append(f"         normalise mean {_short(data.mean)} std {_short(data.std)}")
@@ -38,3 +38,9 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
                  f"{list(cfg.eval.scales)}  flip {cfg.eval.flip}  mode {cfg.eval.mode}")
     lines.append(f"output   {cfg.paths.output_dir}")
     return "\n".join(lines)
+
+
+def _between(part) -> str:
+    """Said when a separable conv has no BN + ReLU between its depthwise and pointwise convs."""
+    plain = part.get("separable") and not part.get("depthwise_bn_relu", True)
+    return " (no BN + ReLU after depthwise)" if plain else ""
