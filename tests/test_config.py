@@ -17,8 +17,8 @@ from deeplab.schema import validate
 
 from .conftest import CONF_DIR, compose_config
 
-GROUPS = ["backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "data", "logger", "finetune", "eval",
-          "callbacks", "paths", "hydra", "experiment", "hparams_search", "debug"]
+GROUPS = ["backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "recipe", "data", "logger", "finetune",
+          "eval", "callbacks", "paths", "hydra", "experiment", "hparams_search", "debug"]
 
 
 def test_defaults_list_has_every_group():
@@ -67,14 +67,17 @@ def test_gpu_trainer_turns_on_the_fast_path_and_the_command_line_still_wins():
 
 def test_decoder_options():
     plus = compose_config("decoder=deeplabv3plus").model.decoder
-    assert dict(plus) == {"low_level_channels": 48, "channels": 256, "num_convs": 2, "separable": True}
+    assert dict(plus) == {"low_level_channels": 48, "channels": 256, "num_convs": 2, "separable": True,
+                          "depthwise_bn_relu": True}
+    light = compose_config("decoder=deeplabv3plus_light").model.decoder
+    assert dict(light) == {**plus, "num_convs": 1, "depthwise_bn_relu": False}
     assert compose_config("decoder=deeplabv3").model.decoder is None
 
 
 def test_public_defaults():
     cfg = compose_config()
     assert dict(cfg.model.aspp) == {"channels": 256, "rates": [6, 12, 18], "separable": True,
-                                    "image_pooling": True, "dropout": 0.1}
+                                    "depthwise_bn_relu": True, "image_pooling": True, "dropout": 0.1}
     assert cfg.data.ignore_index == 255
     assert list(cfg.eval.scales) == [1.0] and cfg.eval.flip is False and cfg.eval.output_stride is None
     voc = compose_config("data=voc")
@@ -95,6 +98,41 @@ def test_synthetic_brings_its_recipe_and_the_command_line_wins():
     assert chosen.model.backbone.name == "tu-xception65"
     assert chosen.aug.scale_min == 0.5
     assert (chosen.trainer.max_epochs, chosen.trainer.precision) == (5, "32-true")
+
+
+def test_camvid_brings_the_small_data_recipe_and_the_command_line_wins():
+    camvid = compose_config("data=camvid")
+    assert camvid.model.backbone.name == "resnet18" and camvid.optim.optimizer._target_ == "torch.optim.SGD"
+    assert (camvid.aug.scale_min, camvid.aug.scale_max) == (1.0, 1.0)  # aug=crop_flip
+    assert camvid.model.aspp.dropout == 0.5 and camvid.model.decoder.num_convs == 1
+    assert camvid.model.aspp.depthwise_bn_relu is False and camvid.model.decoder.depthwise_bn_relu is False
+    assert list(camvid.model.aspp.rates) == [6, 12, 18] and camvid.trainer.max_epochs == 12
+    chosen = compose_config("data=camvid", "backbone=resnet50", "decoder=deeplabv3", "model.aspp.dropout=0.1",
+                            "trainer.max_epochs=30")
+    assert chosen.model.backbone.name == "resnet50" and chosen.model.decoder is None
+    assert (chosen.model.aspp.dropout, chosen.trainer.max_epochs) == (0.1, 30)
+    paper = compose_config("data=camvid", "recipe=paper")  # the paper's head and train.yaml's groups
+    assert paper.model.decoder.num_convs == 2 and paper.model.aspp.dropout == 0.1
+    assert paper.model.aspp.depthwise_bn_relu and paper.model.decoder.depthwise_bn_relu
+    assert paper.model.backbone.name == "resnet50" and paper.trainer.max_epochs == 5
+
+
+@pytest.mark.parametrize("recipe", ["paper", "small_data"])
+@pytest.mark.parametrize("group, options", [("decoder", ["deeplabv3", "deeplabv3plus", "deeplabv3plus_light"]),
+                                            ("os", ["8", "16", "32"]),
+                                            ("data", ["synthetic", "voc", "camvid", "folder", "cityscapes"])])
+def test_each_recipe_keeps_every_choice_it_meets(recipe, group, options):
+    for option in options:
+        cfg = compose_config(f"recipe={recipe}", f"{group}='{option}'")
+        validate(cfg)
+        chosen = compose_config(f"{group}='{option}'")
+        if group == "decoder":  # the decoder chosen is the decoder built, whatever the recipe
+            assert (cfg.model.decoder is None) == (option == "deeplabv3")
+            if option != "deeplabv3":
+                assert dict(cfg.model.decoder) == dict(chosen.model.decoder)
+        if group == "os":  # the recipe keeps the output stride's rates
+            assert list(cfg.model.aspp.rates) == list(chosen.model.aspp.rates)
+            assert cfg.model.output_stride == int(option)
 
 
 @pytest.mark.parametrize("aug", ["deeplab", "keras", "none", "deeplab_small", "crop_flip"])

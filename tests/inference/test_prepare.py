@@ -26,7 +26,7 @@ def randomise_statistics(model: nn.Module) -> None:
 @pytest.mark.parametrize("overrides", [
     pytest.param(["backbone=resnet18"], marks=pytest.mark.slow),
     pytest.param(["backbone=xception65", "os='8'"], marks=pytest.mark.slow),
-    ["backbone=mobilenet_v2"], list(TINY_NET)])
+    ["backbone=mobilenet_v2"], list(TINY_NET), [*TINY_NET, "recipe=small_data"]])
 def test_folded_copy_gives_the_same_logits_and_leaves_the_model_alone(overrides):
     torch.manual_seed(0)
     model = build_model(compose_config(*overrides).model, 5)
