@@ -106,7 +106,7 @@ def test_camvid_brings_the_small_data_recipe_and_the_command_line_wins():
     assert (camvid.aug.scale_min, camvid.aug.scale_max) == (1.0, 1.0)  # aug=crop_flip
     assert camvid.model.aspp.dropout == 0.5 and camvid.model.decoder.num_convs == 1
     assert camvid.model.aspp.depthwise_bn_relu is False and camvid.model.decoder.depthwise_bn_relu is False
-    assert list(camvid.model.aspp.rates) == [6, 12, 18] and camvid.trainer.max_epochs == 12
+    assert list(camvid.model.aspp.rates) == [12, 24, 36] and camvid.trainer.max_epochs == 12
     chosen = compose_config("data=camvid", "backbone=resnet50", "decoder=deeplabv3", "model.aspp.dropout=0.1",
                             "trainer.max_epochs=30")
     assert chosen.model.backbone.name == "resnet50" and chosen.model.decoder is None
@@ -130,9 +130,9 @@ def test_each_recipe_keeps_every_choice_it_meets(recipe, group, options):
             assert (cfg.model.decoder is None) == (option == "deeplabv3")
             if option != "deeplabv3":
                 assert dict(cfg.model.decoder) == dict(chosen.model.decoder)
-        if group == "os":  # the recipe keeps the output stride's rates
-            assert list(cfg.model.aspp.rates) == list(chosen.model.aspp.rates)
-            assert cfg.model.output_stride == int(option)
+        if group == "os":  # paper: the output stride's rates; small_data: smp's at every stride, as smp has them
+            rates = list(chosen.model.aspp.rates) if recipe == "paper" else [12, 24, 36]
+            assert list(cfg.model.aspp.rates) == rates and cfg.model.output_stride == int(option)
 
 
 @pytest.mark.parametrize("aug", ["deeplab", "keras", "none", "deeplab_small", "crop_flip"])

@@ -45,6 +45,7 @@ def test_match_gives_both_models_one_head():
     ours, head = matched(cfg, "smp")
     assert list(ours.model.aspp.rates) == SMP_HEAD["rates"] and ours.model.aspp.dropout == SMP_HEAD["dropout"]
     assert ours.model.decoder.num_convs == SMP_HEAD["num_convs"] and head == {}
+    assert ours.model.aspp.depthwise_bn_relu is False and ours.model.decoder.depthwise_bn_relu is False
     assert list(cfg.model.aspp.rates) == [6, 12, 18]  # the composed config is left as it was
     paper, head = matched(cfg, "paper")
     assert list(paper.model.aspp.rates) == [6, 12, 18] and paper.model.decoder.num_convs == 2
@@ -52,6 +53,8 @@ def test_match_gives_both_models_one_head():
     aspp = peer.decoder.aspp[0]
     rates = [branch[0][0].dilation[0] for branch in aspp.convs[1:4]]
     assert rates == [6, 12, 18] and aspp.project[-1].p == pytest.approx(0.1)
+    separable = aspp.convs[1][0]  # smp's SeparableConv2d: the depthwise conv feeds the pointwise one directly
+    assert [type(m).__name__ for m in separable] == ["Conv2d", "Conv2d"] and separable[0].groups > 1
     default = smp_deeplab(cfg, matched(cfg, "none")[1])
     assert [b[0][0].dilation[0] for b in default.decoder.aspp[0].convs[1:4]] == SMP_HEAD["rates"]
 
