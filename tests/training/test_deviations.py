@@ -39,6 +39,13 @@ def test_each_departure_alone_is_one_line(overrides, starts):
     assert len(found) == 1 and found[0].startswith(starts), found
 
 
+def test_the_rates_line_names_what_set_them():
+    line = next(d for d in departures("data=camvid") if d.startswith("ASPP rates"))
+    assert line == ("ASPP rates [12, 24, 36] at output stride 16; the paper's are [6, 12, 18] (recipe=small_data sets "
+                    "them; recipe=paper gives the os group's)")
+    assert departures(PAPER, "model.aspp.rates=[6,12,24]")[0].endswith("(the os group sets them)")
+
+
 def test_what_keeps_to_the_protocol_another_way_is_not_a_departure():
     assert departures(PAPER, "data.batch_size=8", "++trainer.sync_batchnorm=true", "trainer.devices=2") == []
     frozen = "finetune.stages=[{start_epoch:0,trainable:[encoder,aspp,decoder,head],freeze_bn:all}]"
