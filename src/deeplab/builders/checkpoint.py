@@ -3,12 +3,13 @@
 Loading uses `weights_only=True`: a checkpoint is tensors and plain containers, and a file that
 would run code when unpickled is refused instead of trusted."""
 
+import copy
 import pickle
 import re
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from deeplab.builders.model import build_model
 from deeplab.errors import CheckpointError
@@ -65,14 +66,29 @@ ARCHITECTURE = ("data.num_classes", "data.in_channels", "model.backbone.name", "
                 "model.decoder")
 
 
+# Architecture keys added after checkpoints were written, with the value that builds what those
+# checkpoints were trained as: a stored config without one meant this.
+ADDED_LATER = {"data.in_channels": 3, "model.aspp.depthwise_bn_relu": True, "model.decoder.depthwise_bn_relu": True}
+
+
+def _with_added_keys(config: DictConfig) -> DictConfig:
+    """A copy of a config with the architecture keys it predates set to what it meant."""
+    config = copy.deepcopy(config)
+    for key, value in ADDED_LATER.items():
+        parent, _, name = key.rpartition(".")
+        node = OmegaConf.select(config, parent)
+        if isinstance(node, DictConfig) and node.get(name) is None:
+            with open_dict(node):
+                node[name] = value
+    return config
+
+
 def check_same_network(checkpoint: dict, cfg: DictConfig, path: str | Path) -> None:
     """The config `cfg` builds the network the checkpoint was trained as, key by key (one line
     naming the first that differs)."""
-    stored = OmegaConf.create(checkpoint[CONFIG_KEY])
+    stored, cfg = _with_added_keys(OmegaConf.create(checkpoint[CONFIG_KEY])), _with_added_keys(cfg)
     for key in ARCHITECTURE:
         theirs, ours = _plain(OmegaConf.select(stored, key)), _plain(OmegaConf.select(cfg, key))
-        if key == "data.in_channels":  # configs stored before the key existed: RGB
-            theirs, ours = theirs or 3, ours or 3
         if theirs == ours:
             continue
         if key == "data.num_classes":
