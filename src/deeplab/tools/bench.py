@@ -27,7 +27,7 @@ from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
 from deeplab.tools.step_parts import time_parts
 from deeplab.training.finetune import parameter_groups
-from deeplab.training.precision import resolve_precision
+from deeplab.training.precision import autocast_dtype, resolve_precision
 from deeplab.training.run import segmentation_module
 
 
@@ -88,7 +88,7 @@ def bare_steps(cfg: DictConfig, model, batch: dict, steps: int, device: torch.de
     scheduler = instantiate(cfg.optim.scheduler)(optimizer, total_steps=steps)
     pixels, masks = batch["image"].to(device), batch["mask"].to(device).long()
     normalise = normaliser(cfg.data)
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
+    dtype = autocast_dtype(cfg.trainer.precision)
     times = []
     for _ in range(steps):
         _sync(device)
@@ -224,7 +224,7 @@ def run(cfg: DictConfig) -> dict:
                       smp_train_ms_per_step=1000 * peer_train_s, smp_infer_ms_per_batch=1000 * peer_infer_s,
                       train_time_ratio_vs_smp=bare_s / peer_train_s, infer_time_ratio_vs_smp=infer_s / peer_infer_s)
     if bench.get("parts"):
-        dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
+        dtype = autocast_dtype(cfg.trainer.precision)
         images = normaliser(cfg.data)(batch["image"].to(device))
         result["parts"] = time_parts(model, to_channels_last(images) if cfg.model.channels_last else images, dtype,
                                      repeats=bench.iterations, warmup=bench.warmup)

@@ -30,7 +30,7 @@ from deeplab.inference.prepare import autocast, inference_precision, prepare_for
 from deeplab.log import LOG
 from deeplab.model.encoder import resolve_encoder_name
 from deeplab.schema import validate
-from deeplab.training.precision import resolve_precision
+from deeplab.training.precision import autocast_dtype, resolve_precision
 from deeplab.training.run import train
 
 MATCHES = ("smp", "paper", "none")
@@ -38,7 +38,6 @@ MODELS = ("deeplab", "smp")  # this project's, through train.py; smp's, through 
 # smp.DeepLabV3Plus's head: rates 12/24/36, dropout 0.5, one separable 3x3 refinement conv, and
 # separable convs with nothing between the depthwise and the pointwise conv
 SMP_HEAD = {"rates": [12, 24, 36], "dropout": 0.5, "num_convs": 1, "depthwise_bn_relu": False}
-AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
 
 def matched(cfg: DictConfig, match: str) -> tuple[DictConfig, dict]:
@@ -124,7 +123,7 @@ def train_plain_loop(cfg: DictConfig, model: nn.Module, seed: int, device: torch
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: (1 - step / total) ** power)
     loss_fn = nn.CrossEntropyLoss(ignore_index=data.ignore_index) if "CrossEntropy" in cfg.loss._target_ \
         else instantiate(cfg.loss)
-    normalise, dtype = normaliser(data), AUTOCAST.get(str(cfg.trainer.precision))
+    normalise, dtype = normaliser(data), autocast_dtype(cfg.trainer.precision)
     model.to(device).train()
     images, train_seconds, start = 0, 0.0, time.perf_counter()
     for epoch in range(epochs):

@@ -25,3 +25,8 @@ def resolve_precision(trainer: DictConfig) -> str:
     trainer.precision = "bf16-mixed" if native else "32-true"
     LOG.info(f"trainer.precision=auto: {trainer.precision} ({why})")
     return trainer.precision
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved Lightning mixed precision; None for the full-precision ones."""
+    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(precision))
