@@ -50,6 +50,7 @@ class ASPP(Section):
     channels: int = rule("a positive integer", gt=0)
     dropout: Number = rule("0 <= dropout < 1", ge=0, lt=1)
     depthwise_bn_relu: bool = rule("true, false", True)
+    post_conv: bool = rule("true, false", False)
 
 
 class Decoder(Section):

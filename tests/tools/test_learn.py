@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from deeplab.builders.model import resolve_normalisation
+from deeplab.builders.model import build_model, resolve_normalisation
 from deeplab.tools.learn import SMP_HEAD, matched, plain_loader, smp_deeplab
 from deeplab.training.datamodule import build_datamodule
 
@@ -46,6 +46,7 @@ def test_match_gives_both_models_one_head():
     assert list(ours.model.aspp.rates) == SMP_HEAD["rates"] and ours.model.aspp.dropout == SMP_HEAD["dropout"]
     assert ours.model.decoder.num_convs == SMP_HEAD["num_convs"] and head == {}
     assert ours.model.aspp.depthwise_bn_relu is False and ours.model.decoder.depthwise_bn_relu is False
+    assert ours.model.aspp.post_conv is True
     assert list(cfg.model.aspp.rates) == [6, 12, 18]  # the composed config is left as it was
     paper, head = matched(cfg, "paper")
     assert list(paper.model.aspp.rates) == [6, 12, 18] and paper.model.decoder.num_convs == 2
@@ -57,6 +58,24 @@ def test_match_gives_both_models_one_head():
     assert [type(m).__name__ for m in separable] == ["Conv2d", "Conv2d"] and separable[0].groups > 1
     default = smp_deeplab(cfg, matched(cfg, "none")[1])
     assert [b[0][0].dilation[0] for b in default.decoder.aspp[0].convs[1:4]] == SMP_HEAD["rates"]
+
+
+def test_match_smp_builds_smps_head_part_for_part():
+    """learn.match=smp: this project's ASPP (with its post_conv) and decoder hold as many weights,
+    in the same kinds of layers, as smp's DeepLabV3Plus decoder, and the encoders are alike."""
+    cfg = compose_config("backbone=resnet18")
+    matched_cfg = matched(cfg, "smp")[0]
+    ours = build_model(matched_cfg.model, matched_cfg.data.num_classes)
+    peer = smp_deeplab(cfg, {})
+
+    def census(*modules):
+        return sorted((type(m).__name__, sum(p.numel() for p in m.parameters(recurse=False)))
+                      for module in modules for m in module.modules() if list(m.parameters(recurse=False)))
+
+    assert census(ours.aspp) == census(peer.decoder.aspp)
+    assert census(ours.decoder, ours.classifier) == census(peer.decoder.block1, peer.decoder.block2,
+                                                             peer.segmentation_head)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in peer.parameters())
 
 
 def test_learn_writes_a_row_a_seed_and_model(tmp_path, camvid, capsys, monkeypatch):

@@ -68,7 +68,8 @@ ARCHITECTURE = ("data.num_classes", "data.in_channels", "model.backbone.name", "
 
 # Architecture keys added after checkpoints were written, with the value that builds what those
 # checkpoints were trained as: a stored config without one meant this.
-ADDED_LATER = {"data.in_channels": 3, "model.aspp.depthwise_bn_relu": True, "model.decoder.depthwise_bn_relu": True}
+ADDED_LATER = {"data.in_channels": 3, "model.aspp.depthwise_bn_relu": True, "model.decoder.depthwise_bn_relu": True,
+               "model.aspp.post_conv": False}
 
 
 def _with_added_keys(config: DictConfig) -> DictConfig:

@@ -24,10 +24,12 @@ class ImagePooling(nn.Module):
 
 class ASPP(nn.Module):
     """A 1x1 branch, one 3x3 branch per atrous rate, image pooling; concatenated, projected by a
-    1x1 conv and regularised by dropout."""
+    1x1 conv and regularised by dropout. `post_conv`: a 3x3 conv + BN + ReLU after the dropout, as
+    smp's DeepLabV3Plus has (neither paper nor official code does)."""
 
     def __init__(self, in_channels: int, channels: int = 256, rates=(6, 12, 18), separable: bool = True,
-                 image_pooling: bool = True, dropout: float = 0.1, depthwise_bn_relu: bool = True):
+                 image_pooling: bool = True, dropout: float = 0.1, depthwise_bn_relu: bool = True,
+                 post_conv: bool = False):
         super().__init__()
         self.rates = tuple(int(r) for r in rates)
         self.branches = nn.ModuleList([ConvBNReLU(in_channels, channels, kernel_size=1)])
@@ -36,6 +38,7 @@ class ASPP(nn.Module):
             self.branches.append(ImagePooling(in_channels, channels))
         self.project = ConvBNReLU(len(self.branches) * channels, channels, kernel_size=1)
         self.dropout = nn.Dropout(dropout)
+        self.post_conv = conv3x3(channels, channels, 1, separable, depthwise_bn_relu) if post_conv else nn.Identity()
 
     def set_rates(self, rates) -> None:
         """Used when a model trained at one output stride is evaluated at another (rates scale)."""
@@ -47,4 +50,4 @@ class ASPP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.cat([branch(x) for branch in self.branches], dim=1)
-        return self.dropout(self.project(x))
+        return self.post_conv(self.dropout(self.project(x)))

@@ -35,9 +35,9 @@ from deeplab.training.run import train
 
 MATCHES = ("smp", "paper", "none")
 MODELS = ("deeplab", "smp")  # this project's, through train.py; smp's, through a plain loop
-# smp.DeepLabV3Plus's head: rates 12/24/36, dropout 0.5, one separable 3x3 refinement conv, and
-# separable convs with nothing between the depthwise and the pointwise conv
-SMP_HEAD = {"rates": [12, 24, 36], "dropout": 0.5, "num_convs": 1, "depthwise_bn_relu": False}
+# smp.DeepLabV3Plus's head: rates 12/24/36, dropout 0.5, a separable 3x3 conv after the ASPP, one
+# separable 3x3 refinement conv, and separable convs with nothing between depthwise and pointwise
+SMP_HEAD = {"rates": [12, 24, 36], "dropout": 0.5, "post_conv": True, "num_convs": 1, "depthwise_bn_relu": False}
 
 
 def matched(cfg: DictConfig, match: str) -> tuple[DictConfig, dict]:
@@ -50,6 +50,7 @@ def matched(cfg: DictConfig, match: str) -> tuple[DictConfig, dict]:
     if match == "smp":
         ours.model.aspp.rates = SMP_HEAD["rates"]
         ours.model.aspp.dropout = SMP_HEAD["dropout"]
+        ours.model.aspp.post_conv = SMP_HEAD["post_conv"]
         ours.model.decoder.num_convs = SMP_HEAD["num_convs"]
         ours.model.aspp.depthwise_bn_relu = ours.model.decoder.depthwise_bn_relu = SMP_HEAD["depthwise_bn_relu"]
     peer = {} if match != "paper" else {"decoder_atrous_rates": tuple(cfg.model.aspp.rates),

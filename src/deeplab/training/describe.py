@@ -19,7 +19,8 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
     lines.append(f"model    {model.backbone.name} (weights: {model.backbone.weights or 'random init'})  "
                  f"OS {model.output_stride}  "
                  f"ASPP {aspp.channels}ch rates {list(aspp.rates)} separable={aspp.separable}{_between(aspp)} "
-                 f"pooling={aspp.image_pooling} dropout={aspp.dropout}")
+                 f"pooling={aspp.image_pooling} dropout={aspp.dropout}"
+                 + (" then a 3x3 conv" if aspp.get("post_conv") else ""))
     if model.decoder is None:
         lines.append("decoder  none (DeepLabV3: 1x1 logits on ASPP, bilinear upsampling)")
     else:
