@@ -77,7 +77,8 @@ def test_decoder_options():
 def test_public_defaults():
     cfg = compose_config()
     assert dict(cfg.model.aspp) == {"channels": 256, "rates": [6, 12, 18], "separable": True,
-                                    "depthwise_bn_relu": True, "image_pooling": True, "dropout": 0.1}
+                                    "depthwise_bn_relu": True, "image_pooling": True, "dropout": 0.1,
+                                    "post_conv": False}
     assert cfg.data.ignore_index == 255
     assert list(cfg.eval.scales) == [1.0] and cfg.eval.flip is False and cfg.eval.output_stride is None
     voc = compose_config("data=voc")
@@ -104,9 +105,11 @@ def test_camvid_brings_the_small_data_recipe_and_the_command_line_wins():
     camvid = compose_config("data=camvid")
     assert camvid.model.backbone.name == "resnet18" and camvid.optim.optimizer._target_ == "torch.optim.SGD"
     assert (camvid.aug.scale_min, camvid.aug.scale_max) == (1.0, 1.0)  # aug=crop_flip
-    assert camvid.model.aspp.dropout == 0.5 and camvid.model.decoder.num_convs == 1
+    assert camvid.model.aspp.dropout == 0.5 and camvid.model.decoder.num_convs == 1 and camvid.model.aspp.post_conv
     assert camvid.model.aspp.depthwise_bn_relu is False and camvid.model.decoder.depthwise_bn_relu is False
-    assert list(camvid.model.aspp.rates) == [12, 24, 36] and camvid.trainer.max_epochs == 12
+    assert list(camvid.model.aspp.rates) == [12, 24, 36]
+    assert (camvid.trainer.max_epochs, camvid.trainer.precision, camvid.trainer.check_val_every_n_epoch) == \
+        (30, "auto", 3)
     chosen = compose_config("data=camvid", "backbone=resnet50", "decoder=deeplabv3", "model.aspp.dropout=0.1",
                             "trainer.max_epochs=30")
     assert chosen.model.backbone.name == "resnet50" and chosen.model.decoder is None

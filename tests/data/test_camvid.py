@@ -3,9 +3,12 @@ from another machine, void stored as 11; data.image_size reads every sample at o
 
 import numpy as np
 import pytest
+import torch
 from hydra.utils import instantiate
 from PIL import Image
 
+from deeplab.builders.data import image_size, label_map
+from deeplab.builders.model import resolve_normalisation
 from deeplab.data.base import open_split
 from deeplab.data.camvid import CAMVID_CLASSES, CamVidSegmentation
 from deeplab.errors import DatasetError
@@ -83,3 +86,38 @@ def test_image_size_reads_images_and_masks_at_one_size(camvid):
         assert np.abs(image.astype(float) - expected).max() <= 1
     square = open_split(lambda **kw: CamVidSegmentation(camvid, **kw), "val", None, 11, 255, image_size=16)
     assert square.load(0)[0].shape == (16, 16, 3)
+
+
+def test_camvid_as_a_folder_gives_the_same_draws_and_recipe(camvid, tmp_path):
+    """data=folder names the recipe data=camvid does: CamVid laid out as a folder (images/, masks/,
+    splits/ in SegNet's order, void 11 through data.label_map) trains on the same crops in the same
+    order, so the CamVid figures of recipe=small_data hold for it (docs/performance.md)."""
+    folder = tmp_path / "as_folder"
+    for split in ("train", "val"):
+        stems = []
+        for line in (camvid / f"{split}.txt").read_text().splitlines():
+            image = camvid / split / line.split()[0].rsplit("/", 1)[1]
+            for sub, source in (("images", image), ("masks", camvid / f"{split}annot" / image.name)):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+                (folder / sub / image.name).symlink_to(source)
+            stems.append(image.stem)
+        (folder / "splits").mkdir(exist_ok=True)
+        (folder / "splits" / f"{split}.txt").write_text("\n".join(stems) + "\n")
+    common = ["data.image_size=[24,32]", "data.crop_size=20", "data.ignore_index=255"]
+    as_camvid = compose_config("data=camvid", f"data.root={camvid}", *common)
+    as_folder = compose_config("data=folder", f"data.root={folder}", "data.num_classes=11",
+                               "data.label_map={11:255}", *common)
+    for cfg in (as_camvid, as_folder):
+        resolve_normalisation(cfg)
+    for key in ("model", "optim", "aug", "trainer", "loss"):
+        assert as_folder[key] == as_camvid[key], key  # the same recipe
+    for split in ("train", "val"):
+        a, b = (open_split(instantiate(cfg.data.dataset), split, instantiate(cfg.aug), 11, 255,
+                           label_map(cfg.data), image_size(cfg.data)) for cfg in (as_camvid, as_folder))
+        assert [s.name for s in a.samples] == [s.name for s in b.samples] and len(a) > 1
+        for index in range(len(a)):
+            x, y = a[(index, 1000 + index)], b[(index, 1000 + index)]
+            assert torch.equal(x["image"], y["image"]) and torch.equal(x["mask"], y["mask"])
+            (image_a, mask_a), (image_b, mask_b) = a.load(index), b.load(index)
+            assert np.array_equal(image_a, image_b) and np.array_equal(mask_a, mask_b)
+            assert (mask_a == 255).any()  # the void corner, read as void both ways

@@ -30,7 +30,9 @@ def write_folder(root, count: int = 6):
 
 
 def folder_run(root, run_dir, *extra):
-    return ("train.py", "data=folder", f"data.root={root}", "data.num_classes=3", "data.class_names=[sky,road,car]",
+    # recipe=paper: the head of the synthetic run it starts from (data=folder names recipe=small_data)
+    return ("train.py", "data=folder", "recipe=paper", f"data.root={root}", "data.num_classes=3",
+            "data.class_names=[sky,road,car]",
             "data.crop_size=32", "data.batch_size=2", "data.num_workers=0", "logger=none", "trainer.max_steps=1",
             f"hydra.run.dir={run_dir}", *extra)
 
