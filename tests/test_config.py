@@ -17,7 +17,7 @@ from deeplab.schema import validate
 
 from .conftest import CONF_DIR, compose_config
 
-GROUPS = ["backbone", "os", "decoder", "aug", "optim", "loss", "trainer", "recipe", "data", "logger", "finetune",
+GROUPS = ["backbone", "decoder", "aug", "optim", "loss", "trainer", "recipe", "data", "logger", "finetune",
           "eval", "callbacks", "paths", "hydra", "experiment", "hparams_search", "debug"]
 
 
@@ -50,11 +50,34 @@ def test_backbone_sets_encoder(option, name):
     assert cfg.model.backbone.weights is None
 
 
-@pytest.mark.parametrize("stride, rates", [("8", [12, 24, 36]), ("16", [6, 12, 18]), ("32", [3, 6, 9])])
+@pytest.mark.parametrize("stride, rates", [(8, [12, 24, 36]), (16, [6, 12, 18]), (32, [3, 6, 9])])
 def test_output_stride_sets_rates(stride, rates):
-    cfg = compose_config(f"os='{stride}'")
-    assert cfg.model.output_stride == int(stride)
+    cfg = compose_config(f"os={stride}")
+    assert cfg.os == cfg.model.output_stride == stride
     assert list(cfg.model.aspp.rates) == rates
+    explicit = compose_config(f"os={stride}", "model.aspp.rates=[2,4,6]")  # a list given is kept at any stride
+    assert list(explicit.model.aspp.rates) == [2, 4, 6]
+    validate(explicit)
+
+
+def test_no_yaml_file_lists_aspp_rates():
+    """The rates are derived from the output stride in one place (deeplab.model.aspp.paper_rates)."""
+    for path in CONF_DIR.rglob("*.yaml"):
+        for node in _nodes(OmegaConf.load(path)):
+            rates = node.get("rates") if isinstance(node, dict) else None
+            assert rates is None or isinstance(rates, str), f"{path} lists ASPP rates: {rates}"
+
+
+def _nodes(node):
+    node = OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def test_gpu_trainer_turns_on_the_fast_path_and_the_command_line_still_wins():
@@ -122,13 +145,13 @@ def test_camvid_brings_the_small_data_recipe_and_the_command_line_wins():
 
 @pytest.mark.parametrize("recipe", ["paper", "small_data"])
 @pytest.mark.parametrize("group, options", [("decoder", ["deeplabv3", "deeplabv3plus", "deeplabv3plus_light"]),
-                                            ("os", ["8", "16", "32"]),
+                                            ("os", [8, 16, 32]),
                                             ("data", ["synthetic", "voc", "camvid", "folder", "cityscapes"])])
 def test_each_recipe_keeps_every_choice_it_meets(recipe, group, options):
     for option in options:
-        cfg = compose_config(f"recipe={recipe}", f"{group}='{option}'")
+        cfg = compose_config(f"recipe={recipe}", f"{group}={option}")
         validate(cfg)
-        chosen = compose_config(f"{group}='{option}'")
+        chosen = compose_config(f"{group}={option}")
         if group == "decoder":  # the decoder chosen is the decoder built, whatever the recipe
             assert (cfg.model.decoder is None) == (option == "deeplabv3")
             if option != "deeplabv3":
@@ -162,7 +185,6 @@ def test_loss_instantiates_and_ignores_void(loss):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["os=12"], "os=12 is not allowed; allowed: 8, 16, 32"),
     (["backbone=xceptoin"], "backbone=xceptoin is not allowed; allowed: mobilenet_v2, resnet101, resnet18, "
                             "resnet50, xception, xception65 (did you mean xception?)"),
     (["decoder=v3"], "decoder=v3 is not allowed; allowed: deeplabv3, deeplabv3plus"),
@@ -176,13 +198,15 @@ def test_command_line_errors(argv, message):
     assert "\n" not in str(err.value)
 
 
-def test_command_line_quotes_numeric_groups():
-    assert check_command_line(["os=8", "backbone=xception"], CONF_DIR) == ["os='8'", "backbone=xception"]
-    assert check_command_line(["os=8,16", "-m"], CONF_DIR) == ["-m", "os='8','16'"]  # flags first, as Hydra reads them
+def test_command_line_puts_flags_first():
+    assert check_command_line(["os=8", "backbone=xception"], CONF_DIR) == ["os=8", "backbone=xception"]
+    assert check_command_line(["os=8,16", "-m"], CONF_DIR) == ["-m", "os=8,16"]  # flags first, as Hydra reads them
 
 
 @pytest.mark.parametrize("override, message", [
     ("optim.lr=-0.1", "optim.lr=-0.1 is not allowed; allowed: a number > 0"),
+    ("os=12", "os=12 is not allowed; allowed: 8, 16, 32"),
+    ("os='8'", "os='8' is not allowed; allowed: 8, 16, 32"),  # a quoted number is text: said as written
     ("model.output_stride=12", "model.output_stride=12 is not allowed; allowed: 8, 16, 32"),
     ("model.backbone.weights=coco", "model.backbone.weights=coco is not allowed; allowed: imagenet, null"),
     ("data.batch_size=1", "data.batch_size=1 is not allowed"),
@@ -299,9 +323,11 @@ def test_finetune_choices():
     paper = compose_config("finetune=paper", "data=voc")
     assert paper.model.output_stride == 16 and paper.optim.lr == 0.007  # stage 1 as configured
     overrides = paper.finetune.second_stage.overrides
-    assert (overrides["model.output_stride"], overrides["optim.lr"], overrides["data.train_split"]) == (8, 1e-4,
-                                                                                                      "trainval")
-    assert list(overrides["model.aspp.rates"]) == [12, 24, 36] and paper.finetune.second_stage.freeze_bn == "all"
+    assert (overrides["os"], overrides["optim.lr"], overrides["data.train_split"]) == (8, 1e-4, "trainval")
+    assert paper.finetune.second_stage.freeze_bn == "all"
+    for key, value in overrides.items():  # as training's second stage applies them
+        OmegaConf.update(paper, key, value, merge=False)
+    assert paper.model.output_stride == 8 and list(paper.model.aspp.rates) == [12, 24, 36]
     assert compose_config("finetune=staged").finetune.stages[1].trainable[0] == "encoder.last_stage"
 
 
@@ -338,3 +364,10 @@ def test_arguments_of_a_target_are_checked_against_its_signature(argv, message):
     with pytest.raises(ConfigError) as err:
         check_command_line(argv, CONF_DIR)
     assert str(err.value).startswith(message), str(err.value)
+
+
+def test_derived_rates_resolve_in_place():
+    """`--cfg job --resolve` and the stored run config resolve the config in place."""
+    model = compose_config("os=8").model  # (the paths need Hydra's run to resolve)
+    OmegaConf.resolve(model)
+    assert model.aspp.rates == [12, 24, 36] and not OmegaConf.is_interpolation(model.aspp, "rates")

@@ -46,7 +46,8 @@ class Backbone(Section):
 
 
 class ASPP(Section):
-    rates: list[Annotated[int, Field(gt=0)]] = rule("a list of positive integers", min_length=1)
+    rates: list[Annotated[int, Field(gt=0)]] = rule(
+        "a list of positive integers (train.yaml derives the paper's from the output stride)", min_length=1)
     channels: int = rule("a positive integer", gt=0)
     dropout: Number = rule("0 <= dropout < 1", ge=0, lt=1)
     depthwise_bn_relu: bool = rule("true, false", True)
@@ -273,6 +274,12 @@ class Dashboard(Section):
     aug_preview: bool = rule("true, false", True)
 
 
+class Stride(Section):
+    """`os`, checked before the rest: the ASPP rates are derived from it when the rest is read."""
+
+    os: OutputStride | None = rule("8, 16, 32", None)
+
+
 class TrainConfig(Section):
     model: Model
     data: Data
@@ -393,6 +400,8 @@ def _as_written(value):
     """A value as it is written on the command line: null, true, false."""
     if value is None:
         return "null"
+    if isinstance(value, str) and value.lstrip("-").replace(".", "", 1).isdigit():
+        return f"'{value}'"  # a quoted number, which the rules take as text: say so
     return str(value).lower() if isinstance(value, bool) else value
 
 
@@ -436,6 +445,7 @@ def check(node, section: type[BaseModel], prefix: str = "") -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Every rule of the train config (train.py, the tools)."""
+    check(cfg, Stride)
     check(cfg, TrainConfig)
     bands = cfg.data.get("in_channels", 3)
     if bands != 3 and "in_channels" not in cfg.data.dataset:  # the dataset class would read RGB

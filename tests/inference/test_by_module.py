@@ -36,8 +36,8 @@ def test_a_depthwise_conv_not_followed_by_a_pointwise_one_is_not_counted_as_sepa
 
 
 @pytest.mark.parametrize("overrides, scales, flip", [
-    (["backbone=xception65", "os='16'"], [1.0], False),
-    (["backbone=mobilenet_v2", "os='8'"], [0.5, 1.0], True),
+    (["backbone=xception65", "os=16"], [1.0], False),
+    (["backbone=mobilenet_v2", "os=8"], [0.5, 1.0], True),
     (["backbone=resnet18", "decoder=deeplabv3"], [1.0], False),
     (list(TINY_NET), [0.75, 1.25], True),
 ])
@@ -60,7 +60,7 @@ def test_module_rows_add_up_to_the_model(overrides, scales, flip):
 def test_aspp_branch_rows_by_hand():
     """Xception-65 at OS16 on 513: the rate-6 branch at 33x33 is a 2048-channel 3x3 depthwise and
     a 2048 -> 256 pointwise conv; a standard 3x3 conv would have 9 x 2048 x 256 weights."""
-    model = build_model(compose_config("backbone=xception65", "os='16'").model, 21)
+    model = build_model(compose_config("backbone=xception65", "os=16").model, 21)
     rows = {r["module"]: r for r in count_by_module(model, (513, 513))["rows"]}
     row = rows["aspp 3x3 rate 6"]
     assert row["madds"] == (9 * 2048 + 2048 * 256) * 33 * 33 == 591_022_080

@@ -25,7 +25,7 @@ def randomise_statistics(model: nn.Module) -> None:
 
 @pytest.mark.parametrize("overrides", [
     pytest.param(["backbone=resnet18"], marks=pytest.mark.slow),
-    pytest.param(["backbone=xception65", "os='8'"], marks=pytest.mark.slow),
+    pytest.param(["backbone=xception65", "os=8"], marks=pytest.mark.slow),
     ["backbone=mobilenet_v2"], list(TINY_NET), [*TINY_NET, "recipe=small_data"]])
 def test_folded_copy_gives_the_same_logits_and_leaves_the_model_alone(overrides):
     torch.manual_seed(0)
@@ -95,7 +95,7 @@ def test_blocks_with_a_depthwise_conv_dilated_beyond_six_run_contiguous_in_a_cha
     """oneDNN's channels-last depthwise kernel is 3-8x slower above dilation 6: those ASPP branches
     see their input in the contiguous layout; every other convolution sees channels-last."""
     torch.manual_seed(0)
-    model = build_model(compose_config("backbone=mobilenet_v2", f"os='{stride}'").model, 5)
+    model = build_model(compose_config("backbone=mobilenet_v2", f"os={stride}").model, 5)
     randomise_statistics(model)
     prepared = prepare_for_inference(model, fast=True)
     layouts = {}
@@ -126,7 +126,7 @@ def test_the_branches_fed_one_tensor_convert_it_once_a_forward_and_keep_nothing_
     conversion a forward serves them, and none is kept between forwards (a second image is converted
     afresh, not served stale)."""
     torch.manual_seed(0)
-    model = build_model(compose_config("backbone=mobilenet_v2", f"os='{stride}'").model, 5)
+    model = build_model(compose_config("backbone=mobilenet_v2", f"os={stride}").model, 5)
     randomise_statistics(model)
     prepared = prepare_for_inference(model, fast=True)
     converted = []

@@ -193,3 +193,11 @@ def test_the_head_keeps_pytorchs_default_initialisation():
         assert conv.weight.abs().max() <= bound, name
         if conv.weight.numel() >= 1000:  # enough weights for their spread to say which distribution
             assert abs(conv.weight.std().item() - bound / 3 ** 0.5) < 0.1 * bound / 3 ** 0.5, name
+
+
+@pytest.mark.parametrize("stride, rates", [(8, (12, 24, 36)), (16, (6, 12, 18)), (32, (3, 6, 9))])
+def test_the_aspp_takes_the_papers_rates_for_the_output_stride_unless_given(stride, rates):
+    model = DeepLab(num_classes=3, backbone="resnet18", output_stride=stride)
+    assert model.aspp.rates == rates
+    given = DeepLab(num_classes=3, backbone="resnet18", output_stride=stride, aspp={"rates": [2, 4, 6]})
+    assert given.aspp.rates == (2, 4, 6)

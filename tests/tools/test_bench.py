@@ -50,7 +50,7 @@ def test_bench_against_smp_with_the_same_encoder(tmp_path, small_synthetic, caps
     assert figures["infer_time_ratio_vs_smp"] == figures["infer_ms_per_batch"] / figures["smp_infer_ms_per_batch"]
     assert "time against smp's DeepLabV3Plus (at 64x64): training" in stdout and figures["smp_input_size"] == [64, 64]
     for bad, message in (("bench.compare=timm", "bench.compare=timm is not allowed; allowed: null, smp"),
-                         ("os='32'", "bench.compare=smp needs os=8 or os=16 (smp's DeepLabV3Plus has no output "
+                         ("os=32", "bench.compare=smp needs os=8 or os=16 (smp's DeepLabV3Plus has no output "
                                      "stride 32)")):
         code, stderr = run_entry("tools/bench.py", *SMALL, "bench.compare=smp", bad, "bench.loader_batches=0",
                                  f"bench.output={tmp_path / 'no.json'}", capsys=capsys, monkeypatch=monkeypatch)

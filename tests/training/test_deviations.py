@@ -30,7 +30,7 @@ def test_the_papers_recipe_has_none():
     (["model.backbone.weights=null"], "the encoder starts from random weights"),
     (["model.aspp.rates=[6,12,24]"], "ASPP rates [6, 12, 24] at output stride 16; the paper's are [6, 12, 18]"),
     (["data.crop_size=257"], "data.crop_size=257 is smaller than 321"),
-    (["os='8'"], "batch norm trains at output stride 8"),
+    (["os=8"], "batch norm trains at output stride 8"),
     (["eval=default", "eval.output_stride=8"], "validation runs at output stride 8 (eval.output_stride), training "
                                                "at 16"),
 ])
@@ -42,8 +42,9 @@ def test_each_departure_alone_is_one_line(overrides, starts):
 def test_the_rates_line_names_what_set_them():
     line = next(d for d in departures("data=camvid") if d.startswith("ASPP rates"))
     assert line == ("ASPP rates [12, 24, 36] at output stride 16; the paper's are [6, 12, 18] (recipe=small_data sets "
-                    "them; recipe=paper gives the os group's)")
-    assert departures(PAPER, "model.aspp.rates=[6,12,24]")[0].endswith("(the os group sets them)")
+                    "them; recipe=paper gives the output stride's own)")
+    assert departures(PAPER, "model.aspp.rates=[6,12,24]")[0].endswith(
+        "(model.aspp.rates sets them; left as train.yaml has it, they follow the output stride)")
 
 
 def test_what_keeps_to_the_protocol_another_way_is_not_a_departure():

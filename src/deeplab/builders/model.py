@@ -11,10 +11,11 @@ from deeplab.model import DeepLab, input_statistics
 
 
 def build_model(model: DictConfig, num_classes: int, in_channels: int = 3) -> DeepLab:
-    decoder = OmegaConf.to_container(model.decoder) if model.decoder is not None else None
+    decoder = OmegaConf.to_container(model.decoder, resolve=True) if model.decoder is not None else None
+    aspp = OmegaConf.to_container(model.aspp, resolve=True)  # the rates follow the output stride
     try:
         return DeepLab(num_classes=num_classes, backbone=model.backbone.name, weights=model.backbone.weights,
-                       output_stride=model.output_stride, aspp=OmegaConf.to_container(model.aspp), decoder=decoder,
+                       output_stride=model.output_stride, aspp=aspp, decoder=decoder,
                        multi_grid=model.backbone.get("multi_grid"), in_channels=in_channels)
     except ValueError as err:  # the model package names the offending argument
         raise ConfigError(str(err)) from err

@@ -41,10 +41,17 @@ def resume_command_line(args: list[str]) -> list[str]:
     ours = [a for a in args if a.split("=", 1)[0] not in ("ckpt_path", "hydra.run.dir", "hydra.output_subdir")]
     # a key given again replaces its stored value (listed twice, it would name the run twice over)
     given_again = {a.split("=", 1)[0].lstrip("+~") for a in ours} | {"ckpt_path", "hydra.run.dir"}
-    previous = [a for a in OmegaConf.load(stored) if a.split("=", 1)[0].lstrip("+~") not in given_again]
+    previous = [_stored(a) for a in OmegaConf.load(stored) if a.split("=", 1)[0].lstrip("+~") not in given_again]
     # This resume's config goes beside the run's original one, which stays what a resume reads.
     subdir = f".hydra/resume-{len(list((run_dir / '.hydra').glob('resume-*'))) + 1}"
     return [*previous, *ours, f"ckpt_path={checkpoint}", f"hydra.run.dir={run_dir}", f"hydra.output_subdir={subdir}"]
+
+
+def _stored(override: str) -> str:
+    """A stored override as today's config reads it: runs written while `os` was a config group
+    stored it quoted (`os='8'`); it is now a number."""
+    key, _, value = override.partition("=")
+    return f"os={value.strip(chr(39))}" if key == "os" else override
 
 
 # What a training run writes into its directory; overwrite=true removes these and nothing else.

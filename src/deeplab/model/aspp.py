@@ -6,6 +6,16 @@ from torch import nn
 
 from deeplab.model.layers import ConvBNReLU, conv3x3, set_dilation
 
+PAPER_RATES_AT_OS16 = (6, 12, 18)
+
+
+def paper_rates(output_stride: int) -> list[int]:
+    """The atrous rates the paper gives an output stride: (6, 12, 18) at 16, scaled inversely with
+    the stride ((12, 24, 36) at 8, (3, 6, 9) at 32), so the branches see the same image area."""
+    if isinstance(output_stride, bool) or not isinstance(output_stride, int) or output_stride <= 0:
+        raise ValueError(f"output_stride={output_stride} is not allowed; allowed: 8, 16, 32")
+    return [round(rate * 16 / output_stride) for rate in PAPER_RATES_AT_OS16]
+
 
 class ImagePooling(nn.Module):
     """Global average pool, 1x1 conv + BN + ReLU, then broadcast back to the feature size."""
@@ -27,7 +37,7 @@ class ASPP(nn.Module):
     1x1 conv and regularised by dropout. `post_conv`: a 3x3 conv + BN + ReLU after the dropout, as
     smp's DeepLabV3Plus has (neither paper nor official code does)."""
 
-    def __init__(self, in_channels: int, channels: int = 256, rates=(6, 12, 18), separable: bool = True,
+    def __init__(self, in_channels: int, channels: int = 256, rates=PAPER_RATES_AT_OS16, separable: bool = True,
                  image_pooling: bool = True, dropout: float = 0.1, depthwise_bn_relu: bool = True,
                  post_conv: bool = False):
         super().__init__()

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from deeplab.model.aspp import ASPP
+from deeplab.model.aspp import ASPP, paper_rates
 from deeplab.model.checkpointing import checkpoint_encoder
 from deeplab.model.decoder import Decoder
 from deeplab.model.encoder import LOW_LEVEL_INDEX, LOW_LEVEL_STRIDE, apply_multi_grid, build_encoder
@@ -12,6 +12,8 @@ from deeplab.model.layers import upsample_on_grid
 
 class DeepLab(nn.Module):
     """DeepLabV3+ when `decoder` is given (a dict of Decoder arguments), DeepLabV3 when it is None.
+    `aspp` holds ASPP arguments; without `rates` (or with rates None) the ASPP gets the paper's
+    rates for `output_stride`.
 
     Takes images of any size; returns logits of shape (N, num_classes, H, W) at the input's size.
     """
@@ -27,7 +29,10 @@ class DeepLab(nn.Module):
         self.activation_checkpointing = False  # see set_activation_checkpointing
         self.encoder = self._build_encoder(weights, output_stride)
         channels = self.encoder.out_channels
-        self.aspp = ASPP(channels[-1], **(aspp or {}))
+        aspp = dict(aspp or {})
+        if aspp.get("rates") is None:
+            aspp["rates"] = paper_rates(output_stride)
+        self.aspp = ASPP(channels[-1], **aspp)
         aspp_channels = self.aspp.project.conv.out_channels
         self.decoder = Decoder(channels[LOW_LEVEL_INDEX], aspp_channels, **decoder) if decoder is not None else None
         head_in = self.decoder.out_channels if self.decoder is not None else aspp_channels

@@ -80,7 +80,7 @@ def train_check(backbone: str, stride: int, mode: str, sizes: dict, device: torc
     from deeplab.training.run import segmentation_module
 
     precision, channels_last, compiled = MODES[mode]
-    cfg = compose(f"backbone={backbone}", f"os='{stride}'", f"trainer.precision={precision}",
+    cfg = compose(f"backbone={backbone}", f"os={stride}", f"trainer.precision={precision}",
                   f"model.channels_last={channels_last}", f"data.batch_size={sizes['batch']}",
                   f"data.crop_size={sizes['size']}")
     resolve_normalisation(cfg)

@@ -28,7 +28,7 @@ def row_key(row: dict) -> tuple:
 @functools.cache
 def model_for(backbone: str, train_os: int, eval_os: int, decoder: bool, separable: bool) -> DeepLab:
     """The row's model as `train.py data=voc backbone=... os=... ` builds it, switched to eval_os."""
-    overrides = ["data=voc", f"backbone={backbone}", f"os='{train_os}'", f"model.aspp.separable={separable}",
+    overrides = ["data=voc", f"backbone={backbone}", f"os={train_os}", f"model.aspp.separable={separable}",
                  "decoder=deeplabv3plus" if decoder else "decoder=deeplabv3"]
     if decoder:
         overrides.append(f"model.decoder.separable={separable}")

@@ -12,7 +12,7 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
     model, data, optim, trainer = cfg.model, cfg.data, cfg.optim, cfg.trainer
     lines = []
     if choices:
-        picked = [f"{g}={choices[g]}" for g in ("data", "recipe", "backbone", "os", "decoder", "aug", "optim", "loss",
+        picked = [f"{g}={choices[g]}" for g in ("data", "recipe", "backbone", "decoder", "aug", "optim", "loss",
                                                 "trainer", "logger", "experiment", "debug") if choices.get(g)]
         lines.append("groups   " + " ".join(picked))
     aspp = model.aspp

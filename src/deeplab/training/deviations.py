@@ -43,8 +43,8 @@ def _is_voc(cfg: DictConfig, choices: dict) -> bool:
 def _who_sets_rates(choices: dict) -> str:
     recipe = choices.get("recipe")
     if recipe and recipe != "paper":
-        return f"recipe={recipe} sets them; recipe=paper gives the os group's"
-    return "the os group sets them"
+        return f"recipe={recipe} sets them; recipe=paper gives the output stride's own"
+    return "model.aspp.rates sets them; left as train.yaml has it, they follow the output stride"
 
 
 def deviations(cfg: DictConfig, choices: dict | None = None) -> list[str]:

@@ -100,7 +100,7 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     optim = cfg.optim
 
     config = OmegaConf.to_container(cfg, resolve=True)
-    settings = run_settings(cfg, identity := job_identity(choices))
+    settings = run_settings(cfg, identity := job_identity(choices, cfg.model.output_stride))
     callbacks = [instantiate(c) for name, c in cfg.callbacks.items() if c is not None and name != "last_checkpoint"]
     if cfg.trainer.get("enable_progress_bar") is False:  # the user's switch wins over the configured bar
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]

@@ -5,22 +5,23 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-GROUPS_AS_TAGS = ("data", "backbone", "os", "decoder", "aug", "experiment")
+GROUPS_AS_TAGS = ("data", "backbone", "decoder", "aug", "experiment")
 REPEATS = ("seed", "data.fold")  # swept keys that repeat a setting: its runs share a W&B job_type
 
 
-def job_identity(choices: dict | None) -> dict:
+def job_identity(choices: dict | None, output_stride: int | None = None) -> dict:
     """`group` (the sweep, shared by all its jobs; none for a single run), `name` (the values of
     the swept keys, e.g. `backbone=xception65,os=8`, else all the job's overrides), `job_type`
     (in a sweep, the name without seed and data.fold: the setting its repeats share) and `tags`
-    (the chosen config groups). Empty outside Hydra."""
+    (the chosen config groups and `os=` the output stride). Empty outside Hydra."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     if not HydraConfig.initialized():
         return {}
     hydra = HydraConfig.get()
-    identity = {"tags": [f"{g}={choices[g]}" for g in GROUPS_AS_TAGS if choices and choices.get(g)]}
+    identity = {"tags": [f"{g}={choices[g]}" for g in GROUPS_AS_TAGS if choices and choices.get(g)]
+                + ([f"os={output_stride}"] if output_stride is not None else [])}
     swept = swept_keys(sys.argv[1:]) | set(hydra.sweeper.get("params") or {})
     own = [o for o in hydra.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept]
     if own or hydra.job.override_dirname:
