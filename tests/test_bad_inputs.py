@@ -117,7 +117,7 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
                                           "(0, 1], or a number of batches >= 1"),
     (["data.num_classes=4", "data.class_names=[a,b]"], "data.class_names=['a', 'b'] is not allowed; allowed: "
                                                         "exactly data.num_classes=4 names"),
-    (["-m", "--cfg", "job"], "--multirun and --cfg cannot be given together"),
+    (["-m", "--cfg", "job"], "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
     (["data.num_folds=3", "data.fold=3"], "data.fold=3 is not allowed; allowed: null, or 0 .. data.num_folds - 1 "
                                           "with data.num_folds set (0 .. 2)"),
     (["data.fold=0"], "data.fold=0 is not allowed; allowed: null, or 0 .. data.num_folds - 1 with data.num_folds set"),

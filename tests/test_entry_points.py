@@ -81,12 +81,13 @@ def test_flags_still_check_overrides(script, capsys, monkeypatch):
     code, stderr = run_entry(script, "--cfg", "job", "no_such_key=1", capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, "no_such_key is not a config key")
     code, stderr = run_entry(script, "-m", "--cfg", "job", capsys=capsys, monkeypatch=monkeypatch)
-    assert_one_line_error(code, stderr, "--multirun and --cfg cannot be given together")
+    assert_one_line_error(code, stderr, "Only one of --run, --multirun, --cfg, --info and --shell_completion can be "
+                                        "specified")
     code, stderr = run_entry(script, "--cfg", capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, "argument --cfg/-c: expected one argument; see --help")
     code, stderr = run_entry(script, "--config-dir", "/nonexistent/confs", "--cfg", "job", capsys=capsys,
                              monkeypatch=monkeypatch)
-    assert_one_line_error(code, stderr, "--config-dir /nonexistent/confs is not a folder")
+    assert_one_line_error(code, stderr, "Additional config directory '/nonexistent/confs' not found")
 
 
 def multirun_args(script: str, tmp_path, data, trained_run) -> list[str]:

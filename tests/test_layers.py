@@ -15,6 +15,7 @@ PACKAGE = ROOT / "src" / "deeplab"
 ALLOWED = {
     "errors": set(), "imagenet": set(), "log": set(),
     "model": {"errors", "imagenet"},
+    "resolvers": {"model"},
     "data": {"errors", "imagenet"},
     "inference": {"model"},
     "schema": {"errors", "model", "data", "inference"},

@@ -27,7 +27,8 @@ Sides = Annotated[list[Side], Field(min_length=1, max_length=2)]  # [side] or [h
 
 
 def rule(allowed: str, default: Any = ..., **constraints) -> Any:
-    """A field whose broken value is reported with `allowed`."""
+    """A field whose broken value is reported with `allowed`; `default=None` lets the key be
+    absent (its value lives in the YAML, never here)."""
     return Field(default, json_schema_extra={"allowed": allowed}, **constraints)
 
 
@@ -50,8 +51,8 @@ class ASPP(Section):
         "a list of positive integers (train.yaml derives the paper's from the output stride)", min_length=1)
     channels: int = rule("a positive integer", gt=0)
     dropout: Number = rule("0 <= dropout < 1", ge=0, lt=1)
-    depthwise_bn_relu: bool = rule("true, false", True)
-    post_conv: bool = rule("true, false", False)
+    depthwise_bn_relu: bool = rule("true, false", None)
+    post_conv: bool = rule("true, false", None)
 
 
 class Decoder(Section):
@@ -59,15 +60,15 @@ class Decoder(Section):
     low_level_channels: int = rule("an integer from 8 to 64", ge=8, le=64)
     num_convs: int = rule("1, 2, 3", ge=1, le=3)
     channels: int = rule("a positive integer", gt=0)
-    depthwise_bn_relu: bool = rule("true, false", True)
+    depthwise_bn_relu: bool = rule("true, false", None)
 
 
 class Model(Section):
     output_stride: OutputStride = rule("8, 16, 32")
     backbone: Backbone
-    channels_last: bool = rule("true, false", False)
-    compile: bool = rule("true, false", False)
-    activation_checkpointing: bool = rule("true, false", False)
+    channels_last: bool = rule("true, false", None)
+    compile: bool = rule("true, false", None)
+    activation_checkpointing: bool = rule("true, false", None)
     init_from: str | None = rule("null or the path of a run directory, a checkpoint or a state_dict file", None)
     aspp: ASPP
     decoder: Decoder | None = None
@@ -84,15 +85,15 @@ class Data(Section):
     # Image pooling normalises one value per channel and image: training needs two images a step.
     batch_size: int = rule("an integer >= 2 (batch norm needs two images per step)", ge=2)
     num_workers: int = rule("an integer >= 0", ge=0)
-    prefetch_factor: int = rule("an integer >= 1", 2, ge=1)
+    prefetch_factor: int = rule("an integer >= 1", None, ge=1)
     colors: list[list[int]] | None = rule("null (the VOC colour map) or [r, g, b] triples of 0..255", None)
-    mask_format: Literal["index", "color"] = rule("index, color", "index")
+    mask_format: Literal["index", "color"] = rule("index, color", None)
     void_color: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=3, max_length=3)] | None = rule(
         "null or one [r, g, b] of 0..255", None)
-    in_channels: int = rule("an integer >= 1 (3 for RGB)", 3, ge=1)
+    in_channels: int = rule("an integer >= 1 (3 for RGB)", None, ge=1)
     num_folds: int | None = rule("null or an integer >= 2", None, ge=2)
     fold: int | None = rule("null (the dataset's own splits) or a fold index >= 0", None, ge=0)
-    max_pixel_value: Number = rule("a number > 0 (255 for 8-bit images)", 255, gt=0)
+    max_pixel_value: Number = rule("a number > 0 (255 for 8-bit images)", None, gt=0)
     mean: list[Number] | None = rule("null (the encoder's pretrained statistics) or one number a channel")
     std: list[Annotated[Number, Field(gt=0)]] | None = rule(
         "null (the encoder's pretrained statistics) or one number > 0 a channel")
@@ -140,8 +141,8 @@ class Loss(Section):
 
     class_weights: Literal[WEIGHTINGS] | list[Annotated[Number, Field(ge=0)]] | None = rule(
         f"null, one number >= 0 a class, {', '.join(WEIGHTINGS)}", None)
-    top_k_percent_pixels: Number = rule("a number with 0 < k <= 1 (1.0: every pixel counts)", 1.0, gt=0, le=1)
-    hard_example_mining_step: int = rule("an integer >= 0 (0: no warm-up)", 0, ge=0)
+    top_k_percent_pixels: Number = rule("a number with 0 < k <= 1 (1.0: every pixel counts)", None, gt=0, le=1)
+    hard_example_mining_step: int = rule("an integer >= 0 (0: no warm-up)", None, ge=0)
 
 
 class Optim(Section):
@@ -158,12 +159,12 @@ def _sides(value) -> list:
 
 
 class Trimap(Section):
-    widths: list[Annotated[int, Field(ge=1)]] = rule("a list of band widths in pixels, integers >= 1", [])
+    widths: list[Annotated[int, Field(ge=1)]] = rule("a list of band widths in pixels, integers >= 1", None)
     boundary: Literal[BOUNDARIES] | None = rule(f"null (data.boundary), {', '.join(BOUNDARIES)}", None)
 
 
 class BoundaryIoU(Section):
-    dilation_ratio: Number = rule("a number with 0 < ratio <= 1", 0.02, gt=0, le=1)
+    dilation_ratio: Number = rule("a number with 0 < ratio <= 1", None, gt=0, le=1)
 
 
 class Eval(Section):
@@ -178,12 +179,12 @@ class Eval(Section):
                                                      Field(min_length=1, max_length=2)] | None = rule(
         "null (two thirds of the window), an integer >= 1 or [height, width]")
 
-    fast: bool = rule("true, false", True)
-    precision: Literal["fp32", "bf16", "auto"] = rule("fp32, bf16, auto", "fp32")
+    fast: bool = rule("true, false", None)
+    precision: Literal["fp32", "bf16", "auto"] = rule("fp32, bf16, auto", None)
     trimap: Trimap | None = None
     boundary_iou: BoundaryIoU | None = None
-    bootstrap: int = rule("an integer >= 0 (0: no interval)", 1000, ge=0)
-    num_worst: int = rule("an integer >= 0 (0: no gallery)", 8, ge=0)
+    bootstrap: int = rule("an integer >= 0 (0: no interval)", None, ge=0)
+    num_worst: int = rule("an integer >= 0 (0: no gallery)", None, ge=0)
 
     @model_validator(mode="after")
     def _stride_within_window(self):
@@ -205,9 +206,9 @@ class Trainer(Section):
     gradient_clip_val: Number | None = rule("null (off) or a number > 0", None, gt=0)
     val_check_interval: Number | None = rule("null, a fraction of an epoch in (0, 1], or a number of batches >= 1",
                                              None, gt=0)
-    gradient_clip_algorithm: Literal["norm", "value"] = rule("norm, value", "norm")
-    accelerator: str = "auto"
-    sync_batchnorm: bool = False
+    gradient_clip_algorithm: Literal["norm", "value"] = rule("norm, value", None)
+    accelerator: str | None = None
+    sync_batchnorm: bool | None = None
 
     @model_validator(mode="after")
     def _run_length(self):
@@ -244,10 +245,10 @@ class Aug(Section):
     scale_max: Number | None = rule("a number > 0", None, gt=0)
     scale_step: Number | None = rule("a number >= 0 (0: aug.scale_min only)", None, ge=0)
     flip: Number | None = rule("a probability from 0 to 1", None, ge=0, le=1)
-    brightness: Number = rule("a number >= 0", 0.0, ge=0)
-    contrast: Number = rule("a number >= 0", 0.0, ge=0)
-    saturation: Number = rule("a number >= 0", 0.0, ge=0)
-    hue: Number = rule("a number from 0 to 0.5", 0.0, ge=0, le=0.5)
+    brightness: Number = rule("a number >= 0", None, ge=0)
+    contrast: Number = rule("a number >= 0", None, ge=0)
+    saturation: Number = rule("a number >= 0", None, ge=0)
+    hue: Number = rule("a number from 0 to 0.5", None, ge=0, le=0.5)
 
     @model_validator(mode="after")
     def _scale_range(self):
@@ -258,20 +259,20 @@ class Aug(Section):
 
 
 class Check(Section):
-    deviations: bool = rule("true, false", True)
-    classes: bool = rule("true, false", True)
+    deviations: bool = rule("true, false", None)
+    classes: bool = rule("true, false", None)
 
 
 class Sweep(Section):
     prune: Literal["median"] | None = rule("null (off), median", None)
-    prune_after: Number = rule("a number of epochs >= 0", 1, ge=0)
+    prune_after: Number = rule("a number of epochs >= 0", None, ge=0)
 
 
 class Dashboard(Section):
-    every_n_epochs: int = rule("an integer >= 1", 1, ge=1)
-    num_images: int = rule("an integer >= 0", 4, ge=0)
-    num_worst: int = rule("an integer >= 0 (0: off)", 0, ge=0)
-    aug_preview: bool = rule("true, false", True)
+    every_n_epochs: int = rule("an integer >= 1", None, ge=1)
+    num_images: int = rule("an integer >= 0", None, ge=0)
+    num_worst: int = rule("an integer >= 0 (0: off)", None, ge=0)
+    aug_preview: bool = rule("true, false", None)
 
 
 class Stride(Section):
@@ -330,7 +331,7 @@ class Export(Section):
     example_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
     check_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
     tolerance: Number = rule("a number > 0", gt=0)
-    fold: bool = rule("true, false", True)
+    fold: bool = rule("true, false", None)
 
 
 class Predict(Section):
@@ -468,8 +469,7 @@ def validate_complexity(cfg: DictConfig) -> None:
 
 
 def validate_show_aug(cfg: DictConfig) -> None:
-    """tools/show_aug.py: the train config's rules and the tool's."""
-    validate(cfg)
+    """tools/show_aug.py's own keys (the train config's are checked with every train-config command)."""
     check(cfg, ShowAug)
 
 
@@ -482,8 +482,7 @@ def validate_export(cfg: DictConfig) -> None:
 
 
 def validate_memory(cfg: DictConfig) -> None:
-    """tools/memory.py: the train config's rules and the budget's."""
-    validate(cfg)
+    """tools/memory.py's budget (the train config's rules are checked with every train-config command)."""
     check(cfg, MemoryTool)
 
 

@@ -27,37 +27,83 @@ class JobFailed(RuntimeError):
 LIBRARIES = ("hydra", "omegaconf", "yaml", "pytorch_lightning", "lightning_fabric")
 
 
+class Carried(BaseException):
+    """An error raised in a Hydra callback, carried past Hydra's wrapper (which turns any
+    Exception there into a warning) to one_line_errors."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
 @contextmanager
-def one_line_errors() -> Iterator[None]:
+def one_line_errors(job: bool = False) -> Iterator[None]:
     """What the entry points do with a user's mistake: `error: ...` on stderr and exit status 2.
-    Inside a multirun the job fails instead (JobFailed), so the other jobs of the sweep still run."""
+    In a job of a multirun (`job`) the job fails instead (JobFailed), so the other jobs of the
+    sweep still run."""
     try:
-        yield
+        try:
+            yield
+        except Carried as carried:
+            raise carried.error from None
     except MissingMandatoryValue as err:
         if full_trace():
             raise
-        _stop(f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE")
+        _stop(f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE", job=job)
     except UserError as err:
         if full_trace():
             raise  # the whole traceback, as Hydra's own switch promises
-        _stop(_last_line(str(err)), getattr(err, "exit_code", 2))
+        _stop(_last_line(str(err)), getattr(err, "exit_code", 2), job=job)
     except Exception as err:
         message = external_message(err)
         if message is None or full_trace():
             raise
-        _stop(message)
+        _stop(message, job=job)
 
 
 def full_trace() -> bool:
-    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+    """The user's HYDRA_FULL_ERROR=1 (hydra_raises sets Hydra's own for its run)."""
+    return os.environ.get(USER_FULL_ERROR, os.environ.get("HYDRA_FULL_ERROR")) == "1"
+
+
+USER_FULL_ERROR = "DEEPLAB_USER_HYDRA_FULL_ERROR"  # the user's setting, kept for the processes a run starts
+
+
+@contextmanager
+def hydra_raises() -> Iterator[None]:
+    """Hydra's errors raised to one_line_errors instead of printed by Hydra (its documented
+    HYDRA_FULL_ERROR=1), and its argument parser's refusals as one line instead of usage lines."""
+    import argparse
+
+    before, error = os.environ.get("HYDRA_FULL_ERROR"), argparse.ArgumentParser.error
+    kept = os.environ.get(USER_FULL_ERROR)
+    os.environ[USER_FULL_ERROR] = kept if kept is not None else before or "0"
+
+    def refuse(parser, message: str):
+        raise UserError(f"{message}; see --help")
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    argparse.ArgumentParser.error = refuse
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = error
+        if kept is None:
+            os.environ.pop(USER_FULL_ERROR, None)
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
 
 
 def external_message(err: BaseException) -> str | None:
     """One line for an error a library raised on the user's input; None for anything else (a bug,
     which keeps its traceback)."""
-    from hydra.errors import HydraException, InstantiationException, OverrideParseException
+    from hydra.errors import HydraException, InstantiationException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
+
+    from deeplab.cli.target_args import suggest
 
     if isinstance(err, InstantiationException):
         cause = err.__cause__
@@ -68,6 +114,16 @@ def external_message(err: BaseException) -> str | None:
         else:
             inner = _first_line(cause) if cause is not None else _first_line(err)
         return f"{where}{target.group(1) if target else 'the target'} refused its arguments: {_trainer_keys(inner)}"
+    if isinstance(err, MissingConfigException) and err.options is not None and "/" in (err.missing_cfg_file or ""):
+        group, _, value = err.missing_cfg_file.rpartition("/")
+        options = sorted(err.options)
+        return f"{group}={value} is not allowed; allowed: {', '.join(options)}{suggest(value, options)}"
+    unknown = re.match(r"Could not override '([^']+)'", str(err)) if isinstance(err, HydraException) else None
+    if unknown:
+        key = unknown.group(1)
+        return f"{key} is not a config key{suggest(key, _known_keys())}; add a new key with +{key}=VALUE"
+    if isinstance(err, ValueError) and _raised_in(err, ("hydra",)):  # Hydra's refusals of flags and overrides
+        return _first_line(err)
     if isinstance(err, OverrideParseException):
         return f"{_first_line(err)}; quote a value that holds special characters: key='value'"
     if isinstance(err, YAMLError):
@@ -89,6 +145,13 @@ def external_message(err: BaseException) -> str | None:
     if isinstance(err, MisconfigurationException):
         return f"Lightning refused the trainer settings: {_trainer_keys(_first_line(err))}"
     return None
+
+
+def _known_keys() -> frozenset[str]:
+    from deeplab.cli import CONF_DIR
+    from deeplab.cli.command_line import config_dirs, config_keys
+
+    return config_keys(config_dirs(sys.argv[1:], CONF_DIR))
 
 
 def _first_line(err: BaseException) -> str:
@@ -138,17 +201,17 @@ def _last_line(message: str) -> str:
     return message.strip().splitlines()[-1].split(": ", 1)[-1]
 
 
-def _stop(message: str, exit_code: int = 2) -> None:
+def _stop(message: str, exit_code: int = 2, job: bool = False) -> None:
     if exit_code == 0:  # NothingToDo: not an error, and nothing failed
         print(message)
         sys.exit(0)
     print(f"error: {message}", file=sys.stderr)
-    if _in_multirun():
+    if job and in_multirun():
         raise JobFailed(message) from None
     sys.exit(exit_code)
 
 
-def _in_multirun() -> bool:
+def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 

@@ -1,14 +1,12 @@
-"""train.py's run directory, settled before Hydra starts: a resume continues in the run's own
-folder with its stored overrides, and a fresh run never mixes with an earlier run's files."""
+"""The command line's run-directory arguments, rewritten before Hydra reads them: `ckpt_path=RUN_DIR`
+resumes that run in its own folder with its stored overrides (train.py), or names its best
+checkpoint (eval.py, predict.py, export, inspect_model)."""
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
-from deeplab.cli.command_line import CommandLine, output_dir
 from deeplab.errors import CheckpointError
-from deeplab.log import LOG
 
 
 def resume_command_line(args: list[str]) -> list[str]:
@@ -53,145 +51,6 @@ def _stored(override: str) -> str:
     key, _, value = override.partition("=")
     return f"os={value.strip(chr(39))}" if key == "os" else override
 
-
-# What a training run writes into its directory; overwrite=true removes these and nothing else.
-RUN_FILES = (".hydra", "checkpoints", "csv", "wandb", "stage2", "summary.json", "validation.jsonl", "train.log")
-
-
-def check_fresh_run_dir(args: list[str], conf_dir: Path) -> None:
-    """A fresh run (or sweep) may not start in a directory that holds another run's checkpoints:
-    the two would mix (last.ckpt of one beside last-v1.ckpt of the other, one summary.json).
-    A resume from a checkpoint in that directory is no fresh run; overwrite=true replaces the
-    earlier run's files before Hydra writes any."""
-    line = CommandLine.parse(args, "train")
-    if not line.runs_job:
-        return
-    key, target, cfg = output_dir(line, conf_dir)
-    if target is None or not target.is_dir():
-        return
-    runs = [d for d in target.iterdir() if d.is_dir()] if line.multirun else [target]
-    used = [run for run in runs if any((run / "checkpoints").glob("*.ckpt"))]
-    if not used:
-        return
-    ckpt_path = cfg.get("ckpt_path")
-    if not line.multirun and ckpt_path not in (None, "last") and Path(ckpt_path).resolve().parent == (
-            target / "checkpoints").resolve():
-        return  # continuing this very run
-    if int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0 or list(target.glob("hpc_ckpt_*.ckpt")):
-        return  # a requeued SLURM job: the same command again, continued by resolve_ckpt_path or Lightning
-    if not cfg.get("overwrite", False):
-        if line.multirun:
-            raise CheckpointError(f"{key}={target} holds the checkpoints of an earlier sweep ({len(used)} runs); "
-                                  f"start this one in another {key}, or replace that one with overwrite=true")
-        raise CheckpointError(f"{key}={target} holds another run's checkpoints; continue that run with "
-                              f"ckpt_path={target}, start this one in another {key}, or replace that one with "
-                              "overwrite=true")
-    for run in runs:
-        for name in RUN_FILES:
-            path = run / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
-    LOG.info(f"overwrite=true: removed the earlier {'sweep' if line.multirun else 'run'}'s files from {target}")
-
-
-# Ranks that a launcher or Lightning started besides rank 0: they join rank 0's run directory.
-RANK_VARIABLES = ("LOCAL_RANK", "RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
-LOCK_NAME = ".train.lock"
-
-
-class RunDirLock:
-    """An exclusive claim on a run (or sweep) directory for the life of one command: a second
-    command into the same directory is refused in one line instead of mixing its checkpoints and
-    logs with the first. flock, so a crashed or killed run leaves nothing held."""
-
-    def __init__(self):
-        self.handle = None
-        self.path: Path | None = None
-        self.made: list[Path] = []  # folders this claim created, removed again if it leaves them empty
-
-    def claim(self, args: list[str], conf_dir: Path) -> None:
-        import fcntl
-
-        line = CommandLine.parse(args, "train")
-        if not line.runs_job or any(os.environ.get(k, "0") not in ("", "0") for k in RANK_VARIABLES):
-            return
-        key, target, _ = output_dir(line, conf_dir)
-        if target is None:
-            return
-        missing = [p for p in (target, *target.parents) if not p.exists()]
-        target.mkdir(parents=True, exist_ok=True)
-        self.made = missing
-        self.path = target / LOCK_NAME
-        self.handle = open(self.path, "a")  # noqa: SIM115  (held until release)
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.handle.close()
-            self.handle = self.path = None
-            raise CheckpointError(f"{key}={target} is in use by another command running now (its {LOCK_NAME} is "
-                                  f"held); wait for it to end, or start this one in another {key}") from None
-
-    def release(self) -> None:
-        if self.handle is None:
-            return
-        self.path.unlink(missing_ok=True)  # ours while held: no stale file for the next command
-        self.handle.close()
-        self.handle = None
-        for folder in self.made:  # a refused command leaves no empty folders behind
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-
-
-def check_resume(args: list[str], conf_dir: Path) -> None:
-    """Before Hydra writes anything: the resume checks of training.resume on the command line's
-    config (another network is refused; a finished run is a one-line answer that changes no file)."""
-    line = CommandLine.parse(args, "train")
-    if not line.runs_job or line.multirun:
-        return
-    _, target, cfg = output_dir(line, conf_dir)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path in (None, "last") or not Path(ckpt_path).is_file():
-        return  # no resume, or one that training itself refuses in one line
-    from deeplab.training.resume import check_resume_from
-
-    check_resume_from(ckpt_path, cfg, target)
-
-
-class ResumeTrace:
-    """What a resume adds to a run directory before its job runs (Hydra's `.hydra/resume-N` and
-    lines in train.log), taken back when the command is refused having changed nothing else."""
-
-    def __init__(self):
-        self.run_dir: Path | None = None
-
-    def begin(self, args: list[str]) -> None:
-        given = dict(a.split("=", 1) for a in args if "=" in a and not a.startswith("-"))
-        subdir = given.get("hydra.output_subdir", "")
-        if not subdir.startswith(".hydra/resume-") or "hydra.run.dir" not in given:
-            return
-        self.run_dir, self.subdir = Path(given["hydra.run.dir"]), Path(given["hydra.run.dir"]) / subdir
-        log = self.run_dir / "train.log"
-        self.log_size = log.stat().st_size if log.is_file() else None
-        self.before = self._files()
-
-    def _files(self) -> dict:
-        log = self.run_dir / "train.log"
-        return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in self.run_dir.rglob("*")
-                if p.is_file() and p != log and self.subdir not in p.parents and p.name != LOCK_NAME}
-
-    def rollback(self) -> None:
-        if self.run_dir is None or self._files() != self.before:
-            return  # training ran (or wrote something): its log stays with it
-        shutil.rmtree(self.subdir, ignore_errors=True)
-        log = self.run_dir / "train.log"
-        if self.log_size is None:
-            log.unlink(missing_ok=True)
-        elif log.is_file():
-            os.truncate(log, self.log_size)
 
 
 def run_dir_checkpoint(args: list[str]) -> list[str]:

@@ -3,10 +3,16 @@ read from the callable's own signature: any of them can be set by name on the co
 typo gets a suggestion, and a value of the wrong type is refused before anything is built."""
 
 import collections.abc
+import difflib
 import importlib
 import inspect
 import types
 import typing
+
+
+def suggest(value: str, allowed) -> str:
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def target_signature(target) -> inspect.Signature | None:

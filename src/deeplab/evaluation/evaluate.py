@@ -165,3 +165,8 @@ def worst_cases(model, dataset, counts: ImageCounts, number: int, settings: dict
                      "image": as_rgb(pixels, data.get("max_pixel_value", 255)),
                      "truth": sample["mask"].numpy(), "pred": pred.cpu().numpy()})
     return rows
+
+
+def main(cfg: DictConfig) -> float:
+    """eval.py's task: the mIoU, which a sweep over eval settings optimises."""
+    return evaluate(cfg)["mIoU"]

@@ -180,3 +180,10 @@ def predict(cfg: DictConfig) -> int:
         print(f"error: {len(failed)} of {len(files)} images could not be read: "
               f"{', '.join(str(p) for p in failed)}", file=sys.stderr)
     return len(failed)
+
+
+def main(cfg: DictConfig) -> None:
+    """predict.py's task: exit status 1 when some images could not be read (named above); the
+    readable ones are done."""
+    if predict(cfg):
+        sys.exit(1)

@@ -23,7 +23,6 @@ from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
 from deeplab.log import LOG
 from deeplab.model.encoder import resolve_encoder_name
-from deeplab.schema import validate
 from deeplab.tools.loader_bench import time_loader
 from deeplab.tools.step_parts import time_parts
 from deeplab.training.finetune import parameter_groups
@@ -171,7 +170,6 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def run(cfg: DictConfig) -> dict:
-    validate(cfg)
     resolve_normalisation(cfg)
     resolve_precision(cfg.trainer)
     if isinstance(cfg.loss.get("class_weights"), str):  # the values do not change the time; counting would

@@ -2,6 +2,7 @@
 and every problem, each naming its file."""
 
 import json
+import sys
 from collections import Counter
 
 import numpy as np
@@ -56,3 +57,17 @@ def run(cfg: DictConfig) -> int:
     print(found + (f" ({notes} notes: conversions training makes as it reads)" if notes else ""))
     print(json.dumps({"splits": summary, "problems": len(problems), "notes": notes}))
     return len(problems)
+
+
+def main(cfg: DictConfig) -> None:
+    """tools/check_data.py's task: exit status 1 when problems were listed."""
+    if run(cfg):
+        sys.exit(1)
+
+
+def prepare(cfg: DictConfig) -> None:
+    """tools/prepare_data.py's task: generate the data where the dataset config says how."""
+    if not cfg.data.get("prepare"):
+        print(f"data.root={cfg.data.root}: this dataset needs no preparation")
+        return
+    print(f"prepared: {instantiate(cfg.data.prepare)()}")

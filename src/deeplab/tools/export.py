@@ -112,3 +112,11 @@ def run(cfg: DictConfig) -> dict:
         raise ExportError(f"{path}: onnxruntime and PyTorch logits differ by up to {difference:.3g}, more than "
                           f"tolerance={cfg.tolerance}")
     return result
+
+
+def main(cfg: DictConfig) -> None:
+    """tools/export.py's task: the file and the check's figures, as a line and as JSON."""
+    result = run(cfg)
+    print(f"wrote {result['onnx']} ({result['bytes'] / 1e6:.1f} MB, output stride {result['output_stride']}); "
+          f"onnxruntime matches PyTorch within {result['max_abs_diff']:.2e} (tolerance {result['tolerance']})")
+    print(json.dumps(result))

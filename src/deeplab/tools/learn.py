@@ -29,7 +29,6 @@ from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
 from deeplab.log import LOG
 from deeplab.model.encoder import resolve_encoder_name
-from deeplab.schema import validate
 from deeplab.training.precision import autocast_dtype, resolve_precision
 from deeplab.training.run import train
 
@@ -203,7 +202,6 @@ def markdown(result: dict) -> str:
 
 def run(cfg: DictConfig) -> dict:
     learn = cfg.learn
-    validate(cfg)
     resolve_normalisation(cfg)
     resolve_precision(cfg.trainer)
     check_peer(cfg)

@@ -6,7 +6,6 @@ import time
 from omegaconf import DictConfig
 
 from deeplab.builders.model import resolve_normalisation
-from deeplab.schema import validate
 from deeplab.training.datamodule import build_datamodule
 
 
@@ -28,7 +27,6 @@ def time_loader(data: DictConfig, aug: DictConfig, batches: int) -> tuple[int, f
 
 
 def measure(cfg: DictConfig) -> list[dict]:
-    validate(cfg)
     resolve_normalisation(cfg)
     results = []
     for workers in cfg.workers:

@@ -54,8 +54,9 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | dict | None = None) -> float | None:
-    """Trains one run (and, with finetune=paper, its second stage); returns val/mIoU_best."""
-    validate(cfg)
+    """Trains one run (and, with finetune=paper, its second stage); returns val/mIoU_best. The
+    config has passed the schema (deeplab.schema.validate): the command line checks it before the
+    run directory is made."""
     for note in resolve_normalisation(cfg):
         LOG.info(note)
     resolve_precision(cfg.trainer)
@@ -163,6 +164,7 @@ def train_second_stage(cfg: DictConfig, choices: dict | None, first_best: str | 
     parts = ["encoder", "aspp", "head"] + (["decoder"] if staged.model.decoder is not None else [])
     staged.finetune = {"stages": [{"start_epoch": 0, "trainable": parts, "freeze_bn": second.freeze_bn}],
                        "second_stage": None}
+    validate(staged)  # the second stage's own values
     source = first_best if isinstance(first_best, str) else "stage 1's last weights (fast_dev_run saves none)"
     LOG.info(f"finetune=paper: stage 2 from {source}")
     return train(staged, choices, initial_weights=first_best)
@@ -248,3 +250,10 @@ def run_settings(cfg: DictConfig, identity: dict) -> dict:
             "decoder": "deeplabv3plus" if model.decoder is not None else "deeplabv3",
             "scales": [float(s) for s in cfg.eval.scales], "flip": bool(cfg.eval.flip),
             "separable": bool(model.aspp.separable and (model.decoder is None or model.decoder.separable))}
+
+
+def main(cfg: DictConfig) -> float | None:
+    """train.py's task: val/mIoU_best, the value an Optuna sweep optimises."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return train(cfg, choices=dict(HydraConfig.get().runtime.choices))

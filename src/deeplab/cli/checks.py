@@ -1,0 +1,134 @@
+"""What is checked on the config Hydra composed, before Hydra makes the run's directory: the
+arguments given to a node's `_target_`, the run directory, and (for the commands that read the
+train config) every value rule, once. Hydra calls `BeforeRun` (conf/hydra/default.yaml); the
+command being run (`Command`, set by `launch`) says what else its run directory needs."""
+
+import tempfile
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from deeplab.cli import CONF_DIR
+from deeplab.cli.entry import Carried
+from deeplab.cli.target_args import accepts, describe, suggest, takes_any_keyword, target_signature
+from deeplab.errors import ConfigError
+from deeplab.schema import default_class_names, validate
+
+
+@dataclass
+class Command:
+    """One user command: its config, whether that is the train config (validated here), and
+    what its run directory needs before Hydra writes there: `before_run(cfg, key, target, multirun)`."""
+
+    config_name: str
+    train_config: bool = False
+    before_run: Callable[[DictConfig, str, Path | None, bool], None] | None = None
+    notes: list[str] = field(default_factory=list)  # said once the job's console is set up
+
+
+COMMAND: ContextVar[Command | None] = ContextVar("deeplab_command", default=None)
+
+
+class BeforeRun(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            before_run(config, multirun=False)
+        except Exception as err:
+            raise Carried(err) from err
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            before_run(config, multirun=True)
+        except Exception as err:
+            raise Carried(err) from err
+
+
+def before_run(cfg: DictConfig, multirun: bool) -> None:
+    command = COMMAND.get()
+    if command is None:  # Hydra started by other code (a user's own @hydra.main over these configs)
+        return
+    HydraConfig.instance().set_config(cfg)  # the run directory may name ${hydra:...}
+    check_target_arguments(cfg)
+    key, target = run_dir(cfg, multirun)
+    check_writable(key, target)
+    if command.before_run is not None:  # first: a checkpoint of another network is said as such
+        command.before_run(cfg, key, target, multirun)
+    if command.train_config and not multirun:  # a sweep's jobs are checked each with its own values
+        command.notes = check_train_config(cfg)
+
+
+def check_train_config(cfg: DictConfig) -> list[str]:
+    """Default class names where the user changed only their number, then every value rule.
+    Returns notes to print; raises ConfigError in one line."""
+    choice = OmegaConf.select(cfg, "hydra.runtime.choices.data")
+    if choice is None and HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("data")
+    source = CONF_DIR / "data" / f"{choice}.yaml"
+    note = default_class_names(cfg, OmegaConf.load(source) if choice and source.is_file() else None)
+    validate(cfg)
+    return [note] if note else []
+
+
+def run_dir(cfg: DictConfig, multirun: bool) -> tuple[str, Path | None]:
+    """The run (or, with -m, sweep) directory and its key; None where it does not resolve yet."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    try:
+        return key, Path(str(OmegaConf.select(cfg, key)))
+    except Exception:  # noqa: BLE001  (an interpolation only the job resolves: Hydra reports it)
+        return key, None
+
+
+def check_writable(key: str, target: Path | None) -> None:
+    """The directory can be made: its nearest existing parent is a folder this user can write in."""
+    if target is None:
+        return
+    parent = target
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    reason = None if parent.is_dir() else "is a file, not a folder"
+    if reason is None:
+        try:
+            tempfile.TemporaryDirectory(dir=parent).cleanup()
+        except OSError as err:
+            reason = f"is not writable ({err.strerror or err})"
+    if reason:
+        raise ConfigError(f"{key}={target} cannot be created: {parent} {reason}; choose another with "
+                          "paths.log_dir=PATH")
+
+
+# Values the framework replaces before the target is built (training/precision.py for this one).
+RESOLVED_BEFORE_BUILD = {"trainer.precision": ("auto",)}
+
+
+def check_target_arguments(cfg: DictConfig) -> None:
+    """Each command-line value under a node built from a `_target_` (the Trainer, a logger, the
+    optimizer) is an argument of that callable, of a type its annotation takes."""
+    parser = OverridesParser.create()
+    task = OmegaConf.select(cfg, "hydra.overrides.task")
+    for text in OmegaConf.to_container(task, resolve=False) if task is not None else []:  # as typed: ${...} too
+        override = parser.parse_override(text)
+        node, _, name = override.key_or_group.rpartition(".")
+        target = OmegaConf.select(cfg, f"{node}._target_", throw_on_resolution_failure=False) \
+            if node and "/" not in node else None
+        signature = target_signature(target)
+        if signature is None or override.is_delete() or name.startswith("_"):  # _target_, _partial_: Hydra's
+            continue
+        key = f"{node}.{name}"
+        parameter = signature.parameters.get(name)
+        if parameter is None:
+            if takes_any_keyword(signature) or not override.is_force_add() and not override.is_add():
+                continue  # a key the YAML has, or a callable that takes any keyword
+            names = [f"{node}.{n}" for n in (*OmegaConf.select(cfg, node).keys(), *signature.parameters)
+                     if n not in ("self", "args", "kwargs", name) and not str(n).startswith("_")]
+            raise ConfigError(f"{key} is not a config key nor an argument of {target}{suggest(key, names)}")
+        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+        for value in values:
+            if value not in RESOLVED_BEFORE_BUILD.get(key, ()) and not accepts(parameter.annotation, value):
+                extra = "".join(f", {v}" for v in RESOLVED_BEFORE_BUILD.get(key, ()))
+                raise ConfigError(f"{key}={value} is not allowed; allowed: {describe(parameter.annotation)}{extra}")
