@@ -190,6 +190,19 @@ def test_loss_instantiates_and_ignores_void(loss):
     (["decoder=v3"], "decoder=v3 is not allowed; allowed: deeplabv3, deeplabv3plus"),
     (["model.aspp.chanels=64"], "model.aspp.chanels is not a config key (did you mean model.aspp.channels?)"),
     (["experiment=null"], "experiment=null is not allowed; to drop the experiment group write ~experiment"),
+    # the arguments of a node's _target_, checked against its signature
+    (["trainer.limit_train_bathces=2"], "trainer.limit_train_bathces is not a config key nor an argument of "
+                                        "pytorch_lightning.Trainer (did you mean trainer.limit_train_batches?)"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc is not allowed; allowed: an integer, null"),
+    (["trainer.accumulate_grad_batches=2.5"], "trainer.accumulate_grad_batches=2.5 is not allowed; allowed: an "
+                                              "integer"),
+    (["trainer.precision=17"], "trainer.precision=17 is not allowed; allowed: 64, 32, 16, transformer-engine"),
+    (["trainer.precision=bf16-auto"], "trainer.precision=bf16-auto is not allowed; allowed: 64, 32, 16"),
+    (["++trainer.limit_train_batches=abc"], "trainer.limit_train_batches=abc is not allowed; allowed: an integer, "
+                                            "a number, null"),
+    (["logger=csv", "logger.csv.flush_logs_every_n_step=5"], "logger.csv.flush_logs_every_n_step is not a config key "
+                                                             "nor an argument of pytorch_lightning.loggers.CSVLogger "
+                                                             "(did you mean logger.csv.flush_logs_every_n_steps?)"),
 ])
 def test_command_line_errors(argv, message, tmp_path, capsys, monkeypatch):
     code, stderr = run_entry("train.py", *argv, f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys,
@@ -346,27 +359,6 @@ def test_finetune_choices():
 def test_arguments_of_a_target_are_keys(argv, expected):
     """Every argument of a node's _target_ (the Trainer, a logger, the optimizer) works by name."""
     assert prepare(argv, CONF_DIR, "train") == expected
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["trainer.limit_train_bathces=2"], "trainer.limit_train_bathces is not a config key nor an argument of "
-                                        "pytorch_lightning.Trainer (did you mean trainer.limit_train_batches?)"),
-    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc is not allowed; allowed: an integer, null"),
-    (["trainer.accumulate_grad_batches=2.5"], "trainer.accumulate_grad_batches=2.5 is not allowed; allowed: an "
-                                              "integer"),
-    (["trainer.precision=17"], "trainer.precision=17 is not allowed; allowed: 64, 32, 16, transformer-engine"),
-    (["trainer.precision=bf16-auto"], "trainer.precision=bf16-auto is not allowed; allowed: 64, 32, 16"),
-    (["++trainer.limit_train_batches=abc"], "trainer.limit_train_batches=abc is not allowed; allowed: an integer, "
-                                            "a number, null"),
-    (["logger=csv", "logger.csv.flush_logs_every_n_step=5"], "logger.csv.flush_logs_every_n_step is not a config key "
-                                                             "nor an argument of pytorch_lightning.loggers.CSVLogger "
-                                                             "(did you mean logger.csv.flush_logs_every_n_steps?)"),
-])
-def test_arguments_of_a_target_are_checked_against_its_signature(argv, message, tmp_path, capsys, monkeypatch):
-    code, stderr = run_entry("train.py", *argv, f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys,
-                             monkeypatch=monkeypatch)
-    assert_one_line_error(code, stderr, message)
-    assert not (tmp_path / "run").exists()  # refused before Hydra makes the run directory
 
 
 def test_derived_rates_resolve_in_place():
