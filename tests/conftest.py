@@ -19,6 +19,11 @@ SHARED = ROOT.parent / "shared"
 VOC_SAMPLES = SHARED / "data" / "voc2012_samples"
 
 
+def group_options(conf_dir: Path, group: str) -> list[str]:
+    """The options of a config group: its folder's YAML files."""
+    return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
+
+
 def compose_config(*overrides: str):
     """The composed train config, as train.py would see it (interpolations left unresolved)."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

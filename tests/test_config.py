@@ -8,14 +8,14 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from deeplab.builders.model import resolve_normalisation
-from deeplab.cli.command_line import group_options, prepare
+from deeplab.cli.command_line import prepare
 from deeplab.data.transforms import evaluation
 from deeplab.errors import ConfigError
 from deeplab.inference.multiscale import grid_size
 from deeplab.inference.pixels import normaliser
 from deeplab.schema import validate
 
-from .conftest import CONF_DIR, assert_one_line_error, compose_config, run_entry
+from .conftest import CONF_DIR, assert_one_line_error, compose_config, group_options, run_entry
 
 GROUPS = ["backbone", "decoder", "aug", "optim", "loss", "trainer", "recipe", "data", "logger", "finetune",
           "eval", "callbacks", "paths", "hydra", "experiment", "hparams_search", "debug"]

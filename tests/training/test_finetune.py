@@ -13,7 +13,6 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Dataset
 
 from deeplab.builders.model import build_model
-from deeplab.cli.command_line import group_options
 from deeplab.model import DeepLab
 from deeplab.model.parts import resolve_group
 from deeplab.training.finetune import StagedFinetuning, parameter_groups
@@ -21,7 +20,16 @@ from deeplab.training.module import SegmentationModule
 from deeplab.training.run import check_stages
 from deeplab.training.schedule import poly_schedule
 
-from ..conftest import CONF_DIR, SMALL, TINY_NET, assert_one_line_error, compose_config, run_entry, run_train
+from ..conftest import (
+    CONF_DIR,
+    SMALL,
+    TINY_NET,
+    assert_one_line_error,
+    compose_config,
+    group_options,
+    run_entry,
+    run_train,
+)
 
 BASE_LR = 0.01
 

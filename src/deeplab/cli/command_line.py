@@ -72,11 +72,6 @@ def _flag_value(args: list[str], *flags: str) -> str | None:
     return None
 
 
-def group_options(conf_dir: Path, group: str, extra_dir: Path | None = None) -> list[str]:
-    dirs = [Path(conf_dir)] + ([Path(extra_dir)] if extra_dir else [])
-    return sorted({p.stem for d in dirs for p in (d / group).glob("*.yaml")})
-
-
 def _parse(parser: OverridesParser, arg: str):
     from hydra.errors import HydraException
 
