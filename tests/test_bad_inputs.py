@@ -103,18 +103,19 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["ckpt_path={file}"], "ckpt_path={file} is not a PyTorch checkpoint"),
     (["ckpt_path=last"], "ckpt_path=last: {tmp}/run/checkpoints/last.ckpt does not exist; give the run to resume"),
     (["ckpt_path={tmp}"], "ckpt_path={tmp} is a folder without checkpoints/last.ckpt"),
-    (["seed=-1"], "seed=-1 is not allowed; allowed: an integer from 0 to 2**32 - 1"),
-    (["seed=4294967296"], "seed=4294967296 is not allowed; allowed: an integer from 0 to 2**32 - 1"),
+    (["seed=-1"], "seed=-1 is not allowed; allowed: an integer >= 0 and < 4294967296"),
+    (["seed=4294967296"], "seed=4294967296 is not allowed; allowed: an integer >= 0 and < 4294967296"),
     (["callbacks.last_checkpoint.every_n_train_steps=0"], "callbacks.last_checkpoint.every_n_train_steps=0 is not "
                                                           "allowed; allowed: an integer >= 1"),
-    (["trainer.max_steps=0"], "trainer.max_steps=0 is not allowed; allowed: -1 (no step limit) or an integer >= 1"),
-    (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not allowed; allowed: -1 or null (no epoch limit)"),
+    (["trainer.max_steps=0"], "trainer.max_steps=0 is not allowed; allowed: -1 or an integer >= 1 (-1: no step limit)"),
+    (["trainer.max_epochs=0"], "trainer.max_epochs=0 is not allowed; allowed: null, -1 or an integer >= 1 "
+                                "(-1 or null: no epoch limit)"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1 is not allowed; allowed: an integer >= 1 while "
                                 "trainer.max_steps=-1"),
     (["trainer.max_epochs=null"], "trainer.max_epochs=null is not allowed; allowed: an integer >= 1 while "
                                   "trainer.max_steps=-1"),
-    (["++trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 is not allowed; allowed: a fraction in "
-                                          "(0, 1], or a number of batches >= 1"),
+    (["++trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 is not allowed; allowed: null or an integer "
+                                          ">= 1 or a number > 0 and <= 1 (batches, or a fraction of them)"),
     (["data.num_classes=4", "data.class_names=[a,b]"], "data.class_names=['a', 'b'] is not allowed; allowed: "
                                                         "exactly data.num_classes=4 names"),
     (["-m", "--cfg", "job"], "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"),
@@ -124,19 +125,21 @@ def test_broken_dataset(how, voc, tmp_path, capsys, monkeypatch):
     (["data.num_folds=1"], "data.num_folds=1 is not allowed; allowed: null or an integer >= 2"),
     (["loss.class_weights=[1,2]"], "loss.class_weights=[1, 2] is not allowed; allowed: exactly data.num_classes=5 "
                                    "numbers, or a weighting method"),
-    (["loss.class_weights=median"], "loss.class_weights=median is not allowed; allowed: null, one number >= 0 a "
-                                    "class, median_freq, inverse_freq, inverse_sqrt_freq"),
-    (["loss.top_k_percent_pixels=0"], "loss.top_k_percent_pixels=0 is not allowed; allowed: a number with 0 < k <= 1"),
+    (["loss.class_weights=median"], "loss.class_weights=median is not allowed; allowed: null, median_freq, "
+                                    "inverse_freq, inverse_sqrt_freq or a list of numbers >= 0 (a list: one weight "
+                                    "a class)"),
+    (["loss.top_k_percent_pixels=0"], "loss.top_k_percent_pixels=0 is not allowed; allowed: a number > 0 and <= 1"),
     (["loss.hard_example_mining_step=-5"], "loss.hard_example_mining_step=-5 is not allowed; allowed: an integer >= 0"),
-    (["sweep.prune=mean"], "sweep.prune=mean is not allowed; allowed: null (off), median"),
-    (["sweep.prune_after=-1"], "sweep.prune_after=-1 is not allowed; allowed: a number of epochs >= 0"),
-    (["target_miou=80"], "target_miou=80 is not allowed; allowed: null (off) or a number from 0 to 1"),
+    (["sweep.prune=mean"], "sweep.prune=mean is not allowed; allowed: null, median (null: off)"),
+    (["sweep.prune_after=-1"], "sweep.prune_after=-1 is not allowed; allowed: a number >= 0 (epochs)"),
+    (["target_miou=80"], "target_miou=80 is not allowed; allowed: null or a number from 0 to 1 (null: off)"),
     (["dashboard.aug_preview=1"], "dashboard.aug_preview=1 is not allowed; allowed: true, false"),
     (["aug.scale_min=2"], "aug.scale_max=1.0 is not allowed; allowed: a number >= aug.scale_min=2"),
-    (["aug=deeplab", "aug.scale_min=0"], "aug.scale_min=0 is not allowed; allowed: a number > 0"),
-    (["aug=deeplab", "aug.scale_step=-0.25"], "aug.scale_step=-0.25 is not allowed; allowed: a number >= 0 "
+    (["aug=deeplab", "aug.scale_min=0"], "aug.scale_min=0 is not allowed; allowed: null or a number > 0"),
+    (["aug=deeplab", "aug.scale_step=-0.25"], "aug.scale_step=-0.25 is not allowed; allowed: null or a number >= 0 "
                                               "(0: aug.scale_min only)"),
-    (["aug=keras", "aug.flip=1.5"], "aug.flip=1.5 is not allowed; allowed: a probability from 0 to 1"),
+    (["aug=keras", "aug.flip=1.5"], "aug.flip=1.5 is not allowed; allowed: null or a number from 0 to 1 "
+                                    "(a probability)"),
     (["dashboard.every_n_epochs=0"], "dashboard.every_n_epochs=0 is not allowed; allowed: an integer >= 1"),
     (["sweep.prune=median"], "sweep.prune=median compares the jobs of a sweep: run with -m (a multirun), or leave "
                              "sweep.prune=null"),
@@ -377,8 +380,8 @@ def test_every_entry_point_with_the_aug_group_checks_its_scale_range(script, tmp
 def test_export_refuses_an_output_stride_in_one_line(standalone_ckpt, tmp_path, capsys, monkeypatch):
     code, stderr = run_entry("tools/export.py", f"ckpt_path={standalone_ckpt}", "output_stride=12",
                              f"output={tmp_path / 'model.onnx'}", capsys=capsys, monkeypatch=monkeypatch)
-    assert_one_line_error(code, stderr, "output_stride=12 is not allowed; allowed: null (the checkpoint's eval or "
-                                        "training output stride), 8, 16, 32")
+    assert_one_line_error(code, stderr, "output_stride=12 is not allowed; allowed: null, 8, 16, 32 (null: the "
+                                        "checkpoint's eval or training output stride)")
     assert not (tmp_path / "model.onnx").exists()
 
 

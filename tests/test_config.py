@@ -193,13 +193,13 @@ def test_loss_instantiates_and_ignores_void(loss):
     # the arguments of a node's _target_, checked against its signature
     (["trainer.limit_train_bathces=2"], "trainer.limit_train_bathces is not a config key nor an argument of "
                                         "pytorch_lightning.Trainer (did you mean trainer.limit_train_batches?)"),
-    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc is not allowed; allowed: an integer, null"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs=abc is not allowed; allowed: null or an integer"),
     (["trainer.accumulate_grad_batches=2.5"], "trainer.accumulate_grad_batches=2.5 is not allowed; allowed: an "
                                               "integer"),
-    (["trainer.precision=17"], "trainer.precision=17 is not allowed; allowed: 64, 32, 16, transformer-engine"),
-    (["trainer.precision=bf16-auto"], "trainer.precision=bf16-auto is not allowed; allowed: 64, 32, 16"),
-    (["++trainer.limit_train_batches=abc"], "trainer.limit_train_batches=abc is not allowed; allowed: an integer, "
-                                            "a number, null"),
+    (["trainer.precision=17"], "trainer.precision=17 is not allowed; allowed: null, 64, 32, 16, transformer-engine"),
+    (["trainer.precision=bf16-auto"], "trainer.precision=bf16-auto is not allowed; allowed: null, 64, 32, 16"),
+    (["++trainer.limit_train_batches=abc"], "trainer.limit_train_batches=abc is not allowed; allowed: null or a "
+                                            "number"),
     (["logger=csv", "logger.csv.flush_logs_every_n_step=5"], "logger.csv.flush_logs_every_n_step is not a config key "
                                                              "nor an argument of pytorch_lightning.loggers.CSVLogger "
                                                              "(did you mean logger.csv.flush_logs_every_n_steps?)"),
@@ -223,7 +223,7 @@ def test_command_line_puts_flags_first():
     ("os=12", "os=12 is not allowed; allowed: 8, 16, 32"),
     ("os='8'", "os='8' is not allowed; allowed: 8, 16, 32"),  # a quoted number is text: said as written
     ("model.output_stride=12", "model.output_stride=12 is not allowed; allowed: 8, 16, 32"),
-    ("model.backbone.weights=coco", "model.backbone.weights=coco is not allowed; allowed: imagenet, null"),
+    ("model.backbone.weights=coco", "model.backbone.weights=coco is not allowed; allowed: null, imagenet"),
     ("data.batch_size=1", "data.batch_size=1 is not allowed"),
     ("eval.output_stride=4", "eval.output_stride=4 is not allowed; allowed: null, 8, 16, 32"),
     ("data.num_classes=3", "data.class_names=["),
@@ -232,13 +232,13 @@ def test_command_line_puts_flags_first():
     ("model.decoder.low_level_channels=96", "model.decoder.low_level_channels=96 is not allowed"),
     ("model.decoder.num_convs=0", "model.decoder.num_convs=0 is not allowed; allowed: 1, 2, 3"),
     ("model.decoder.num_convs=4", "model.decoder.num_convs=4 is not allowed; allowed: 1, 2, 3"),
-    ("model.decoder.channels=0", "model.decoder.channels=0 is not allowed; allowed: a positive integer"),
-    ("data.std=[0.5,0,0.5]", "data.std=[0.5, 0, 0.5] is not allowed; allowed: null (the encoder's pretrained "
-                             "statistics) or one number > 0 a channel"),
+    ("model.decoder.channels=0", "model.decoder.channels=0 is not allowed; allowed: an integer > 0"),
+    ("data.std=[0.5,0,0.5]", "data.std=[0.5, 0, 0.5] is not allowed; allowed: null or a list of numbers > 0 "
+                             "(null: the encoder's pretrained statistics; else one a channel)"),
     ("data.mean=[0.5]", "data.mean=[0.5] is not allowed"),
     ("trainer=ddp trainer.accelerator=cpu", "trainer.sync_batchnorm=true needs GPUs"),
-    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 is not allowed; allowed: null (off) or a "
-                                     "number > 0"),
+    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val=-1 is not allowed; allowed: null or a number > 0 "
+                                     "(null: off)"),
     ("trainer.gradient_clip_algorithm=max", "trainer.gradient_clip_algorithm=max is not allowed; allowed: norm, "
                                             "value"),
     ("data.prefetch_factor=0", "data.prefetch_factor=0 is not allowed; allowed: an integer >= 1"),

@@ -224,8 +224,8 @@ SYNTAX = [
     (["optim.lr=1e-3)"], "optim.lr=1e-3) is not a valid override (extraneous input ')' expecting <EOF>)"),
     (["-m", "seed=range(0,)"], "seed=range(0,) is not a valid override"),
     (["optim.lr=${oops}"], "optim.lr: Interpolation key 'oops' not found"),
-    (["trainer.val_check_interval=1.5"], "trainer.val_check_interval=1.5 is not allowed; allowed: a fraction of an "
-                                         "epoch in (0, 1], or a whole number of batches >= 1"),
+    (["trainer.val_check_interval=1.5"], "trainer.val_check_interval=1.5 is not allowed; allowed: null or an integer "
+                                         ">= 1 or a number > 0 and <= 1 (batches, or a fraction of an epoch)"),
     (["trainer.val_check_interval=5", "trainer.limit_train_batches=3"],
      "Lightning refused the trainer settings: trainer.val_check_interval (5) must be less than or equal to the "
      "number of the training batches (3)."),

@@ -1,8 +1,9 @@
 """The config's value rules, declared once: a pydantic model of each section the code reads, each
-field with its type, range or choices and the words that tell the user what is allowed, and the
-rules between fields as model validators. Keys without rules pass through (`extra="allow"`): the
-composed YAML stays the config, this only checks it. A broken rule is one ConfigError line,
-`KEY=VALUE is not allowed; allowed: ...`, before anything is built. Plain OmegaConf, no Hydra."""
+field with its type and its range or choices, and the rules between fields as model validators.
+Keys without rules pass through (`extra="allow"`): the composed YAML stays the config, this only
+checks it. A broken rule is one ConfigError line, `KEY=VALUE is not allowed; allowed: ...`, its
+words generated from the field's type and constraints (deeplab.allowed), before anything is built.
+Plain OmegaConf, no Hydra."""
 
 from typing import Annotated, Any, Literal
 
@@ -11,6 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from deeplab.allowed import allowed
 from deeplab.data.class_pixels import WEIGHTINGS
 from deeplab.errors import ConfigError
 from deeplab.inference.boundary import BOUNDARIES
@@ -24,12 +26,17 @@ OutputStride = Literal[OUTPUT_STRIDES]
 Number = int | FiniteFloat  # inf and nan pass every range check and then break training
 Side = Annotated[int, Field(ge=16, le=MAX_CROP)]
 Sides = Annotated[list[Side], Field(min_length=1, max_length=2)]  # [side] or [height, width]
+HeightWidth = Annotated[list[Side], Field(min_length=2, max_length=2)]
+Byte = Annotated[int, Field(ge=0, le=255)]
+RGB = Annotated[list[Byte], Field(min_length=3, max_length=3)]
+# A number of batches, or a fraction of them (Lightning reads a float as a fraction)
+Batches = Annotated[int, Field(ge=1)] | Annotated[FiniteFloat, Field(gt=0, le=1)]
 
 
-def rule(allowed: str, default: Any = ..., **constraints) -> Any:
-    """A field whose broken value is reported with `allowed`; `default=None` lets the key be
-    absent (its value lives in the YAML, never here)."""
-    return Field(default, json_schema_extra={"allowed": allowed}, **constraints)
+def rule(default: Any = ..., why: str | None = None, **constraints) -> Any:
+    """A field: `default=None` lets the key be absent (its value lives in the YAML, never here);
+    `why` is said after the allowed values (what null or 0 means, the reason for a bound)."""
+    return Field(default, description=why, **constraints)
 
 
 def refuse(key: str, value, allowed: str) -> None:
@@ -43,62 +50,58 @@ class Section(BaseModel):
 
 
 class Backbone(Section):
-    weights: Literal[BACKBONE_WEIGHTS[1:]] | None = rule("imagenet, null")
+    weights: Literal[BACKBONE_WEIGHTS[1:]] | None = rule()
 
 
 class ASPP(Section):
-    rates: list[Annotated[int, Field(gt=0)]] = rule(
-        "a list of positive integers (train.yaml derives the paper's from the output stride)", min_length=1)
-    channels: int = rule("a positive integer", gt=0)
-    dropout: Number = rule("0 <= dropout < 1", ge=0, lt=1)
-    depthwise_bn_relu: bool = rule("true, false", None)
-    post_conv: bool = rule("true, false", None)
+    rates: list[Annotated[int, Field(gt=0)]] = rule(why="train.yaml derives the paper's from the output stride",
+                                                    min_length=1)
+    channels: int = rule(gt=0)
+    dropout: Number = rule(ge=0, lt=1)
+    depthwise_bn_relu: bool = rule(None)
+    post_conv: bool = rule(None)
 
 
 class Decoder(Section):
     # The ranges of the paper's decoder ablations (Tables 1 and 2).
-    low_level_channels: int = rule("an integer from 8 to 64", ge=8, le=64)
-    num_convs: int = rule("1, 2, 3", ge=1, le=3)
-    channels: int = rule("a positive integer", gt=0)
-    depthwise_bn_relu: bool = rule("true, false", None)
+    low_level_channels: int = rule(ge=8, le=64)
+    num_convs: Literal[1, 2, 3] = rule()
+    channels: int = rule(gt=0)
+    depthwise_bn_relu: bool = rule(None)
 
 
 class Model(Section):
-    output_stride: OutputStride = rule("8, 16, 32")
+    output_stride: OutputStride = rule()
     backbone: Backbone
-    channels_last: bool = rule("true, false", None)
-    compile: bool = rule("true, false", None)
-    activation_checkpointing: bool = rule("true, false", None)
-    init_from: str | None = rule("null or the path of a run directory, a checkpoint or a state_dict file", None)
+    channels_last: bool = rule(None)
+    compile: bool = rule(None)
+    activation_checkpointing: bool = rule(None)
+    init_from: str | None = rule(None, "the path of a run directory, a checkpoint or a state_dict file")
     aspp: ASPP
     decoder: Decoder | None = None
 
 
 class Data(Section):
-    num_classes: int = rule("an integer >= 2", ge=2)
-    boundary: Literal[BOUNDARIES] = rule(", ".join(BOUNDARIES), "labels")
-    class_names: list[str] = rule("a list of names")
-    ignore_index: int = rule("an integer outside the class indices")
-    crop_size: Side | Sides = rule(f"an integer from 16 to {MAX_CROP} or [height, width] of them")
-    image_size: Side | Sides | None = rule(
-        f"null (images as stored) or an integer from 16 to {MAX_CROP} or [height, width] of them", None)
-    # Image pooling normalises one value per channel and image: training needs two images a step.
-    batch_size: int = rule("an integer >= 2 (batch norm needs two images per step)", ge=2)
-    num_workers: int = rule("an integer >= 0", ge=0)
-    prefetch_factor: int = rule("an integer >= 1", None, ge=1)
-    colors: list[list[int]] | None = rule("null (the VOC colour map) or [r, g, b] triples of 0..255", None)
-    mask_format: Literal["index", "color"] = rule("index, color", None)
-    void_color: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=3, max_length=3)] | None = rule(
-        "null or one [r, g, b] of 0..255", None)
-    in_channels: int = rule("an integer >= 1 (3 for RGB)", None, ge=1)
-    num_folds: int | None = rule("null or an integer >= 2", None, ge=2)
-    fold: int | None = rule("null (the dataset's own splits) or a fold index >= 0", None, ge=0)
-    max_pixel_value: Number = rule("a number > 0 (255 for 8-bit images)", None, gt=0)
-    mean: list[Number] | None = rule("null (the encoder's pretrained statistics) or one number a channel")
+    num_classes: int = rule(ge=2)
+    boundary: Literal[BOUNDARIES] = rule("labels")
+    class_names: list[str] = rule()
+    ignore_index: int = rule(why="outside the class indices")
+    crop_size: Side | Sides = rule(why="[height, width] as a list")
+    image_size: Side | Sides | None = rule(None, "null: images as stored; [height, width] as a list")
+    batch_size: int = rule(why="image pooling's batch norm needs two images per step", ge=2)
+    num_workers: int = rule(ge=0)
+    prefetch_factor: int = rule(None, ge=1)
+    colors: list[RGB] | None = rule(None, "null: the VOC colour map; else one [r, g, b] a class")
+    mask_format: Literal["index", "color"] = rule(None)
+    void_color: RGB | None = rule(None)
+    in_channels: int = rule(None, "3 for RGB", ge=1)
+    num_folds: int | None = rule(None, ge=2)
+    fold: int | None = rule(None, "null: the dataset's own splits; else a fold index < data.num_folds", ge=0)
+    max_pixel_value: Number = rule(None, "255 for 8-bit images", gt=0)
+    mean: list[Number] | None = rule(why="null: the encoder's pretrained statistics; else one a channel")
     std: list[Annotated[Number, Field(gt=0)]] | None = rule(
-        "null (the encoder's pretrained statistics) or one number > 0 a channel")
-    label_map: dict[Annotated[int, Field(ge=0, le=255)], int | None] | None = rule(
-        "null, or {stored mask value 0..255: class id, ignore_index or null (void)}", None)
+        why="null: the encoder's pretrained statistics; else one a channel")
+    label_map: dict[Byte, int | None] | None = rule(None, "stored mask value: class id, ignore_index, or null for void")
 
     @model_validator(mode="after")
     def _classes(self):
@@ -125,8 +128,7 @@ class Data(Section):
                        "pretrained statistics are for RGB)")
             if value is not None and len(value) != bands:
                 refuse(f"data.{key}", value, f"null or {bands} numbers, one a channel (data.in_channels={bands})")
-        if colors is not None and (len(colors) != n or any(len(c) != 3 or not all(0 <= v <= 255 for v in c)
-                                                           for c in colors)):
+        if colors is not None and len(colors) != n:
             refuse("data.colors", colors, f"null (the VOC colour map) or {n} [r, g, b] triples of 0..255")
         if self.mask_format == "color" and colors is not None:  # each colour of a mask must say one class
             if len({tuple(c) for c in colors}) < len(colors):
@@ -140,16 +142,16 @@ class Loss(Section):
     """The keys of loss=ce and loss=focal (loss=dice has none of them)."""
 
     class_weights: Literal[WEIGHTINGS] | list[Annotated[Number, Field(ge=0)]] | None = rule(
-        f"null, one number >= 0 a class, {', '.join(WEIGHTINGS)}", None)
-    top_k_percent_pixels: Number = rule("a number with 0 < k <= 1 (1.0: every pixel counts)", None, gt=0, le=1)
-    hard_example_mining_step: int = rule("an integer >= 0 (0: no warm-up)", None, ge=0)
+        None, "a list: one weight a class")
+    top_k_percent_pixels: Number = rule(None, "1.0: every pixel counts", gt=0, le=1)
+    hard_example_mining_step: int = rule(None, "0: no warm-up", ge=0)
 
 
 class Optim(Section):
-    lr: Number = rule("a number > 0", gt=0)
-    momentum: Number | None = rule("0 <= momentum < 1", None, ge=0, lt=1)
-    weight_decay: Number = rule("a number >= 0", ge=0)
-    poly_power: Number = rule("a number >= 0", ge=0)
+    lr: Number = rule(gt=0)
+    momentum: Number | None = rule(None, ge=0, lt=1)
+    weight_decay: Number = rule(ge=0)
+    poly_power: Number = rule(ge=0)
 
 
 def _sides(value) -> list:
@@ -159,32 +161,32 @@ def _sides(value) -> list:
 
 
 class Trimap(Section):
-    widths: list[Annotated[int, Field(ge=1)]] = rule("a list of band widths in pixels, integers >= 1", None)
-    boundary: Literal[BOUNDARIES] | None = rule(f"null (data.boundary), {', '.join(BOUNDARIES)}", None)
+    widths: list[Annotated[int, Field(ge=1)]] = rule(None, "band widths in pixels")
+    boundary: Literal[BOUNDARIES] | None = rule(None, "null: data.boundary")
 
 
 class BoundaryIoU(Section):
-    dilation_ratio: Number = rule("a number with 0 < ratio <= 1", None, gt=0, le=1)
+    dilation_ratio: Number = rule(None, gt=0, le=1)
 
 
 class Eval(Section):
-    output_stride: OutputStride | None = rule("null, 8, 16, 32")
-    scales: list[Annotated[Number, Field(gt=0)]] = rule("a list of numbers > 0", min_length=1)
-    flip: bool = rule("true, false")
-    mode: Literal[EVAL_MODES] = rule(", ".join(EVAL_MODES))
+    output_stride: OutputStride | None = rule()
+    scales: list[Annotated[Number, Field(gt=0)]] = rule(min_length=1)
+    flip: bool = rule()
+    mode: Literal[EVAL_MODES] = rule()
     window: Annotated[int, Field(ge=16)] | Annotated[list[Annotated[int, Field(ge=16)]],
                                                       Field(min_length=1, max_length=2)] | None = rule(
-        "null (data.crop_size), an integer >= 16 or [height, width]")
+        why="null: data.crop_size; [height, width] as a list")
     stride: Annotated[int, Field(ge=1)] | Annotated[list[Annotated[int, Field(ge=1)]],
                                                      Field(min_length=1, max_length=2)] | None = rule(
-        "null (two thirds of the window), an integer >= 1 or [height, width]")
+        why="null: two thirds of the window; [height, width] as a list")
 
-    fast: bool = rule("true, false", None)
-    precision: Literal["fp32", "bf16", "auto"] = rule("fp32, bf16, auto", None)
+    fast: bool = rule(None)
+    precision: Literal["fp32", "bf16", "auto"] = rule(None)
     trimap: Trimap | None = None
     boundary_iou: BoundaryIoU | None = None
-    bootstrap: int = rule("an integer >= 0 (0: no interval)", None, ge=0)
-    num_worst: int = rule("an integer >= 0 (0: no gallery)", None, ge=0)
+    bootstrap: int = rule(None, "0: no interval", ge=0)
+    num_worst: int = rule(None, "0: no gallery", ge=0)
 
     @model_validator(mode="after")
     def _stride_within_window(self):
@@ -194,44 +196,27 @@ class Eval(Section):
         return self
 
 
-def _batch_limit(allowed: str = "a fraction in (0, 1], or a number of batches >= 1"):
-    return rule(allowed, None)
-
-
 class Trainer(Section):
-    max_steps: int = rule("-1 (no step limit) or an integer >= 1", ge=-1)
-    max_epochs: int | None = rule("-1 or null (no epoch limit) or an integer >= 1", None, ge=-1)
-    limit_train_batches: Number | None = _batch_limit()
-    limit_val_batches: Number | None = _batch_limit()
-    gradient_clip_val: Number | None = rule("null (off) or a number > 0", None, gt=0)
-    val_check_interval: Number | None = rule("null, a fraction of an epoch in (0, 1], or a number of batches >= 1",
-                                             None, gt=0)
-    gradient_clip_algorithm: Literal["norm", "value"] = rule("norm, value", None)
+    max_steps: Literal[-1] | Annotated[int, Field(ge=1)] = rule(why="-1: no step limit")
+    max_epochs: Literal[-1] | Annotated[int, Field(ge=1)] | None = rule(None, "-1 or null: no epoch limit")
+    limit_train_batches: Batches | None = rule(None, "batches, or a fraction of them")
+    limit_val_batches: Batches | None = rule(None, "batches, or a fraction of them")
+    gradient_clip_val: Number | None = rule(None, "null: off", gt=0)
+    val_check_interval: Batches | None = rule(None, "batches, or a fraction of an epoch")
+    gradient_clip_algorithm: Literal["norm", "value"] = rule(None)
     accelerator: str | None = None
     sync_batchnorm: bool | None = None
 
     @model_validator(mode="after")
     def _run_length(self):
-        if self.max_steps == 0:
-            refuse("trainer.max_steps", 0, "-1 (no step limit) or an integer >= 1")
-        if self.max_epochs == 0:
-            refuse("trainer.max_epochs", 0, "-1 or null (no epoch limit) or an integer >= 1")
         if self.max_epochs in (None, -1) and self.max_steps == -1:
             refuse("trainer.max_epochs", self.max_epochs, "an integer >= 1 while trainer.max_steps=-1 (a run needs "
                    "one limit)")
-        interval = self.val_check_interval
-        if isinstance(interval, float) and interval > 1:  # Lightning reads a float as a fraction of an epoch
-            refuse("trainer.val_check_interval", interval, "a fraction of an epoch in (0, 1], or a whole number of "
-                   "batches >= 1 (an integer)")
-        for key in ("limit_train_batches", "limit_val_batches"):
-            limit = getattr(self, key)
-            if limit is not None and not (limit > 0 and (isinstance(limit, int) or limit <= 1)):
-                refuse(f"trainer.{key}", limit, "a fraction in (0, 1], or a number of batches >= 1")
         return self
 
 
 class LastCheckpoint(Section):
-    every_n_train_steps: int = rule("an integer >= 1 (last.ckpt is also written at each epoch's end)", ge=1)
+    every_n_train_steps: int = rule(why="last.ckpt is also written at each epoch's end", ge=1)
 
 
 class Callbacks(Section):
@@ -241,14 +226,14 @@ class Callbacks(Section):
 class Aug(Section):
     """The aug group's scale, flip and photometric keys (each option has some of them, aug=none none)."""
 
-    scale_min: Number | None = rule("a number > 0", None, gt=0)
-    scale_max: Number | None = rule("a number > 0", None, gt=0)
-    scale_step: Number | None = rule("a number >= 0 (0: aug.scale_min only)", None, ge=0)
-    flip: Number | None = rule("a probability from 0 to 1", None, ge=0, le=1)
-    brightness: Number = rule("a number >= 0", None, ge=0)
-    contrast: Number = rule("a number >= 0", None, ge=0)
-    saturation: Number = rule("a number >= 0", None, ge=0)
-    hue: Number = rule("a number from 0 to 0.5", None, ge=0, le=0.5)
+    scale_min: Number | None = rule(None, gt=0)
+    scale_max: Number | None = rule(None, gt=0)
+    scale_step: Number | None = rule(None, "0: aug.scale_min only", ge=0)
+    flip: Number | None = rule(None, "a probability", ge=0, le=1)
+    brightness: Number = rule(None, ge=0)
+    contrast: Number = rule(None, ge=0)
+    saturation: Number = rule(None, ge=0)
+    hue: Number = rule(None, ge=0, le=0.5)
 
     @model_validator(mode="after")
     def _scale_range(self):
@@ -259,33 +244,33 @@ class Aug(Section):
 
 
 class Check(Section):
-    deviations: bool = rule("true, false", None)
-    classes: bool = rule("true, false", None)
+    deviations: bool = rule(None)
+    classes: bool = rule(None)
 
 
 class Sweep(Section):
-    prune: Literal["median"] | None = rule("null (off), median", None)
-    prune_after: Number = rule("a number of epochs >= 0", None, ge=0)
+    prune: Literal["median"] | None = rule(None, "null: off")
+    prune_after: Number = rule(None, "epochs", ge=0)
 
 
 class Dashboard(Section):
-    every_n_epochs: int = rule("an integer >= 1", None, ge=1)
-    num_images: int = rule("an integer >= 0", None, ge=0)
-    num_worst: int = rule("an integer >= 0 (0: off)", None, ge=0)
-    aug_preview: bool = rule("true, false", None)
+    every_n_epochs: int = rule(None, ge=1)
+    num_images: int = rule(None, ge=0)
+    num_worst: int = rule(None, "0: off", ge=0)
+    aug_preview: bool = rule(None)
 
 
 class Stride(Section):
     """`os`, checked before the rest: the ASPP rates are derived from it when the rest is read."""
 
-    os: OutputStride | None = rule("8, 16, 32", None)
+    os: OutputStride = rule(None)
 
 
 class TrainConfig(Section):
     model: Model
     data: Data
-    seed: int = rule("an integer from 0 to 2**32 - 1", ge=0, lt=2**32)
-    target_miou: Number | None = rule("null (off) or a number from 0 to 1", None, ge=0, le=1)
+    seed: int = rule(ge=0, lt=2**32)
+    target_miou: Number | None = rule(None, "null: off", ge=0, le=1)
     trainer: Trainer  # how long training runs
     callbacks: Callbacks  # and how often it saves
     optim: Optim
@@ -327,51 +312,51 @@ class TrainConfig(Section):
 class Export(Section):
     """tools/export.py's own keys (conf/export.yaml)."""
 
-    output_stride: OutputStride | None = rule("null (the checkpoint's eval or training output stride), 8, 16, 32")
-    example_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
-    check_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
-    tolerance: Number = rule("a number > 0", gt=0)
-    fold: bool = rule("true, false", None)
+    output_stride: OutputStride | None = rule(why="null: the checkpoint's eval or training output stride")
+    example_size: HeightWidth = rule(why="[height, width]")
+    check_size: HeightWidth = rule(why="[height, width]")
+    tolerance: Number = rule(gt=0)
+    fold: bool = rule(None)
 
 
 class Predict(Section):
     """predict.py's own keys (conf/predict.yaml)."""
 
-    overlay_alpha: Number = rule("a number from 0 to 1", ge=0, le=1)
+    overlay_alpha: Number = rule(ge=0, le=1)
     num_workers: Literal["auto"] | Annotated[int, Field(ge=0)] = rule(
-        "auto (2 with a GPU, 0 on the CPU), or an integer >= 0 (0: images are read in the main process)")
+        why="auto: 2 with a GPU, 0 on the CPU; 0: images are read in the main process")
 
 
 class ComplexityOptions(Section):
-    by_module: bool = rule("true, false")
+    by_module: bool = rule()
 
 
 class ComplexityTool(Section):
     """tools/complexity.py's own keys (conf/complexity.yaml)."""
 
-    input_size: list[Side] = rule("[height, width], integers >= 16", min_length=2, max_length=2)
+    input_size: HeightWidth = rule(why="[height, width]")
     complexity: ComplexityOptions
 
 
 class ShowAug(Section):
     """tools/show_aug.py's own keys (conf/show_aug.yaml)."""
 
-    num: int = rule("an integer >= 1", ge=1)
-    columns: Annotated[int, Field(ge=1)] | None = rule("null (about square) or an integer >= 1")
+    num: int = rule(ge=1)
+    columns: Annotated[int, Field(ge=1)] | None = rule(why="null: about square")
 
 
 class InspectModel(Section):
     """tools/inspect_model.py's own keys (conf/inspect_model.yaml)."""
 
-    num_images: int = rule("an integer >= 1", ge=1)
-    size: int = rule("an integer from 33 to 4096", ge=33, le=MAX_CROP)
-    channels: int = rule("an integer >= 1", ge=1)
+    num_images: int = rule(ge=1)
+    size: int = rule(ge=33, le=MAX_CROP)
+    channels: int = rule(ge=1)
 
 
 class MemoryBudget(Section):
     """tools/memory.py's own keys (conf/memory.yaml)."""
 
-    budget_gb: Number = rule("a number of GiB > 0 (a device's memory, e.g. 80)", gt=0)
+    budget_gb: Number = rule(why="GiB, e.g. 80 for an 80 GiB device", gt=0)
 
 
 class MemoryTool(Section):
@@ -430,18 +415,19 @@ def check(node, section: type[BaseModel], prefix: str = "") -> None:
             raise ConfigError(error["msg"]) from None
         if error["type"] == "not_allowed":
             ctx = error["ctx"]
-            key, value, allowed = ctx["key"], ctx["value"], ctx["allowed"]
+            key, value, allowed_values = ctx["key"], ctx["value"], ctx["allowed"]
         else:
             path, field = _field_at(section, error["loc"])
             key = prefix + ".".join(path)
             value = values
             for part in path:
                 value = value.get(part) if isinstance(value, dict) else None
-            extra = field.json_schema_extra if field is not None else None
             if error["type"] == "missing":
                 raise ConfigError(f"{key} is required; give it on the command line: {key}=VALUE") from None
-            allowed = extra["allowed"] if extra else error["msg"]
-        raise ConfigError(f"{key}={_as_written(value)} is not allowed; allowed: {allowed}") from None
+            words = error["msg"] if field is None else allowed(field.annotation, field.metadata)
+            why = field.description if field is not None else None
+            allowed_values = f"{words} ({why})" if why else words
+        raise ConfigError(f"{key}={_as_written(value)} is not allowed; allowed: {allowed_values}") from None
 
 
 def validate(cfg: DictConfig) -> None:

@@ -80,9 +80,9 @@ def test_reading_in_workers_writes_what_the_main_process_writes(trained_run, tmp
 
 
 @pytest.mark.parametrize("arg, message", [
-    ("num_workers=-1", "num_workers=-1 is not allowed; allowed: auto (2 with a GPU, 0 on the CPU), or an integer "
-                       ">= 0 (0: images are read in the main process)"),
-    ("num_workers=two", "num_workers=two is not allowed; allowed: auto (2 with a GPU"),
+    ("num_workers=-1", "num_workers=-1 is not allowed; allowed: auto or an integer >= 0 (auto: 2 with a GPU, 0 on "
+                       "the CPU; 0: images are read in the main process)"),
+    ("num_workers=two", "num_workers=two is not allowed; allowed: auto or an integer >= 0"),
     ("overlay_alpha=1.5", "overlay_alpha=1.5 is not allowed; allowed: a number from 0 to 1"),
 ])
 def test_bad_predict_value_is_one_line(arg, message, trained_run, tmp_path, capsys, monkeypatch):

@@ -29,7 +29,7 @@ def test_the_table_and_the_largest_batch_within_the_budget(capsys, monkeypatch):
 
 def test_bad_budget_and_precision_are_one_line(capsys, monkeypatch):
     code, stderr, _ = memory(capsys, monkeypatch, "memory.budget_gb=0")
-    assert_one_line_error(code, stderr, "memory.budget_gb=0 is not allowed; allowed: a number of GiB > 0")
+    assert_one_line_error(code, stderr, "memory.budget_gb=0 is not allowed; allowed: a number > 0 (GiB")
     code, stderr, _ = memory(capsys, monkeypatch, "trainer.precision=transformer-engine")
     assert_one_line_error(code, stderr, "trainer.precision=transformer-engine is not allowed in tools/memory.py; "
                                         "allowed: 32-true, 32, bf16-mixed")

@@ -118,3 +118,17 @@ def check_resumable(path: str | Path, cfg: DictConfig) -> None:
                               f"{stored.model.backbone.name}, output stride {stored.model.output_stride}); this "
                               f"run builds backbone {cfg.model.backbone.name}, output stride "
                               f"{cfg.model.output_stride}") from err
+
+
+def run_checkpoint(value: str) -> Path | None:
+    """`ckpt_path=RUN_DIR` for eval.py, predict.py, export and inspect_model: the run's
+    checkpoints/best.ckpt, else its last.ckpt; None when the value is no folder (a file's path)."""
+    folder = Path(value).expanduser()
+    if not folder.is_dir():
+        return None
+    found = next((folder / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")
+                  if (folder / "checkpoints" / name).is_file()), None)
+    if found is None:
+        raise CheckpointError(f"ckpt_path={value} is a folder without checkpoints/best.ckpt or last.ckpt; give a "
+                              "run directory written by train.py or a .ckpt file")
+    return found

@@ -3,6 +3,8 @@ arguments given to a node's `_target_`, the run directory, and (for the commands
 train config) every value rule, once. Hydra calls `BeforeRun` (conf/hydra/default.yaml); the
 command being run (`Command`, set by `launch`) says what else its run directory needs."""
 
+import importlib
+import inspect
 import tempfile
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -14,9 +16,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from deeplab.allowed import accepts, allowed
 from deeplab.cli import CONF_DIR
-from deeplab.cli.entry import Carried
-from deeplab.cli.target_args import accepts, describe, suggest, takes_any_keyword, target_signature
+from deeplab.cli.entry import Carried, suggest
 from deeplab.errors import ConfigError
 from deeplab.schema import default_class_names, validate
 
@@ -116,13 +118,14 @@ def check_target_arguments(cfg: DictConfig) -> None:
         node, _, name = override.key_or_group.rpartition(".")
         target = OmegaConf.select(cfg, f"{node}._target_", throw_on_resolution_failure=False) \
             if node and "/" not in node else None
-        signature = target_signature(target)
+        signature = _signature(target)
         if signature is None or override.is_delete() or name.startswith("_"):  # _target_, _partial_: Hydra's
             continue
         key = f"{node}.{name}"
         parameter = signature.parameters.get(name)
         if parameter is None:
-            if takes_any_keyword(signature) or not override.is_force_add() and not override.is_add():
+            if any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()) or not (
+                    override.is_force_add() or override.is_add()):
                 continue  # a key the YAML has, or a callable that takes any keyword
             names = [f"{node}.{n}" for n in (*OmegaConf.select(cfg, node).keys(), *signature.parameters)
                      if n not in ("self", "args", "kwargs", name) and not str(n).startswith("_")]
@@ -131,4 +134,13 @@ def check_target_arguments(cfg: DictConfig) -> None:
         for value in values:
             if value not in RESOLVED_BEFORE_BUILD.get(key, ()) and not accepts(parameter.annotation, value):
                 extra = "".join(f", {v}" for v in RESOLVED_BEFORE_BUILD.get(key, ()))
-                raise ConfigError(f"{key}={value} is not allowed; allowed: {describe(parameter.annotation)}{extra}")
+                raise ConfigError(f"{key}={value} is not allowed; allowed: {allowed(parameter.annotation)}{extra}")
+
+
+def _signature(target) -> inspect.Signature | None:
+    """The signature `_target_` is called with; None when it cannot be imported or read."""
+    module, _, name = str(target).rpartition(".")
+    try:
+        return inspect.signature(getattr(importlib.import_module(module), name)) if module else None
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None

@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from omegaconf import OmegaConf
 
-from deeplab.cli.target_args import suggest
+from deeplab.cli.entry import suggest
 from deeplab.errors import ConfigError
 from deeplab.log import LOG
 

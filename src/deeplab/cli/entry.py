@@ -7,6 +7,7 @@ own exception types with multi-line messages; `external_message` turns each kind
 naming the key, file or value, so that no mistake of the user's reaches a traceback. The whole
 traceback is still there with HYDRA_FULL_ERROR=1."""
 
+import difflib
 import os
 import re
 import sys
@@ -103,8 +104,6 @@ def external_message(err: BaseException) -> str | None:
     from omegaconf.errors import OmegaConfBaseException
     from yaml import YAMLError
 
-    from deeplab.cli.target_args import suggest
-
     if isinstance(err, InstantiationException):
         cause = err.__cause__
         target = re.search(r"target '([^']+)'", str(err))
@@ -145,6 +144,11 @@ def external_message(err: BaseException) -> str | None:
     if isinstance(err, MisconfigurationException):
         return f"Lightning refused the trainer settings: {_trainer_keys(_first_line(err))}"
     return None
+
+
+def suggest(value: str, allowed) -> str:
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _known_keys() -> frozenset[str]:

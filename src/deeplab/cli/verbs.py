@@ -78,8 +78,7 @@ def _without_hydra(target: str) -> Callable[[], None]:
 
 
 def train() -> None:
-    from deeplab.cli.run_dir import resume_command_line
-    from deeplab.training.run_dir import ResumeTrace, RunDirLock, check_fresh_run_dir, check_resume
+    from deeplab.training.run_dir import ResumeTrace, RunDirLock, check_fresh_run_dir, check_resume, resume_command_line
 
     lock, trace = RunDirLock(), ResumeTrace()
 
@@ -105,7 +104,16 @@ def _fresh_learn_folder(cfg: DictConfig, key: str, target: Path | None, multirun
 
 
 def _run_dir_checkpoint(args: list[str]) -> list[str]:
-    return _imported("deeplab.cli.run_dir:run_dir_checkpoint")(args)
+    """`ckpt_path=RUN_DIR`: that run's best checkpoint (builders.checkpoint.run_checkpoint), said."""
+    result = []
+    for arg in args:
+        key, eq, value = arg.partition("=")
+        found = _imported("deeplab.builders.checkpoint:run_checkpoint")(value) if key == "ckpt_path" and eq else None
+        if found is not None:
+            print(f"ckpt_path={value}: reading {found}", file=sys.stderr)
+            arg = f"ckpt_path={found}"
+        result.append(arg)
+    return result
 
 
 # The verbs of pyproject.toml's [project.scripts] and of eval.py, predict.py and tools/*.py.

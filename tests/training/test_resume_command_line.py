@@ -1,4 +1,4 @@
-from deeplab.cli.run_dir import resume_command_line
+from deeplab.training.run_dir import resume_command_line
 
 
 def test_a_resume_reads_a_run_stored_while_os_was_a_group(tmp_path):
