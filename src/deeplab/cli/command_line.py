@@ -114,21 +114,22 @@ def config_dirs(args: list[str], conf_dir: Path) -> tuple[Path, ...]:
 @cache
 def config_keys(dirs: tuple[Path, ...]) -> frozenset[str]:
     """Every key path the YAML files give, placed by package: the candidates of a suggestion."""
-    return frozenset(key for _, _, tree in _yaml_trees(dirs) for key in _paths(tree))
+    return frozenset(key for _, _, tree in _yaml_trees(dirs) for key, _ in _nodes(tree))
 
 
-def _paths(tree, prefix: str = ""):
+def _nodes(tree, prefix: str = ""):
+    """(key path, value) of every key in a YAML tree, depth first."""
     if isinstance(tree, dict):
         for key, value in tree.items():
             path = f"{prefix}.{key}".strip(".")
-            yield path
-            yield from _paths(value, path)
+            yield path, value
+            yield from _nodes(value, path)
 
 
 def _own_keys(config_name: str, dirs: tuple[Path, ...]) -> frozenset[str]:
     """The keys of a config that composes only itself and its own groups (eval.py's, predict.py's)."""
     own = _own_groups(config_name, dirs)
-    return frozenset(key for path, _, tree in _yaml_trees(dirs) for key in _paths(tree)
+    return frozenset(key for path, _, tree in _yaml_trees(dirs) for key, _ in _nodes(tree)
                      if path.stem == config_name and path.parent in dirs or path.parent.name in own)
 
 
@@ -163,17 +164,10 @@ def _target_nodes(dirs: tuple[Path, ...]) -> dict[str, set[str]]:
     (its group's path, or `# @package`), with the keys the files give it."""
     nodes: dict[str, set[str]] = {}
     for _, _, tree in _yaml_trees(dirs):
-        for node, keys in _with_target(tree):
-            nodes.setdefault(node, set()).update(keys)
+        for node, value in _nodes(tree):
+            if isinstance(value, dict) and "_target_" in value:
+                nodes.setdefault(node, set()).update(value)
     return nodes
-
-
-def _with_target(tree, prefix: str = ""):
-    if isinstance(tree, dict):
-        if "_target_" in tree:
-            yield prefix, set(tree)
-        for key, value in tree.items():
-            yield from _with_target(value, f"{prefix}.{key}".strip("."))
 
 
 def _is_target_argument(key: str, dirs: tuple[Path, ...]) -> bool:

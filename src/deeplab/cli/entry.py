@@ -15,8 +15,6 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from omegaconf.errors import MissingMandatoryValue
-
 from deeplab.errors import UserError
 
 
@@ -47,10 +45,6 @@ def one_line_errors(job: bool = False) -> Iterator[None]:
             yield
         except Carried as carried:
             raise carried.error from None
-    except MissingMandatoryValue as err:
-        if full_trace():
-            raise
-        _stop(f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE", job=job)
     except UserError as err:
         if full_trace():
             raise  # the whole traceback, as Hydra's own switch promises
@@ -101,7 +95,7 @@ def external_message(err: BaseException) -> str | None:
     """One line for an error a library raised on the user's input; None for anything else (a bug,
     which keeps its traceback)."""
     from hydra.errors import HydraException, InstantiationException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
     from yaml import YAMLError
 
     if isinstance(err, InstantiationException):
@@ -120,7 +114,11 @@ def external_message(err: BaseException) -> str | None:
     unknown = re.match(r"Could not override '([^']+)'", str(err)) if isinstance(err, HydraException) else None
     if unknown:
         key = unknown.group(1)
-        return f"{key} is not a config key{suggest(key, _known_keys())}; add a new key with +{key}=VALUE"
+        from deeplab.cli import CONF_DIR
+        from deeplab.cli.command_line import config_dirs, config_keys
+
+        known = config_keys(config_dirs(sys.argv[1:], CONF_DIR))
+        return f"{key} is not a config key{suggest(key, known)}; add a new key with +{key}=VALUE"
     if isinstance(err, ValueError) and _raised_in(err, ("hydra",)):  # Hydra's refusals of flags and overrides
         return _first_line(err)
     if isinstance(err, OverrideParseException):
@@ -132,16 +130,16 @@ def external_message(err: BaseException) -> str | None:
         if isinstance(cause, YAMLError):
             return _yaml_line(cause)
         return " ".join(str(err).split("\n")[:2]).strip()
+    if isinstance(err, MissingMandatoryValue):
+        return f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE"
     if isinstance(err, OmegaConfBaseException):
         key = getattr(err, "full_key", None)
         message = getattr(err, "msg", None) or _first_line(err)
         return f"{key}: {message}" if key else message
-    if isinstance(err, (ValueError, TypeError, RuntimeError)) and _raised_in(err, ("pytorch_lightning",
-                                                                                 "lightning_fabric")):
-        return f"Lightning refused the trainer settings: {_trainer_keys(_first_line(err))}"
     from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-    if isinstance(err, MisconfigurationException):
+    if isinstance(err, MisconfigurationException) or isinstance(err, ValueError | TypeError | RuntimeError) and \
+            _raised_in(err, ("pytorch_lightning", "lightning_fabric")):
         return f"Lightning refused the trainer settings: {_trainer_keys(_first_line(err))}"
     return None
 
@@ -149,13 +147,6 @@ def external_message(err: BaseException) -> str | None:
 def suggest(value: str, allowed) -> str:
     close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
     return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _known_keys() -> frozenset[str]:
-    from deeplab.cli import CONF_DIR
-    from deeplab.cli.command_line import config_dirs, config_keys
-
-    return config_keys(config_dirs(sys.argv[1:], CONF_DIR))
 
 
 def _first_line(err: BaseException) -> str:
