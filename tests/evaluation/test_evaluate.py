@@ -210,3 +210,10 @@ def test_folded_channels_last_inference_gives_the_same_metrics_on_the_voc_sample
                                                                                   monkeypatch):
     assert_same_metrics(*eval_fast_and_plain(voc_checkpoint, tmp_path, capsys, monkeypatch, "data.split=trainval",
                                              "eval.scales=[0.75,1.0,1.25]"))
+
+
+def test_a_missing_checkpoint_is_said_before_a_run_directory_is_made(tmp_path):
+    result = run_train(tmp_path / "eval", script="eval.py")
+    assert result.returncode == 2
+    assert result.stderr == "error: ckpt_path is required; give it on the command line: ckpt_path=VALUE\n"
+    assert not (tmp_path / "eval").exists()

@@ -57,12 +57,28 @@ def before_run(cfg: DictConfig, multirun: bool) -> None:
         return
     HydraConfig.instance().set_config(cfg)  # the run directory may name ${hydra:...}
     check_target_arguments(cfg)
+    missing = None if multirun else next(_unset(cfg), None)  # a sweep may set it per job
+    if missing:  # eval.py without ckpt_path: said before Hydra makes a run directory for it
+        raise ConfigError(f"{missing} is required; give it on the command line: {missing}=VALUE")
     key, target = run_dir(cfg, multirun)
     check_writable(key, target)
     if command.before_run is not None:  # first: a checkpoint of another network is said as such
         command.before_run(cfg, key, target, multirun)
     if command.train_config and not multirun:  # a sweep's jobs are checked each with its own values
         command.notes = check_train_config(cfg)
+
+
+def _unset(node: DictConfig, prefix: str = ""):
+    """Keys still at `???`, Hydra's own node apart (OmegaConf.missing_keys resolves interpolations,
+    some of which only the job can)."""
+    for key in node:
+        path = f"{prefix}{key}"
+        if path == "hydra" or OmegaConf.is_interpolation(node, key):
+            continue
+        if OmegaConf.is_missing(node, key):
+            yield path
+        elif isinstance(node[key], DictConfig):
+            yield from _unset(node[key], f"{path}.")
 
 
 def check_train_config(cfg: DictConfig) -> list[str]:

@@ -83,7 +83,7 @@ def train() -> None:
     lock, trace = RunDirLock(), ResumeTrace()
 
     def settle_run_dir(cfg: DictConfig, key: str, target: Path | None, multirun: bool) -> None:
-        lock.claim(key, target, multirun)  # first: nothing below may touch a directory another command is using
+        lock.claim(key, target)  # first: nothing below may touch a directory another command is using
         if not multirun:
             check_resume(cfg, target)
         check_fresh_run_dir(cfg, key, target, multirun)

@@ -63,7 +63,7 @@ class RunDirLock:
         self.path: Path | None = None
         self.made: list[Path] = []  # folders this claim created, removed again if it leaves them empty
 
-    def claim(self, key: str, target: Path | None, multirun: bool) -> None:
+    def claim(self, key: str, target: Path | None) -> None:
         import fcntl
 
         if target is None or any(os.environ.get(k, "0") not in ("", "0") for k in RANK_VARIABLES):
