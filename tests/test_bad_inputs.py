@@ -354,13 +354,14 @@ ENTRY_POINTS = ["train.py", "eval.py", "predict.py", "tools/check_data.py", "too
 @pytest.mark.parametrize("script", ENTRY_POINTS)
 def test_every_entry_point_checks_the_class_count(script, tmp_path, small_synthetic, capsys, monkeypatch):
     """A wrong-length class list is one line wherever it is given; entry points that take the
-    classes from a checkpoint have no such key and say so."""
+    classes from a checkpoint say that the checkpoint fixes them."""
     from_checkpoint = script in ("eval.py", "predict.py", "tools/export.py", "tools/inspect_model.py")
     data = [] if from_checkpoint else [f"paths.data_dir={small_synthetic}"]
     code, stderr = run_entry(script, "data.num_classes=4", "data.class_names=[a,b]", *data,
                              f"hydra.run.dir={tmp_path / 'run'}", capsys=capsys, monkeypatch=monkeypatch)
     if from_checkpoint:
-        assert_one_line_error(code, stderr, "data.num_classes is not a config key")
+        assert_one_line_error(code, stderr, f"data.num_classes: {script} takes the model and its training settings "
+                                            "from ckpt_path's checkpoint, so data.num_classes cannot change here")
     else:
         assert_one_line_error(code, stderr, "data.class_names=['a', 'b'] is not allowed; allowed: exactly "
                                             "data.num_classes=4 names")

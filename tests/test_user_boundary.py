@@ -239,7 +239,8 @@ if not __import__("torch").cuda.is_available():
 
 
 @pytest.mark.parametrize("args, message", SYNTAX)
-def test_library_errors_are_one_line(args, message, tmp_path, small_synthetic, capsys, monkeypatch):
+def test_library_errors_are_one_line(args, message, tmp_path, small_synthetic, trained_run, capsys, monkeypatch):
+    """`trained_run`: the data exists before the snapshot, which shows that a refused command wrote nothing."""
     if "sbatch" in message and __import__("shutil").which("sbatch"):
         pytest.skip("this machine has SLURM")
     where = f"hydra.sweep.dir={tmp_path / 'sweep'}" if "-m" in args else f"hydra.run.dir={tmp_path / 'run'}"
@@ -271,14 +272,18 @@ def test_checkpoint_readers_refuse_architecture_changes(script, trained_run, tmp
     name = script
     code, stderr = run_entry(script, f"ckpt_path={ckpt}", "backbone=resnet18", *extra, capsys=capsys,
                              monkeypatch=monkeypatch)
-    assert_one_line_error(code, stderr, f"backbone=resnet18: {name} takes the model from ckpt_path's checkpoint, "
+    assert_one_line_error(code, stderr, f"backbone: {name} takes the model from ckpt_path's checkpoint, "
                                         "so backbone cannot change here")
     if script in ("eval.py", "predict.py", "tools/export.py"):
-        key = "output_stride" if script == "tools/export.py" else "eval.output_stride"
         code, stderr = run_entry(script, f"ckpt_path={ckpt}", "model.output_stride=8", *extra, capsys=capsys,
                                  monkeypatch=monkeypatch)
-        assert_one_line_error(code, stderr, f"model.output_stride is not a key of {name}: the checkpoint fixes the "
-                                            f"model; for inference at another output stride give {key}=8")
+        assert_one_line_error(code, stderr, f"model.output_stride: {name} takes the model from ckpt_path's checkpoint, "
+                                            "so model.output_stride cannot change here; for inference at another "
+                                            "output stride give os=8 or os=16")
+        code, stderr = run_entry(script, f"ckpt_path={ckpt}", "data=voc", "trainer.max_epochs=2", *extra,
+                                 capsys=capsys, monkeypatch=monkeypatch)
+        assert_one_line_error(code, stderr, f"{name} takes the model and its training settings from ckpt_path's "
+                                            "checkpoint, so data cannot change here")
         code, stderr = run_entry(script, f"ckpt_path={ckpt}", "+eval.foo=1", *extra, capsys=capsys,
                                  monkeypatch=monkeypatch)
         assert_one_line_error(code, stderr, f"eval.foo is not a key that {name} reads")

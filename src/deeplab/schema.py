@@ -266,6 +266,12 @@ class Stride(Section):
     os: OutputStride = rule(None)
 
 
+class CheckpointStride(Section):
+    """`os` of the commands that take the model from a checkpoint (eval.py, predict.py, export)."""
+
+    os: OutputStride | None = rule(None, why="null: the checkpoint's eval or training output stride")
+
+
 class TrainConfig(Section):
     model: Model
     data: Data
@@ -445,9 +451,14 @@ def validate_eval(evaluation: DictConfig) -> None:
     check(evaluation, Eval, "eval.")
 
 
+def validate_evaluate(cfg: DictConfig) -> None:
+    check(cfg, CheckpointStride)
+    validate_eval(cfg.eval)
+
+
 def validate_predict(cfg: DictConfig) -> None:
     check(cfg, Predict)
-    validate_eval(cfg.eval)
+    validate_evaluate(cfg)
 
 
 def validate_complexity(cfg: DictConfig) -> None:
@@ -464,6 +475,7 @@ def validate_inspect(cfg: DictConfig) -> None:
 
 
 def validate_export(cfg: DictConfig) -> None:
+    check(cfg, CheckpointStride)
     check(cfg, Export)
 
 

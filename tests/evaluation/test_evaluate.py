@@ -212,8 +212,13 @@ def test_folded_channels_last_inference_gives_the_same_metrics_on_the_voc_sample
                                              "eval.scales=[0.75,1.0,1.25]"))
 
 
-def test_a_missing_checkpoint_is_said_before_a_run_directory_is_made(tmp_path):
-    result = run_train(tmp_path / "eval", script="eval.py")
-    assert result.returncode == 2
-    assert result.stderr == "error: ckpt_path is required; give it on the command line: ckpt_path=VALUE\n"
+@pytest.mark.parametrize("args, message", [
+    ((), "ckpt_path is required; give it on the command line: ckpt_path=VALUE"),
+    (("ckpt_path=/no/such.ckpt",), "ckpt_path=/no/such.ckpt does not exist"),
+    (("ckpt_path=/no/such.ckpt", "os=12"), "os=12 is not allowed; allowed: null, 8, 16, 32"),
+    (("ckpt_path=/no/such.ckpt", "eval.flip=maybe"), "eval.flip=maybe is not allowed"),
+])
+def test_a_refusal_is_said_before_a_run_directory_is_made(args, message, tmp_path):
+    result = run_train(tmp_path / "eval", *args, script="eval.py")
+    assert_one_line_error(result.returncode, result.stderr, message)
     assert not (tmp_path / "eval").exists()

@@ -18,11 +18,16 @@ from deeplab.model import DeepLab
 CONFIG_KEY = "deeplab_config"  # the resolved run config, stored in every checkpoint by train.py
 
 
-def load_file(path: str | Path, key: str = "ckpt_path"):
-    """What a file saved with torch.save holds, loaded safely; `key` names the setting in messages."""
+def check_file(path: str | Path, key: str = "ckpt_path") -> Path:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{key}={path} does not exist" if not path.exists() else f"{key}={path} is not a file")
+    return path
+
+
+def load_file(path: str | Path, key: str = "ckpt_path"):
+    """What a file saved with torch.save holds, loaded safely; `key` names the setting in messages."""
+    path = check_file(path, key)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:

@@ -5,6 +5,7 @@ command being run (`Command`, set by `launch`) says what else its run directory 
 
 import importlib
 import inspect
+import shutil
 import tempfile
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeplab.allowed import accepts, allowed
 from deeplab.cli import CONF_DIR
+from deeplab.cli.command_line import READS_CHECKPOINT, key_paths
 from deeplab.cli.entry import Carried, suggest
 from deeplab.errors import ConfigError
 from deeplab.schema import default_class_names, validate
@@ -57,6 +59,7 @@ def before_run(cfg: DictConfig, multirun: bool) -> None:
         return
     HydraConfig.instance().set_config(cfg)  # the run directory may name ${hydra:...}
     check_target_arguments(cfg)
+    check_overrides(cfg, command.config_name, multirun)
     missing = None if multirun else next(_unset(cfg), None)  # a sweep may set it per job
     if missing:  # eval.py without ckpt_path: said before Hydra makes a run directory for it
         raise ConfigError(f"{missing} is required; give it on the command line: {missing}=VALUE")
@@ -66,6 +69,34 @@ def before_run(cfg: DictConfig, multirun: bool) -> None:
         command.before_run(cfg, key, target, multirun)
     if command.train_config and not multirun:  # a sweep's jobs are checked each with its own values
         command.notes = check_train_config(cfg)
+
+
+def _overrides(cfg: DictConfig, which: str):
+    """The command line's overrides as Hydra parsed them: `task` (the config's) or `hydra` (its own)."""
+    parser = OverridesParser.create()
+    given = OmegaConf.select(cfg, f"hydra.overrides.{which}")
+    return [parser.parse_override(text) for text in OmegaConf.to_container(given)] if given is not None else []
+
+
+def check_overrides(cfg: DictConfig, config_name: str, multirun: bool) -> None:
+    """What Hydra takes but would not do: a launcher outside a multirun, SLURM's where sbatch is
+    missing, and a new key for a command that takes its model from a checkpoint (it reads none)."""
+    for override in _overrides(cfg, "hydra"):
+        value = override.value()
+        if override.key_or_group != "hydra/launcher" or override.is_delete():
+            continue
+        if not multirun:
+            raise ConfigError(f"hydra/launcher={value} acts on a multirun only: add -m (a single run always runs here)")
+        if "slurm" in str(value) and shutil.which("sbatch") is None:
+            raise ConfigError(f"hydra/launcher={value} submits jobs with SLURM's sbatch, which is not on this "
+                              "machine's PATH; start the sweep on the cluster's login node, or leave hydra/launcher as "
+                              "it is")
+    script = READS_CHECKPOINT.get(config_name)
+    for override in _overrides(cfg, "task") if script else []:
+        if override.is_add() or override.is_force_add():
+            key = override.key_or_group
+            known = [k for k, _ in key_paths(OmegaConf.to_container(cfg)) if k != key and not k.startswith("hydra")]
+            raise ConfigError(f"{key} is not a key that {script} reads{suggest(key, known)}; it would be ignored")
 
 
 def _unset(node: DictConfig, prefix: str = ""):
@@ -127,10 +158,7 @@ RESOLVED_BEFORE_BUILD = {"trainer.precision": ("auto",)}
 def check_target_arguments(cfg: DictConfig) -> None:
     """Each command-line value under a node built from a `_target_` (the Trainer, a logger, the
     optimizer) is an argument of that callable, of a type its annotation takes."""
-    parser = OverridesParser.create()
-    task = OmegaConf.select(cfg, "hydra.overrides.task")
-    for text in OmegaConf.to_container(task, resolve=False) if task is not None else []:  # as typed: ${...} too
-        override = parser.parse_override(text)
+    for override in _overrides(cfg, "task"):  # as typed: ${...} too
         node, _, name = override.key_or_group.rpartition(".")
         target = OmegaConf.select(cfg, f"{node}._target_", throw_on_resolution_failure=False) \
             if node and "/" not in node else None

@@ -1,11 +1,11 @@
 """The command line before Hydra reads it: what Hydra's grammar cannot say for the user. A `~`
 after `=` is the home folder; `NODE.NAME=VALUE`, where NODE is built from a `_target_`, sets an
 argument of that callable by name (`trainer.limit_train_batches=2`: Hydra needs `++` for a key
-its YAML lacks); eval.py and the other checkpoint readers take `os=8` as their own output-stride
-key. Read from the YAML files alone: the config is composed once, by Hydra."""
+its YAML lacks). Read from the YAML files alone: the config is composed once, by Hydra.
+`unknown_key` words Hydra's refusal of a key its config lacks."""
 
 import os
-import shutil
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -13,21 +13,18 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import OverrideType
 from omegaconf import OmegaConf
 
+from deeplab.cli import CONF_DIR
 from deeplab.cli.entry import suggest
 from deeplab.errors import ConfigError
-from deeplab.log import LOG
 
-# The configs that take the model from a checkpoint, and the key that sets their output stride.
-READS_CHECKPOINT = {"evaluate": "eval.output_stride", "predict": "eval.output_stride", "export": "output_stride",
-                    "inspect_model": None}
-SCRIPTS = {"evaluate": "eval.py", "predict": "predict.py", "export": "tools/export.py",
-           "inspect_model": "tools/inspect_model.py"}
+# The commands that take the model from a checkpoint, and the keys that set the model.
+READS_CHECKPOINT = {"evaluate": "eval.py", "predict": "predict.py", "export": "tools/export.py",
+                    "inspect_model": "tools/inspect_model.py"}
 ARCHITECTURE = ("model", "backbone", "decoder", "os")
 
 
 def prepare(args: list[str], conf_dir: Path, config_name: str) -> list[str]:
     """The arguments for Hydra: flags as given, overrides rewritten as the module says."""
-    multirun = "-m" in args or "--multirun" in args
     dirs = config_dirs(args, conf_dir)
     parser = OverridesParser.create()
     flags, result = [], []
@@ -42,21 +39,13 @@ def prepare(args: list[str], conf_dir: Path, config_name: str) -> list[str]:
         arg = _expand_home(arg)
         override = _parse(parser, arg)
         key = override.key_or_group
-        if key == "hydra/launcher" and override.type != OverrideType.DEL:
-            _check_launcher(str(override.value()), multirun, args)
-        elif key.split("/")[0].split(".")[0] == "hydra":
+        if key.split("/")[0].split(".")[0] == "hydra":
             pass  # Hydra's own settings are Hydra's to check
-        elif config_name in READS_CHECKPOINT and override.type == OverrideType.ADD:
-            known = _own_keys(config_name, dirs)
-            if key not in known:
-                raise ConfigError(f"{key} is not a key that {SCRIPTS[config_name]} reads{suggest(key, known)}; it "
-                                  "would be ignored")
-        elif config_name in READS_CHECKPOINT and override.type != OverrideType.DEL:
-            arg = _meant_for_checkpoint(arg, key, override.value(), config_name, dirs)
         elif override.type == OverrideType.CHANGE and any((Path(d) / key).is_dir() for d in dirs):
             if override.value() is None:
                 raise ConfigError(f"{key}=null is not allowed; to drop the {key} group write ~{key}")
-        elif override.type == OverrideType.CHANGE and _is_target_argument(key, dirs):
+        elif override.type == OverrideType.CHANGE and config_name not in READS_CHECKPOINT and \
+                _is_target_argument(key, dirs):
             arg = f"++{arg}"  # an argument of the node's _target_, by name; its value is checked before the run
         result.append(arg)
     return flags + result
@@ -114,29 +103,16 @@ def config_dirs(args: list[str], conf_dir: Path) -> tuple[Path, ...]:
 @cache
 def config_keys(dirs: tuple[Path, ...]) -> frozenset[str]:
     """Every key path the YAML files give, placed by package: the candidates of a suggestion."""
-    return frozenset(key for _, _, tree in _yaml_trees(dirs) for key, _ in _nodes(tree))
+    return frozenset(key for _, _, tree in _yaml_trees(dirs) for key, _ in key_paths(tree))
 
 
-def _nodes(tree, prefix: str = ""):
+def key_paths(tree, prefix: str = ""):
     """(key path, value) of every key in a YAML tree, depth first."""
     if isinstance(tree, dict):
         for key, value in tree.items():
             path = f"{prefix}.{key}".strip(".")
             yield path, value
-            yield from _nodes(value, path)
-
-
-def _own_keys(config_name: str, dirs: tuple[Path, ...]) -> frozenset[str]:
-    """The keys of a config that composes only itself and its own groups (eval.py's, predict.py's)."""
-    own = _own_groups(config_name, dirs)
-    return frozenset(key for path, _, tree in _yaml_trees(dirs) for key, _ in _nodes(tree)
-                     if path.stem == config_name and path.parent in dirs or path.parent.name in own)
-
-
-def _own_groups(config_name: str, dirs: tuple[Path, ...]) -> set[str]:
-    own = Path(dirs[0]) / f"{config_name}.yaml"
-    return {str(next(iter(e))).split("/")[0] for e in OmegaConf.load(own).get("defaults") or []
-            if not isinstance(e, str)} if own.is_file() else set()
+            yield from key_paths(value, path)
 
 
 def _yaml_trees(dirs: tuple[Path, ...]):
@@ -164,7 +140,7 @@ def _target_nodes(dirs: tuple[Path, ...]) -> dict[str, set[str]]:
     (its group's path, or `# @package`), with the keys the files give it."""
     nodes: dict[str, set[str]] = {}
     for _, _, tree in _yaml_trees(dirs):
-        for node, value in _nodes(tree):
+        for node, value in key_paths(tree):
             if isinstance(value, dict) and "_target_" in value:
                 nodes.setdefault(node, set()).update(value)
     return nodes
@@ -177,34 +153,14 @@ def _is_target_argument(key: str, dirs: tuple[Path, ...]) -> bool:
     return keys is not None and name not in keys and not name.startswith("_")
 
 
-def _meant_for_checkpoint(arg: str, key: str, value, config_name: str, dirs: tuple[Path, ...]) -> str:
-    """eval.py, predict.py, export and inspect_model take the model from the checkpoint: an
-    architecture key or a training group cannot change there (one line), and `os=8` means
-    evaluating at output stride 8, which their own key does."""
-    script, stride_key = SCRIPTS[config_name], READS_CHECKPOINT[config_name]
-    top = key.split(".")[0]
-    if key == "os" and stride_key is not None:
-        LOG.info(f"{arg}: {script} reads the model from its checkpoint; evaluating at {stride_key}={value}")
-        return f"{stride_key}={value}"
-    if key == "model.output_stride" and stride_key is not None:
-        raise ConfigError(f"{key} is not a key of {script}: the checkpoint fixes the model; for inference at "
-                          f"another output stride give {stride_key}={value}")
-    trains = any((Path(d) / key).is_dir() for d in dirs) and key not in _own_groups(config_name, dirs)
-    if trains or top in ARCHITECTURE:
+def unknown_key(key: str, config_name: str | None) -> str:
+    """The line for a key the composed config lacks: for a command that reads a checkpoint, a key
+    of training is refused as such; otherwise the closest key of the YAML files."""
+    dirs = config_dirs(sys.argv[1:], CONF_DIR)
+    known, top, script = config_keys(dirs), key.split(".")[0], READS_CHECKPOINT.get(config_name)
+    if script and (top in ARCHITECTURE or key in known or any((d / key).is_dir() for d in dirs)):
         what = "model" if top in ARCHITECTURE else "model and its training settings"
-        raise ConfigError(f"{arg}: {script} takes the {what} from ckpt_path's checkpoint, so {key} cannot change "
-                          "here" + (f"; for inference at another output stride give {stride_key}=8 or 16"
-                                    if stride_key and top in ("model", "os") else ""))
-    return arg
-
-
-def _check_launcher(value: str, multirun: bool, args: list[str]) -> None:
-    """A launcher override only acts in a multirun; SLURM's needs sbatch where the sweep starts."""
-    shows = any(a in args for a in ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help"))
-    if shows:
-        return
-    if not multirun:
-        raise ConfigError(f"hydra/launcher={value} acts on a multirun only: add -m (a single run always runs here)")
-    if "slurm" in value and shutil.which("sbatch") is None:
-        raise ConfigError(f"hydra/launcher={value} submits jobs with SLURM's sbatch, which is not on this machine's "
-                          "PATH; start the sweep on the cluster's login node, or leave hydra/launcher as it is")
+        hint = "; for inference at another output stride give os=8 or os=16" \
+            if top == "model" and config_name != "inspect_model" else ""
+        return f"{key}: {script} takes the {what} from ckpt_path's checkpoint, so {key} cannot change here{hint}"
+    return f"{key} is not a config key{suggest(key, known)}; add a new key with +{key}=VALUE"

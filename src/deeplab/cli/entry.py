@@ -113,12 +113,10 @@ def external_message(err: BaseException) -> str | None:
         return f"{group}={value} is not allowed; allowed: {', '.join(options)}{suggest(value, options)}"
     unknown = re.match(r"Could not override '([^']+)'", str(err)) if isinstance(err, HydraException) else None
     if unknown:
-        key = unknown.group(1)
-        from deeplab.cli import CONF_DIR
-        from deeplab.cli.command_line import config_dirs, config_keys
+        from deeplab.cli.checks import COMMAND
+        from deeplab.cli.command_line import unknown_key
 
-        known = config_keys(config_dirs(sys.argv[1:], CONF_DIR))
-        return f"{key} is not a config key{suggest(key, known)}; add a new key with +{key}=VALUE"
+        return unknown_key(unknown.group(1), getattr(COMMAND.get(), "config_name", None))
     if isinstance(err, ValueError) and _raised_in(err, ("hydra",)):  # Hydra's refusals of flags and overrides
         return _first_line(err)
     if isinstance(err, OverrideParseException):

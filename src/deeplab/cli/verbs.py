@@ -103,6 +103,13 @@ def _fresh_learn_folder(cfg: DictConfig, key: str, target: Path | None, multirun
         _imported("deeplab.tools.learn:check_fresh")(target)  # before Hydra writes its records there
 
 
+def _check_evaluation(cfg: DictConfig, key: str, target: Path | None, multirun: bool) -> None:
+    """eval.py's values and its checkpoint's path, said before its run directory is made."""
+    if not multirun:  # a sweep's jobs are checked each with its own values
+        _imported("deeplab.schema:validate_evaluate")(cfg)
+        _imported("deeplab.builders.checkpoint:check_file")(cfg.ckpt_path)
+
+
 def _run_dir_checkpoint(args: list[str]) -> list[str]:
     """`ckpt_path=RUN_DIR`: that run's best checkpoint (builders.checkpoint.run_checkpoint), said."""
     result = []
@@ -117,7 +124,8 @@ def _run_dir_checkpoint(args: list[str]) -> list[str]:
 
 
 # The verbs of pyproject.toml's [project.scripts] and of eval.py, predict.py and tools/*.py.
-evaluate = _verb("evaluate", "deeplab.evaluation.evaluate:main", before=_run_dir_checkpoint)
+evaluate = _verb("evaluate", "deeplab.evaluation.evaluate:main", before=_run_dir_checkpoint,
+                 before_run=_check_evaluation)
 predict = _verb("predict", "deeplab.evaluation.predict:main", before=_run_dir_checkpoint)
 export = _verb("export", "deeplab.tools.export:main", before=_run_dir_checkpoint)
 inspect_model = _verb("inspect_model", "deeplab.tools.inspect_model:run", before=_run_dir_checkpoint)

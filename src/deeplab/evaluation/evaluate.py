@@ -22,7 +22,7 @@ from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import ImageCounts, bootstrap_interval, lowest_first, miou, per_image_rows
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast
-from deeplab.schema import validate_eval
+from deeplab.schema import validate_evaluate
 
 
 def move_dataset(data: DictConfig, root: str) -> None:
@@ -38,7 +38,7 @@ def move_dataset(data: DictConfig, root: str) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    validate_eval(cfg.eval)
+    validate_evaluate(cfg)
     model, config = model_from_checkpoint(cfg.ckpt_path)
     if cfg.data.num_workers is not None:
         config.data.num_workers = cfg.data.num_workers
