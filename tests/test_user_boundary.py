@@ -100,32 +100,28 @@ def test_resuming_a_finished_run_changes_no_file(tmp_path, small_synthetic, caps
     assert (run_dir / ".hydra" / "resume-1").is_dir()
 
 
-def test_two_runs_started_into_one_run_dir(tmp_path, small_synthetic, capsys, monkeypatch):
-    """Two real processes: the second start is refused in one line while the first trains; the
-    first finishes untouched; a killed run leaves no lock held."""
-    finished_run(tmp_path / "warm", small_synthetic, capsys, monkeypatch)  # the data exists before both start
+def test_two_runs_started_into_one_run_dir(tmp_path, small_synthetic, trained_run, capsys, monkeypatch):
+    """A real process trains; a second start into its run directory (from this process) is
+    refused in one line; the first finishes untouched; a killed run leaves no lock held.
+    `trained_run`: the data exists before both start."""
     run_dir = tmp_path / "run"
-    command = [sys.executable, str(ROOT / "train.py"), f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}",
-               *SMALL, *TINY_NET, "logger=none", "trainer.max_epochs=30"]
-    first = subprocess.Popen(command, cwd=ROOT, env=_user_env(None), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    args = [f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL, *TINY_NET, "logger=none"]
+    first = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args, "trainer.max_epochs=30"], cwd=ROOT,
+                             env=_user_env(None), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "validation.jsonl").is_file():  # the first one is training
             assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()[-2000:]
             time.sleep(0.2)
-        second = subprocess.run([*command[:-1], "trainer.max_epochs=1"], cwd=ROOT, env=_user_env(None),
-                                capture_output=True, text=True, timeout=120)
+        code, stderr = run_entry("train.py", *args, "trainer.max_epochs=1", capsys=capsys, monkeypatch=monkeypatch)
         assert first.poll() is None, "the first run ended before the second started: lengthen it"
-        assert_one_line_error(second.returncode, second.stderr, f"hydra.run.dir={run_dir} is in use by another "
-                                                                "command running now")
+        assert_one_line_error(code, stderr, f"hydra.run.dir={run_dir} is in use by another command running now")
         first.kill()  # a crashed run: the kernel drops its lock
         first.wait(timeout=60)
     finally:
         if first.poll() is None:
             first.kill()
-    code, stderr = run_entry("train.py", f"hydra.run.dir={run_dir}", f"paths.data_dir={small_synthetic}", *SMALL,
-                             *WORK, *TINY_NET, "overwrite=true", capsys=capsys, monkeypatch=monkeypatch)
+    code, stderr = run_entry("train.py", *args, *WORK, "overwrite=true", capsys=capsys, monkeypatch=monkeypatch)
     assert code == 0 and "is in use" not in stderr, stderr[-2000:]  # the killed run's lock went with it
     assert not (run_dir / ".train.lock").exists()
 
@@ -302,13 +298,12 @@ def test_eval_takes_os_as_its_output_stride(trained_run, tmp_path):
     assert metrics["ckpt_path"] == str(trained_run / "checkpoints" / "best.ckpt")  # a run dir: its best.ckpt
 
 
-def test_full_trace_still_shown_on_request(tmp_path, small_synthetic):
-    env = {"HYDRA_FULL_ERROR": "1"}
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "optim.lr=1e-3)"], cwd=ROOT,
-                            env=_user_env(env), capture_output=True, text=True, timeout=120)
+def test_full_trace_still_shown_on_request():
+    from .conftest import run_script
+
+    result = run_script("train.py", "optim.lr=1e-3)", env={"HYDRA_FULL_ERROR": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr
-    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "optim.lr=1e-3)"], cwd=ROOT,
-                            env=_user_env({}), capture_output=True, text=True, timeout=120)
+    result = run_script("train.py", "optim.lr=1e-3)")
     assert_one_line_error(result.returncode, result.stderr, "optim.lr=1e-3) is not a valid override")
 
 
