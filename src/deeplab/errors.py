@@ -13,6 +13,11 @@ class ConfigError(UserError):
     """A configuration value that cannot work."""
 
 
+def required(key: str) -> ConfigError:
+    """A mandatory value (`???` in the YAML) the user left out."""
+    return ConfigError(f"{key} is required; give it on the command line: {key}=VALUE")
+
+
 class DatasetError(UserError):
     """A dataset on disk is missing or malformed; the message names the path."""
 

@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from deeplab.allowed import allowed
 from deeplab.data.class_pixels import WEIGHTINGS
-from deeplab.errors import ConfigError
+from deeplab.errors import ConfigError, required
 from deeplab.inference.boundary import BOUNDARIES
 from deeplab.inference.multiscale import MODES as EVAL_MODES
 from deeplab.model.encoder import OUTPUT_STRIDES
@@ -429,7 +429,7 @@ def check(node, section: type[BaseModel], prefix: str = "") -> None:
             for part in path:
                 value = value.get(part) if isinstance(value, dict) else None
             if error["type"] == "missing":
-                raise ConfigError(f"{key} is required; give it on the command line: {key}=VALUE") from None
+                raise required(key) from None
             words = error["msg"] if field is None else allowed(field.annotation, field.metadata)
             why = field.description if field is not None else None
             allowed_values = f"{words} ({why})" if why else words

@@ -21,7 +21,7 @@ from deeplab.allowed import accepts, allowed
 from deeplab.cli import CONF_DIR
 from deeplab.cli.command_line import READS_CHECKPOINT, key_paths
 from deeplab.cli.entry import Carried, suggest
-from deeplab.errors import ConfigError
+from deeplab.errors import ConfigError, required
 from deeplab.schema import default_class_names, validate
 
 
@@ -62,7 +62,7 @@ def before_run(cfg: DictConfig, multirun: bool) -> None:
     check_overrides(cfg, command.config_name, multirun)
     missing = None if multirun else next(_unset(cfg), None)  # a sweep may set it per job
     if missing:  # eval.py without ckpt_path: said before Hydra makes a run directory for it
-        raise ConfigError(f"{missing} is required; give it on the command line: {missing}=VALUE")
+        raise required(missing)
     key, target = run_dir(cfg, multirun)
     check_writable(key, target)
     if command.before_run is not None:  # first: a checkpoint of another network is said as such

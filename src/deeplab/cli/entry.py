@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from deeplab.errors import UserError
+from deeplab.errors import UserError, required
 
 
 class JobFailed(RuntimeError):
@@ -129,7 +129,7 @@ def external_message(err: BaseException) -> str | None:
             return _yaml_line(cause)
         return " ".join(str(err).split("\n")[:2]).strip()
     if isinstance(err, MissingMandatoryValue):
-        return f"{err.full_key} is required; give it on the command line: {err.full_key}=VALUE"
+        return str(required(err.full_key))
     if isinstance(err, OmegaConfBaseException):
         key = getattr(err, "full_key", None)
         message = getattr(err, "msg", None) or _first_line(err)
