@@ -48,14 +48,8 @@ EXPECTED = {
 }
 
 
-# Flags whose answer no entry point's config changes: --version (argparse's), --hydra-help (Hydra
-# composes its own config for it, config_name=None) and -c (argparse's alias of --cfg). Every entry
-# point hands them to Hydra through the same `launch`, so one entry point shows that they arrive.
-BEFORE_ANY_CONFIG = ("-c job", "--hydra-help", "--version")
-
-
-@pytest.mark.parametrize("script, flag", [(script, flag) for flag in FLAGS for script in SCRIPTS
-                                          if flag not in BEFORE_ANY_CONFIG or script == "train.py"])
+@pytest.mark.parametrize("flag", FLAGS)
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_each_flag_on_each_entry_point(script, flag, capsys, monkeypatch):
     code, stderr, stdout = run_entry(script, *FLAGS[flag], capsys=capsys, monkeypatch=monkeypatch, stdout=True)
     assert code == 0, stderr[-2000:]
