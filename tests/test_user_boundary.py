@@ -283,12 +283,15 @@ def test_checkpoint_readers_refuse_architecture_changes(script, trained_run, tmp
         code, stderr = run_entry(script, f"ckpt_path={ckpt}", "+eval.foo=1", *extra, capsys=capsys,
                                  monkeypatch=monkeypatch)
         assert_one_line_error(code, stderr, f"eval.foo is not a key that {name} reads")
+        code, stderr = run_entry(script, f"ckpt_path={ckpt}", "++model.output_stride=8", *extra, capsys=capsys,
+                                 monkeypatch=monkeypatch)
+        assert_one_line_error(code, stderr, f"model.output_stride: {name} takes the model from ckpt_path's checkpoint")
 
 
 def test_eval_takes_os_as_its_output_stride(trained_run, tmp_path):
     from .conftest import run_script
 
-    result = run_script("eval.py", f"ckpt_path={trained_run}", "os=8", "data.num_workers=0",
+    result = run_script("eval.py", f"ckpt_path={trained_run}", "os=8", "data.num_workers=0", "++eval.flip=false",
                         f"hydra.run.dir={tmp_path / 'eval'}")
     assert result.returncode == 0, result.stderr[-2000:]
     import json

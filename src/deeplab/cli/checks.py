@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from deeplab.allowed import accepts, allowed
 from deeplab.cli import CONF_DIR
-from deeplab.cli.command_line import READS_CHECKPOINT, key_paths
+from deeplab.cli.command_line import READS_CHECKPOINT, key_paths, unknown_key
 from deeplab.cli.entry import Carried, suggest
 from deeplab.errors import ConfigError, required
 from deeplab.schema import default_class_names, validate
@@ -93,10 +93,19 @@ def check_overrides(cfg: DictConfig, config_name: str, multirun: bool) -> None:
                               "it is")
     script = READS_CHECKPOINT.get(config_name)
     for override in _overrides(cfg, "task") if script else []:
-        if override.is_add() or override.is_force_add():
-            key = override.key_or_group
+        key = override.key_or_group
+        if override.is_add():  # Hydra refuses + for a key it has: this one is new, and nothing reads it
             known = [k for k, _ in key_paths(OmegaConf.to_container(cfg)) if k != key and not k.startswith("hydra")]
             raise ConfigError(f"{key} is not a key that {script} reads{suggest(key, known)}; it would be ignored")
+        if override.is_force_add() and key.split(".")[0] not in _own_top_keys(config_name):
+            raise ConfigError(unknown_key(key, config_name))  # ++model.output_stride=8 sets nothing here either
+
+
+def _own_top_keys(config_name: str) -> set[str]:
+    """The top-level keys of a command's own config file and of the groups its defaults list names."""
+    own = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
+    groups = {str(next(iter(e))).split("/")[0] for e in own.get("defaults", []) if not isinstance(e, str)}
+    return set(own) | groups
 
 
 def _unset(node: DictConfig, prefix: str = ""):
