@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: `python eval.py ckpt_path=PATH eval=paper` (see conf/evaluate.yaml; also `deeplab-eval`)."""
+"""Evaluate a checkpoint: `python eval.py ckpt_path=PATH eval=paper` (deeplab/conf/evaluate.yaml, `deeplab-eval`)."""
 
 from deeplab.cli.verbs import evaluate
 

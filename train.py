@@ -1,4 +1,4 @@
-"""Train DeepLabV3 / V3+: `python train.py backbone=xception os=8` (see conf/train.yaml; also `deeplab-train`)."""
+"""Train DeepLabV3 / V3+: `python train.py backbone=xception os=8` (deeplab/conf/train.yaml; also `deeplab-train`)."""
 
 from deeplab.cli.verbs import train
 

@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
+CONF_DIR = ROOT / "src" / "deeplab" / "conf"
 SHARED = ROOT.parent / "shared"
 VOC_SAMPLES = SHARED / "data" / "voc2012_samples"
 

@@ -31,7 +31,7 @@ def test_defaults_list_has_every_group():
 @pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("hydra", "paths")])
 def test_every_option_composes(group):
     options = group_options(CONF_DIR, group)
-    assert options, f"conf/{group} has no options"
+    assert options, f"deeplab/conf/{group} has no options"
     for option in options:
         # torch's SyncBatchNorm needs CUDA: validate's refusal on CPU is tested in test_value_errors
         cpu_only = ["trainer.sync_batchnorm=false"] if option == "ddp" and not torch.cuda.is_available() else []

@@ -1,4 +1,4 @@
-"""The OmegaConf resolvers the configs in conf/ use, registered when `deeplab` is imported, so
+"""The OmegaConf resolvers the configs in deeplab/conf/ use, registered when `deeplab` is imported, so
 that a config composed by train.py, by Hydra's compose API or read back from a run resolves the
 same way."""
 

@@ -316,7 +316,7 @@ class TrainConfig(Section):
 
 
 class Export(Section):
-    """tools/export.py's own keys (conf/export.yaml)."""
+    """tools/export.py's own keys (deeplab/conf/export.yaml)."""
 
     output_stride: OutputStride | None = rule(why="null: the checkpoint's eval or training output stride")
     example_size: HeightWidth = rule(why="[height, width]")
@@ -326,7 +326,7 @@ class Export(Section):
 
 
 class Predict(Section):
-    """predict.py's own keys (conf/predict.yaml)."""
+    """predict.py's own keys (deeplab/conf/predict.yaml)."""
 
     overlay_alpha: Number = rule(ge=0, le=1)
     num_workers: Literal["auto"] | Annotated[int, Field(ge=0)] = rule(
@@ -338,21 +338,21 @@ class ComplexityOptions(Section):
 
 
 class ComplexityTool(Section):
-    """tools/complexity.py's own keys (conf/complexity.yaml)."""
+    """tools/complexity.py's own keys (deeplab/conf/complexity.yaml)."""
 
     input_size: HeightWidth = rule(why="[height, width]")
     complexity: ComplexityOptions
 
 
 class ShowAug(Section):
-    """tools/show_aug.py's own keys (conf/show_aug.yaml)."""
+    """tools/show_aug.py's own keys (deeplab/conf/show_aug.yaml)."""
 
     num: int = rule(ge=1)
     columns: Annotated[int, Field(ge=1)] | None = rule(why="null: about square")
 
 
 class InspectModel(Section):
-    """tools/inspect_model.py's own keys (conf/inspect_model.yaml)."""
+    """tools/inspect_model.py's own keys (deeplab/conf/inspect_model.yaml)."""
 
     num_images: int = rule(ge=1)
     size: int = rule(ge=33, le=MAX_CROP)
@@ -360,7 +360,7 @@ class InspectModel(Section):
 
 
 class MemoryBudget(Section):
-    """tools/memory.py's own keys (conf/memory.yaml)."""
+    """tools/memory.py's own keys (deeplab/conf/memory.yaml)."""
 
     budget_gb: Number = rule(why="GiB, e.g. 80 for an 80 GiB device", gt=0)
 

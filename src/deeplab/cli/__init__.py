@@ -2,6 +2,6 @@
 the composed config before a run (checks), the one-line error convention (entry), and the shared
 entry point of every user verb (verbs)."""
 
-from pathlib import Path
+from deeplab import CONF_DIR
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"  # the checkout's conf/ (an editable install)
+__all__ = ["CONF_DIR"]

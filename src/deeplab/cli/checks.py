@@ -1,6 +1,6 @@
 """What is checked on the config Hydra composed, before Hydra makes the run's directory: the
 arguments given to a node's `_target_`, the run directory, and (for the commands that read the
-train config) every value rule, once. Hydra calls `BeforeRun` (conf/hydra/default.yaml); the
+train config) every value rule, once. Hydra calls `BeforeRun` (deeplab/conf/hydra/default.yaml); the
 command being run (`Command`, set by `launch`) says what else its run directory needs."""
 
 import importlib

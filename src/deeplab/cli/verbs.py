@@ -1,5 +1,5 @@
 """The user's commands: `python train.py ...` and `deeplab-train ...` (and the same for eval,
-predict and the tools) both land here. Each verb names its config in conf/ and a task; `launch`
+predict and the tools) both land here. Each verb names its config in deeplab/conf/ and a task; `launch`
 hands the command line to Hydra, which composes the config once, and calls the task; a user's
 mistake, wherever it is found, becomes one line. A task imports what it needs when it runs, so
 that predict never loads the training stack."""

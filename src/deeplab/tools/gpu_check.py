@@ -24,7 +24,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
-ROOT = Path(__file__).resolve().parents[3]  # the checkout: conf/, train.py, eval.py
+from deeplab import CONF_DIR
+
+ROOT = Path(__file__).resolve().parents[3]  # the checkout: train.py, eval.py
 MODES = {  # name: (trainer.precision, channels_last, compile)
     "fp32": ("32-true", False, False),
     "bf16+cl": ("bf16-mixed", True, False),
@@ -46,7 +48,7 @@ def compose(*overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose("train", overrides=list(overrides))
 
 

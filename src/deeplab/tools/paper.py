@@ -7,11 +7,11 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
+from deeplab import CONF_DIR
 from deeplab.builders.model import build_model
 from deeplab.inference.complexity import count_madds
 from deeplab.model import DeepLab
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # the paper's multi-scale inputs
 
 
