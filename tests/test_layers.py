@@ -24,6 +24,7 @@ ALLOWED = {
     "evaluation": {"errors", "log", "model", "data", "inference", "builders", "schema"},
     "tools": {"errors", "log", "model", "data", "inference", "builders", "schema", "training", "evaluation"},
     "cli": {"errors", "log", "allowed", "schema", "training", "evaluation", "tools"},
+    "api": {"errors", "cli"},
 }
 NO_FRAMEWORKS = ("model", "data", "inference")  # plain PyTorch: usable without Lightning or Hydra
 

@@ -8,3 +8,13 @@ __version__ = "0.1.0"
 CONF_DIR = Path(__file__).resolve().parent / "conf"  # the Hydra configs, shipped inside the package
 
 _register_resolvers()
+
+
+def __getattr__(name: str):
+    """`deeplab.train`, `deeplab.evaluate` and `deeplab.RunResult` (deeplab.api), imported when first
+    used, so that `import deeplab` stays light (no Lightning, no Hydra)."""
+    if name in ("train", "evaluate", "RunResult"):
+        from deeplab import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'deeplab' has no attribute {name!r}")

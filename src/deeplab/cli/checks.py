@@ -34,6 +34,8 @@ class Command:
     train_config: bool = False
     before_run: Callable[[DictConfig, str, Path | None, bool], None] | None = None
     notes: list[str] = field(default_factory=list)  # said once the job's console is set up
+    run_dir: Path | None = None  # the job's directory, once Hydra has made it
+    result: object = None  # what the task returned (train.py: val/mIoU_best)
 
 
 COMMAND: ContextVar[Command | None] = ContextVar("deeplab_command", default=None)

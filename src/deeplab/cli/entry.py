@@ -14,6 +14,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from deeplab.errors import UserError, required
 
@@ -46,14 +47,23 @@ def one_line_errors(job: bool = False) -> Iterator[None]:
         except Carried as carried:
             raise carried.error from None
     except UserError as err:
-        if full_trace():
-            raise  # the whole traceback, as Hydra's own switch promises
+        if full_trace() or RAISES.get() and "\n" not in str(err):
+            raise  # the whole traceback, as Hydra's own switch promises; or the API's caller gets it
+        if RAISES.get():
+            raise UserError(_last_line(str(err))) from err
         _stop(_last_line(str(err)), getattr(err, "exit_code", 2), job=job)
     except Exception as err:
         message = external_message(err)
         if message is None or full_trace():
             raise
+        if RAISES.get():
+            raise UserError(message) from err
         _stop(message, job=job)
+
+
+# Set by the Python API (deeplab.api): a user's mistake is raised as UserError with the line the
+# command would print, instead of printed with an exit.
+RAISES: ContextVar[bool] = ContextVar("deeplab_raises", default=False)
 
 
 def full_trace() -> bool:

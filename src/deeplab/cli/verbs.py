@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from deeplab.cli import CONF_DIR
@@ -22,11 +23,12 @@ from deeplab.log import LOG, setup_console
 def launch(config_name: str, task: Callable[[DictConfig], object], train_config: bool = False,
            before: Callable[[list[str]], list[str]] | None = None,
            before_run: Callable[[DictConfig, str, Path | None, bool], None] | None = None,
-           release: Callable[[], None] | None = None, on_failure: Callable[[], None] | None = None) -> None:
+           release: Callable[[], None] | None = None, on_failure: Callable[[], None] | None = None) -> Command:
     """`before` rewrites the arguments ahead of Hydra (train.py's resume), `before_run` checks the
     composed config's run directory before Hydra makes it (checks.BeforeRun), `on_failure` runs
     when the command fails (a refused resume's records are taken back), `release` when it ends
-    however it ends (the run directory's lock); `train_config` runs the train config's checks."""
+    however it ends (the run directory's lock); `train_config` runs the train config's checks.
+    Returns the command, with its task's result and run directory (for the Python API)."""
     command = Command(config_name, train_config, before_run)
     token = COMMAND.set(command)
 
@@ -37,7 +39,9 @@ def launch(config_name: str, task: Callable[[DictConfig], object], train_config:
             notes = check_train_config(cfg) if train_config and in_multirun() else command.notes
             for note in notes:
                 LOG.info(note)
-            return task(cfg)
+            command.run_dir = Path(HydraConfig.get().runtime.output_dir)
+            command.result = task(cfg)
+            return command.result
 
     try:
         with one_line_errors():
@@ -55,6 +59,7 @@ def launch(config_name: str, task: Callable[[DictConfig], object], train_config:
         COMMAND.reset(token)
         if release is not None:
             release()
+    return command
 
 
 def _imported(target: str) -> Callable:
@@ -64,9 +69,16 @@ def _imported(target: str) -> Callable:
 
 
 def _verb(config_name: str, target: str, train_config: bool = False, **hooks) -> Callable[[], None]:
-    def verb() -> None:
-        launch(config_name, lambda cfg: _imported(target)(cfg), train_config, **hooks)
+    """The command as a console script (`verb()`, which returns nothing: a script's return value is
+    its exit status), and as the Python API runs it (`verb.run()`, which returns the Command)."""
 
+    def run() -> Command:
+        return launch(config_name, lambda cfg: _imported(target)(cfg), train_config, **hooks)
+
+    def verb() -> None:
+        run()
+
+    verb.run = run
     return verb
 
 
@@ -78,6 +90,11 @@ def _without_hydra(target: str) -> Callable[[], None]:
 
 
 def train() -> None:
+    run_train()
+
+
+def run_train() -> Command:
+    """train.py's command, returned with its result and run directory (the Python API's train)."""
     from deeplab.training.run_dir import ResumeTrace, RunDirLock, check_fresh_run_dir, check_resume, resume_command_line
 
     lock, trace = RunDirLock(), ResumeTrace()
@@ -94,8 +111,8 @@ def train() -> None:
         return args
 
     # a refused resume leaves no trace in the run it was refused for
-    launch("train", lambda cfg: _imported("deeplab.training.run:main")(cfg), train_config=True, before=begin,
-           before_run=settle_run_dir, release=lock.release, on_failure=trace.rollback)
+    return launch("train", lambda cfg: _imported("deeplab.training.run:main")(cfg), train_config=True, before=begin,
+                  before_run=settle_run_dir, release=lock.release, on_failure=trace.rollback)
 
 
 def _fresh_learn_folder(cfg: DictConfig, key: str, target: Path | None, multirun: bool) -> None:
