@@ -67,7 +67,7 @@ def test_flags_and_a_lone_string_are_refused_in_one_line():
         deeplab.train("os=8")
 
 
-def test_import_deeplab_leaves_lightning_and_hydra_out():
-    code = "import sys, deeplab; print(sorted({'pytorch_lightning', 'hydra'} & set(sys.modules)))"
+def test_import_deeplab_and_segmenter_leave_lightning_and_hydra_out():
+    code = "import sys, deeplab; deeplab.Segmenter; print(sorted({'pytorch_lightning', 'hydra'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr[-2000:]

@@ -11,10 +11,14 @@ _register_resolvers()
 
 
 def __getattr__(name: str):
-    """`deeplab.train`, `deeplab.evaluate` and `deeplab.RunResult` (deeplab.api), imported when first
-    used, so that `import deeplab` stays light (no Lightning, no Hydra)."""
+    """`deeplab.train`, `deeplab.evaluate`, `deeplab.RunResult` (deeplab.api) and `deeplab.Segmenter`,
+    imported when first used, so that `import deeplab` stays light (no Lightning, no Hydra)."""
     if name in ("train", "evaluate", "RunResult"):
         from deeplab import api
 
         return getattr(api, name)
+    if name == "Segmenter":
+        from deeplab.evaluation.segmenter import Segmenter
+
+        return Segmenter
     raise AttributeError(f"module 'deeplab' has no attribute {name!r}")

@@ -98,7 +98,7 @@ def test_a_model_trained_at_data_image_size_sees_photos_at_it(trained_run, tmp_p
     back at the photo's size."""
     import torch
 
-    import deeplab.evaluation.predict as predict_module
+    import deeplab.evaluation.segmenter as segmenter_module
     from deeplab.builders.checkpoint import CONFIG_KEY, load_checkpoint
 
     checkpoint = load_checkpoint(trained_run / "checkpoints" / "best.ckpt")
@@ -110,13 +110,13 @@ def test_a_model_trained_at_data_image_size_sees_photos_at_it(trained_run, tmp_p
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (120, 150, 3), dtype=np.uint8)).save(source / "photo.png")
     seen = []
-    original = predict_module.predict_probs
+    original = segmenter_module.predict_probs
 
     def recording(model, images, **settings):
         seen.append(tuple(images.shape[-2:]))
         return original(model, images, **settings)
 
-    monkeypatch.setattr(predict_module, "predict_probs", recording)
+    monkeypatch.setattr(segmenter_module, "predict_probs", recording)  # predict.py infers through Segmenter
     code, stderr = run_entry("predict.py", f"ckpt_path={resized}", f"input={source}", f"output={tmp_path / 'out'}",
                              capsys=capsys, monkeypatch=monkeypatch)
     assert code == 0, stderr[-2000:]

@@ -2,7 +2,6 @@
 read (no Lightning, no augmentation); normalise them on the device with inference.pixels.normaliser."""
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig
 from torch.utils.data import DataLoader
 
@@ -13,6 +12,8 @@ from deeplab.data.transforms import evaluation
 def prepare_data(data: DictConfig) -> None:
     """The dataset's preparation step, where it has one (the synthetic set is written, VOC's
     palette masks are converted); real data is only read."""
+    from hydra.utils import instantiate  # here, not at the top: Segmenter reads this module without Hydra
+
     if data.get("prepare"):
         instantiate(data.prepare)()
 
@@ -32,6 +33,8 @@ def image_size(data: DictConfig) -> tuple[int, int] | None:
 
 
 def evaluation_loader(data: DictConfig, split: str) -> DataLoader:
+    from hydra.utils import instantiate
+
     to_tensor = evaluation()  # callers normalise on the device (deeplab.inference.pixels)
     fold = data.get("fold")
     if fold is not None and split == data.val_split:  # a cross-validation run: its held-out fold

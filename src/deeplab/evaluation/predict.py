@@ -7,22 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
-from deeplab.builders.data import image_size
-from deeplab.builders.model import inference_model, inference_settings, pick_device
+from deeplab.builders.model import pick_device
 from deeplab.data.base import BAND_SUFFIXES, as_rgb, read_bands
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.preview import class_colours
 from deeplab.errors import UserError
-from deeplab.inference.multiscale import predict_classes, predict_probs
-from deeplab.inference.pixels import normaliser
-from deeplab.inference.prepare import autocast
+from deeplab.evaluation.segmenter import Segmenter
+from deeplab.inference.multiscale import predict_classes
 from deeplab.schema import validate_predict
 
 
@@ -117,15 +114,6 @@ def save_outputs(out: Path, stem: str, image: np.ndarray, classes: np.ndarray, p
     Image.fromarray(overlay.round().astype(np.uint8)).save(overlay_path, quality=92)
 
 
-def at_training_size(images: torch.Tensor, sides: tuple[int, int] | None) -> torch.Tensor:
-    """Images at data.image_size ((height, width); None: as they are), as training read its data:
-    area-like averaging when they shrink (antialiased bilinear), bilinear when they grow."""
-    if sides is None or tuple(images.shape[-2:]) == sides:
-        return images
-    shrink = sides[0] * sides[1] < images.shape[-2] * images.shape[-1]
-    return F.interpolate(images, size=sides, mode="bilinear", align_corners=False, antialias=shrink)
-
-
 def predict(cfg: DictConfig) -> int:
     """Writes `<stem>.png` (class indices, palette PNG) and `<stem>_overlay.jpg` per image; returns
     the number of images that could not be read (each named on stderr; the rest are still done)."""
@@ -139,9 +127,7 @@ def predict(cfg: DictConfig) -> int:
         raise PredictError(f"output={out} cannot be created ({err.strerror})") from err
     model, config = model_from_checkpoint(cfg.ckpt_path)
     device = pick_device(cfg.device)
-    model.set_output_stride(cfg.eval.output_stride or config.model.output_stride)
-    model, precision = inference_model(model, cfg.eval, device)
-    settings = inference_settings(cfg.eval, config.data.crop_size)
+    segmenter = Segmenter(model, config, cfg.eval, device)  # the Python API's inference, the same bytes
     bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
     unreadable = [p for p in files if p.suffix.lower() not in BAND_SUFFIXES]
     if bands != 3 and len(unreadable) == len(files):  # not one failure a file: one line for the mismatch
@@ -149,8 +135,6 @@ def predict(cfg: DictConfig) -> int:
         raise PredictError(f"ckpt_path={cfg.ckpt_path} holds a model of {bands}-band images (data.in_channels="
                            f"{bands}), read from {', '.join(BAND_SUFFIXES)} files; input={cfg.input} has "
                            f"{len(files)} {kinds} images of at most 3 channels")
-    normalise = normaliser(config.data)
-    size = image_size(config.data)  # a model trained on images read at data.image_size sees photos at it too
     palette = class_colours(config.data.get("colors"), config.data.num_classes)
     failed = []
     loader = DataLoader(ImageFiles(files, bands), batch_size=None, num_workers=loader_workers(cfg.num_workers, device))
@@ -162,12 +146,7 @@ def predict(cfg: DictConfig) -> int:
                 failed.append(path)
                 tqdm.write(f"error: {path}: cannot read the image ({pixels})", file=sys.stderr)
                 continue
-            tensor = normalise(pixels.permute(2, 0, 1)[None].to(device))
-            with autocast(precision, device):
-                probs = predict_probs(model, at_training_size(tensor, size), **settings)
-            if probs.shape[-2:] != tensor.shape[-2:]:  # back to the photo's own size
-                probs = F.interpolate(probs.float(), size=tensor.shape[-2:], mode="bilinear", align_corners=False)
-            classes = predict_classes(probs)[0].cpu().numpy()
+            classes = predict_classes(segmenter.probs(pixels))[0].cpu().numpy()
             pending.append(writer.submit(save_outputs, out, path.stem, as_rgb(pixels.numpy(), scale), classes,
                                          palette, cfg.overlay_alpha))
             while len(pending) > 2:  # a bounded queue: a slow disk holds inference back, not memory

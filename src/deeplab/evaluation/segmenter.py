@@ -1,0 +1,105 @@
+"""`Segmenter`: a checkpoint's model as a Python object that predicts masks, for notebooks and
+services. It runs predict.py's inference path (eval.fast's prepared model, the checkpoint's
+normalisation and image size, grid padding, scales, flip), and predict.py runs through it, so the
+masks of the two are the same bytes."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from deeplab import CONF_DIR
+from deeplab.builders.checkpoint import model_from_checkpoint, run_checkpoint
+from deeplab.builders.data import image_size
+from deeplab.builders.model import inference_model, inference_settings, pick_device
+from deeplab.data.base import read_bands
+from deeplab.errors import UserError
+from deeplab.inference.multiscale import predict_classes, predict_probs
+from deeplab.inference.pixels import normaliser
+from deeplab.inference.prepare import autocast
+from deeplab.schema import Eval, check
+
+Picture = str | Path | Image.Image | np.ndarray
+
+
+class Segmenter:
+    def __init__(self, model: torch.nn.Module, config: DictConfig, evaluation: DictConfig, device: torch.device):
+        """`config`: the checkpoint's run config; `evaluation`: the eval group's settings, checked."""
+        model.set_output_stride(evaluation.output_stride or config.model.output_stride)
+        self.model, self.precision = inference_model(model, evaluation, device)
+        self.config, self.device = config, device
+        self.settings = inference_settings(evaluation, config.data.crop_size)
+        self.normalise = normaliser(config.data)
+        self.size = image_size(config.data)  # a model trained at data.image_size sees photos at it too
+        self.bands = config.data.get("in_channels", 3)
+        self.class_names = list(config.data.class_names)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", output_stride: int | None = None,
+                        scales: Sequence[float] = (1.0,), flip: bool = False, **evaluation) -> "Segmenter":
+        """A checkpoint written by train.py, or a run directory (its best checkpoint). The other eval
+        settings (mode, window, precision, fast, ...) are the eval group's defaults unless given."""
+        ckpt = run_checkpoint(str(path)) or Path(path)
+        model, config = model_from_checkpoint(ckpt)
+        settings = OmegaConf.load(CONF_DIR / "eval" / "default.yaml")
+        unknown = sorted(set(evaluation) - set(settings))
+        if unknown:
+            raise UserError(f"{unknown[0]} is not an eval setting; allowed: {', '.join(settings)}")
+        settings.merge_with({"output_stride": output_stride, "scales": [float(s) for s in scales], "flip": flip,
+                             **evaluation})
+        check(settings, Eval)  # named as given here: output_stride, not eval.output_stride
+        return cls(model, config, settings, pick_device(device))
+
+    def probs(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (1, C, H, W) of one image given as read, (H, W, bands), at its own size."""
+        image = self.normalise(pixels.permute(2, 0, 1)[None].to(self.device))
+        with autocast(self.precision, self.device):
+            probs = predict_probs(self.model, at_training_size(image, self.size), **self.settings)
+        if probs.shape[-2:] != image.shape[-2:]:  # back to the photo's own size
+            probs = F.interpolate(probs.float(), size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return probs
+
+    def predict(self, images: Picture | list[Picture], return_probs: bool = False):
+        """Class-id masks (H, W, uint8 below 256 classes) at each input's size, for a path, a PIL
+        image, an (H, W, C) NumPy array or a list of them (one at a time: sizes may differ);
+        with `return_probs`, the class probabilities (C, H, W, float32) instead."""
+        single = not isinstance(images, list)
+        results = []
+        for image in [images] if single else images:
+            probs = self.probs(torch.from_numpy(self._pixels(image)))
+            if return_probs:
+                results.append(probs[0].float().cpu().numpy())
+            else:
+                classes = predict_classes(probs)[0].cpu().numpy()
+                results.append(classes.astype(np.uint8) if len(self.class_names) <= 256 else classes)
+        return results[0] if single else results
+
+    def _pixels(self, image: Picture) -> np.ndarray:
+        if isinstance(image, str | Path):
+            path = Path(image)
+            if not path.is_file():
+                raise UserError(f"{path} is not an image file")
+            if self.bands == 3 and path.suffix.lower() != ".npy":
+                with Image.open(path) as opened:
+                    return np.array(opened.convert("RGB"))
+            return read_bands(path, self.bands)
+        if isinstance(image, Image.Image):
+            return np.array(image.convert("RGB"))
+        if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == self.bands:
+            return np.ascontiguousarray(image)
+        shape = getattr(image, "shape", None)
+        raise UserError(f"an image of type {type(image).__name__}{f' and shape {shape}' if shape else ''} cannot be "
+                        f"predicted; give a path, a PIL image or an (H, W, {self.bands}) array")
+
+
+def at_training_size(images: torch.Tensor, sides: tuple[int, int] | None) -> torch.Tensor:
+    """Images at data.image_size ((height, width); None: as they are), as training read its data:
+    area-like averaging when they shrink (antialiased bilinear), bilinear when they grow."""
+    if sides is None or tuple(images.shape[-2:]) == sides:
+        return images
+    shrink = sides[0] * sides[1] < images.shape[-2] * images.shape[-1]
+    return F.interpolate(images, size=sides, mode="bilinear", align_corners=False, antialias=shrink)
