@@ -319,6 +319,7 @@ class Export(Section):
     """tools/export.py's own keys (deeplab/conf/export.yaml)."""
 
     output_stride: OutputStride | None = rule(why="null: the checkpoint's eval or training output stride")
+    format: Literal["onnx", "pretrained"] = rule(None)
     example_size: HeightWidth = rule(why="[height, width]")
     check_size: HeightWidth = rule(why="[height, width]")
     tolerance: Number = rule(gt=0)

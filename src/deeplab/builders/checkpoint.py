@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from deeplab.builders.model import build_model
+from deeplab.builders.pretrained import is_pretrained, load_pretrained
 from deeplab.errors import CheckpointError
 from deeplab.model import DeepLab
 
@@ -19,8 +20,9 @@ CONFIG_KEY = "deeplab_config"  # the resolved run config, stored in every checkp
 
 
 def check_file(path: str | Path, key: str = "ckpt_path") -> Path:
+    """A checkpoint file, or a model folder (builders.pretrained)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not is_pretrained(path):
         raise CheckpointError(f"{key}={path} does not exist" if not path.exists() else f"{key}={path} is not a file")
     return path
 
@@ -51,7 +53,10 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[DeepLab, DictConfig]:
-    """The trained network (in eval mode) and the resolved config of the run that wrote it."""
+    """The trained network (in eval mode) and the resolved config of the run that wrote it; from a
+    checkpoint file or a model folder written by tools/export.py format=pretrained."""
+    if is_pretrained(path):
+        return load_pretrained(path)
     checkpoint = load_checkpoint(path)
     config = OmegaConf.create(checkpoint[CONFIG_KEY])
     model = build_model(config.model, config.data.num_classes, config.data.get("in_channels", 3))
@@ -129,7 +134,7 @@ def run_checkpoint(value: str) -> Path | None:
     """`ckpt_path=RUN_DIR` for eval.py, predict.py, export and inspect_model: the run's
     checkpoints/best.ckpt, else its last.ckpt; None when the value is no folder (a file's path)."""
     folder = Path(value).expanduser()
-    if not folder.is_dir():
+    if not folder.is_dir() or is_pretrained(folder):  # a model folder is read as it is
         return None
     found = next((folder / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")
                   if (folder / "checkpoints" / name).is_file()), None)

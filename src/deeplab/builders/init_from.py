@@ -9,6 +9,8 @@ from pathlib import Path
 from torch import nn
 
 from deeplab.builders.checkpoint import CONFIG_KEY, load_file
+from deeplab.builders.pretrained import is_pretrained
+from deeplab.builders.pretrained import state_dict as pretrained_state
 from deeplab.errors import CheckpointError
 from deeplab.model.layers import with_current_names
 
@@ -30,8 +32,11 @@ def source_file(path: str | Path) -> Path:
 
 
 def read_weights(path: str | Path) -> tuple[dict, str]:
-    """The model tensors a file holds (a train.py checkpoint, a Lightning checkpoint or a plain
-    state_dict), without the LightningModule's `model.` prefix, and what the file says it is."""
+    """The model tensors a file holds (a train.py checkpoint, a Lightning checkpoint, a plain
+    state_dict, or a model folder of tools/export.py format=pretrained), without the
+    LightningModule's `model.` prefix, and what the file says it is."""
+    if is_pretrained(path):
+        return pretrained_state(path)
     file = source_file(path)
     content = load_file(file, KEY)
     described = ""

@@ -13,9 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from deeplab import CONF_DIR
-from deeplab.builders.checkpoint import model_from_checkpoint, run_checkpoint
+from deeplab.builders.checkpoint import check_file, model_from_checkpoint, run_checkpoint
 from deeplab.builders.data import image_size
 from deeplab.builders.model import inference_model, inference_settings, pick_device
+from deeplab.builders.pretrained import save_pretrained
 from deeplab.data.base import read_bands
 from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_classes, predict_probs
@@ -27,8 +28,11 @@ Picture = str | Path | Image.Image | np.ndarray
 
 
 class Segmenter:
-    def __init__(self, model: torch.nn.Module, config: DictConfig, evaluation: DictConfig, device: torch.device):
-        """`config`: the checkpoint's run config; `evaluation`: the eval group's settings, checked."""
+    def __init__(self, model: torch.nn.Module, config: DictConfig, evaluation: DictConfig, device: torch.device,
+                 run_dir: Path | None = None):
+        """`config`: the checkpoint's run config; `evaluation`: the eval group's settings, checked;
+        `run_dir`: the run the checkpoint came from, for save_pretrained's model card."""
+        self.network, self.run_dir = model, run_dir  # as trained: what save_pretrained writes
         model.set_output_stride(evaluation.output_stride or config.model.output_stride)
         self.model, self.precision = inference_model(model, evaluation, device)
         self.config, self.device = config, device
@@ -41,9 +45,11 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", output_stride: int | None = None,
                         scales: Sequence[float] = (1.0,), flip: bool = False, **evaluation) -> "Segmenter":
-        """A checkpoint written by train.py, or a run directory (its best checkpoint). The other eval
-        settings (mode, window, precision, fast, ...) are the eval group's defaults unless given."""
+        """A checkpoint written by train.py, a run directory (its best checkpoint) or a model folder
+        (save_pretrained's). The other eval settings (mode, window, precision, fast, ...) are the
+        eval group's defaults unless given."""
         ckpt = run_checkpoint(str(path)) or Path(path)
+        check_file(ckpt)
         model, config = model_from_checkpoint(ckpt)
         settings = OmegaConf.load(CONF_DIR / "eval" / "default.yaml")
         unknown = sorted(set(evaluation) - set(settings))
@@ -52,7 +58,15 @@ class Segmenter:
         settings.merge_with({"output_stride": output_stride, "scales": [float(s) for s in scales], "flip": flip,
                              **evaluation})
         check(settings, Eval)  # named as given here: output_stride, not eval.output_stride
-        return cls(model, config, settings, pick_device(device))
+        run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+        return cls(model, config, settings, pick_device(device), run_dir)
+
+    from_pretrained = from_checkpoint  # a model folder is one of the paths from_checkpoint reads
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """The model as a self-contained folder (builders.pretrained): weights, config, preprocessing
+        and a model card; from_pretrained, eval.py ckpt_path= and model.init_from= read it."""
+        return save_pretrained(self.network, self.config, folder, self.run_dir)
 
     def probs(self, pixels: torch.Tensor) -> torch.Tensor:
         """Class probabilities (1, C, H, W) of one image given as read, (H, W, bands), at its own size."""

@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from deeplab.builders.checkpoint import model_from_checkpoint
+from deeplab.builders.pretrained import load_pretrained, save_pretrained
 from deeplab.errors import UserError
 from deeplab.inference.prepare import prepare_for_inference
 from deeplab.schema import validate_export
@@ -87,6 +88,8 @@ def images_per_sec(model: torch.nn.Module, path: Path, shape, repeats: int = 5) 
 def run(cfg: DictConfig) -> dict:
     validate_export(cfg)
     model, config = model_from_checkpoint(cfg.ckpt_path)
+    if cfg.get("format", "onnx") == "pretrained":
+        return write_pretrained(cfg, model, config)
     output_stride = cfg.output_stride or config.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
     path = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(".onnx")
@@ -114,9 +117,34 @@ def run(cfg: DictConfig) -> dict:
     return result
 
 
+def write_pretrained(cfg: DictConfig, model, config: DictConfig) -> dict:
+    """format=pretrained: the model folder (builders.pretrained), read back and checked to give the
+    checkpoint's logits."""
+    if cfg.output_stride is not None:
+        raise ExportError(f"os={cfg.output_stride} applies to format=onnx; a model folder keeps the training output "
+                          "stride, and Segmenter.from_pretrained(DIR, output_stride=8) chooses one at inference")
+    ckpt = Path(cfg.ckpt_path)
+    folder = Path(cfg.output) if cfg.output else ckpt.with_name(f"{ckpt.stem}_pretrained")
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
+    save_pretrained(model, config, folder, run_dir)
+    reloaded, _ = load_pretrained(folder)
+    image = torch.randn(1, config.data.get("in_channels", 3), *cfg.check_size)
+    with torch.no_grad():
+        difference = (reloaded(image) - model.eval()(image)).abs().max().item()
+    if difference > 0:
+        raise ExportError(f"{folder}: the reloaded model's logits differ from the checkpoint's by {difference:.3g}")
+    return {"pretrained": str(folder), "files": sorted(p.name for p in folder.iterdir()),
+            "bytes": sum(p.stat().st_size for p in folder.iterdir()), "max_abs_diff": difference}
+
+
 def main(cfg: DictConfig) -> None:
     """tools/export.py's task: the file and the check's figures, as a line and as JSON."""
     result = run(cfg)
+    if "pretrained" in result:
+        print(f"wrote {result['pretrained']} ({', '.join(result['files'])}; {result['bytes'] / 1e6:.1f} MB); read "
+              "back, it gives the checkpoint's logits exactly")
+        print(json.dumps(result))
+        return
     print(f"wrote {result['onnx']} ({result['bytes'] / 1e6:.1f} MB, output stride {result['output_stride']}); "
           f"onnxruntime matches PyTorch within {result['max_abs_diff']:.2e} (tolerance {result['tolerance']})")
     print(json.dumps(result))
