@@ -41,10 +41,16 @@ def test_train_returns_the_run_and_evaluate_its_metrics(as_mapping, tmp_path, sm
     assert logging.getLogger().handlers == handlers  # the run's log file and console are closed again
     assert sys.argv[0] != "deeplab-train"
 
+    import matplotlib
+
+    matplotlib.use("svg")  # a backend of the caller's, as a notebook has its inline one
     metrics = deeplab.evaluate(result.run_dir, {"data": {"num_workers": 0}, "os": 8,
                                                 "hydra": {"run": {"dir": str(tmp_path / "eval")}}})
     assert metrics == json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["output_stride"] == 8 and metrics["ckpt_path"] == str(result.best_ckpt)
+    assert (tmp_path / "eval" / "confusion_matrix.png").is_file()  # drawn with Agg during the run
+    assert matplotlib.get_backend() == "svg"
+    matplotlib.use("agg")
 
 
 @pytest.mark.parametrize("bad", ["optim.lr=-0.1", "model.aspp.chanels=16", "os=12", "optim.lr=1e-3)",

@@ -54,7 +54,8 @@ def evaluate(ckpt: str | Path, overrides: Overrides = None, config_dir: str | Pa
 @contextmanager
 def _as_command(name: str, overrides: Overrides | list[str], config_dir: str | Path | None) -> Iterator[None]:
     """sys.argv as the command would have it while it runs, mistakes raised; afterwards the root
-    logger's own handlers again, those of the run (its log file, its console) closed."""
+    logger's own handlers again, those of the run (its log file, its console) closed, and
+    matplotlib's backend as it was."""
     from deeplab.cli.entry import RAISES
 
     args = _arguments(overrides)
@@ -64,6 +65,7 @@ def _as_command(name: str, overrides: Overrides | list[str], config_dir: str | P
                         "flags from the command line")
     saved_argv, root = sys.argv, logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level
+    backend = sys.modules["matplotlib"].get_backend() if "matplotlib" in sys.modules else None
     sys.argv = [name, *(["--config-dir", str(config_dir)] if config_dir is not None else []), *args]
     token = RAISES.set(True)
     try:
@@ -76,6 +78,10 @@ def _as_command(name: str, overrides: Overrides | list[str], config_dir: str | P
                 handler.close()
         root.handlers[:] = saved_handlers  # Hydra's logging setup replaced them for the run
         root.setLevel(saved_level)
+        if backend is not None and sys.modules["matplotlib"].get_backend() != backend:
+            import matplotlib.pyplot as plt  # the run's plots switch to Agg; a notebook draws inline again
+
+            plt.switch_backend(backend)
 
 
 def _arguments(overrides: Overrides) -> list[str]:
