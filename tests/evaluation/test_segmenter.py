@@ -41,6 +41,8 @@ def test_a_bad_image_or_setting_is_one_line(trained_run):
     segmenter = deeplab.Segmenter.from_checkpoint(trained_run, device="cpu")
     with pytest.raises(UserError, match=r"^an image of type ndarray and shape \(4, 5\) cannot be predicted"):
         segmenter.predict(np.zeros((4, 5), np.uint8))
+    with pytest.raises(UserError, match="^an RGB image of float64 values cannot be predicted: give uint8 values"):
+        segmenter.predict(np.random.default_rng(0).random((4, 5, 3)))
     with pytest.raises(UserError, match="is not an image file"):
         segmenter.predict("no_such.jpg")
     with pytest.raises(UserError, match="^scale is not an eval setting; allowed: output_stride, scales"):

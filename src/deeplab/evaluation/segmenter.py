@@ -104,7 +104,11 @@ class Segmenter:
         if isinstance(image, Image.Image):
             return np.array(image.convert("RGB"))
         if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == self.bands:
-            return np.ascontiguousarray(image)
+            if image.dtype.kind == "f" and self.bands == 3:  # 0..1 or 0..255: either would run, one silently wrong
+                raise UserError(f"an RGB image of {image.dtype} values cannot be predicted: give uint8 values 0..255 "
+                                "(from 0..1 floats: (image * 255).round().astype(np.uint8))")
+            if image.dtype.kind in "uif":  # values as stored, 0..data.max_pixel_value
+                return np.ascontiguousarray(image, dtype=np.float32 if image.dtype.kind == "f" else None)
         shape = getattr(image, "shape", None)
         raise UserError(f"an image of type {type(image).__name__}{f' and shape {shape}' if shape else ''} cannot be "
                         f"predicted; give a path, a PIL image or an (H, W, {self.bands}) array")
