@@ -58,6 +58,9 @@ def test_eval_and_init_from_read_it(folder, trained_run, small_synthetic, tmp_pa
                         f"model.init_from={folder}", f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "init_from: " in result.stdout and "tensors loaded, 0 re-initialised" in result.stdout
+    result = run_script("train.py", f"ckpt_path={folder}", f"hydra.run.dir={tmp_path / 'resumed'}")
+    assert_one_line_error(result.returncode, result.stderr, f"ckpt_path={folder} is a model folder, not a run to "
+                          f"resume; start a new run from its weights with model.init_from={folder}")
 
 
 def test_refusals_are_one_line(folder, trained_run, capsys, monkeypatch):

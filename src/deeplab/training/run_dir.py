@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+from deeplab.builders.pretrained import is_pretrained
 from deeplab.errors import CheckpointError
 from deeplab.log import LOG
 
@@ -154,6 +155,9 @@ def resume_command_line(args: list[str]) -> list[str]:
         checkpoint = run_dir / "checkpoints" / "last.ckpt"
     elif Path(value).is_dir():
         run_dir, checkpoint = Path(value), Path(value) / "checkpoints" / "last.ckpt"
+        if not checkpoint.exists() and is_pretrained(value):  # weights alone: no optimizer or step to resume
+            raise CheckpointError(f"ckpt_path={value} is a model folder, not a run to resume; start a new run from "
+                                  f"its weights with model.init_from={value}")
         if not checkpoint.exists():
             raise CheckpointError(f"ckpt_path={value} is a folder without checkpoints/last.ckpt; give a run "
                                   "directory written by train.py or a .ckpt file")
