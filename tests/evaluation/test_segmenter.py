@@ -37,7 +37,7 @@ def test_masks_equal_predict_py_on_the_voc_samples(eval_args, settings, trained_
     assert np.allclose(probs.sum(0), 1, atol=1e-4) and (probs.argmax(0) == masks[0]).all()
 
 
-def test_a_bad_image_or_setting_is_one_line(trained_run):
+def test_a_bad_image_or_setting_is_one_line(trained_run, tmp_path):
     segmenter = deeplab.Segmenter.from_checkpoint(trained_run, device="cpu")
     with pytest.raises(UserError, match=r"^an image of type ndarray and shape \(4, 5\) cannot be predicted"):
         segmenter.predict(np.zeros((4, 5), np.uint8))
@@ -45,6 +45,10 @@ def test_a_bad_image_or_setting_is_one_line(trained_run):
         segmenter.predict(np.random.default_rng(0).random((4, 5, 3)))
     with pytest.raises(UserError, match="is not an image file"):
         segmenter.predict("no_such.jpg")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(UserError, match=f"^{truncated}: cannot read the image"):
+        segmenter.predict(str(truncated))
     with pytest.raises(UserError, match="^scale is not an eval setting; allowed: output_stride, scales"):
         deeplab.Segmenter.from_checkpoint(trained_run, scale=2)
     with pytest.raises(UserError, match="^output_stride=12 is not allowed"):

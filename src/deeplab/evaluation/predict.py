@@ -14,11 +14,11 @@ from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.model import pick_device
-from deeplab.data.base import BAND_SUFFIXES, as_rgb, read_bands
+from deeplab.data.base import BAND_SUFFIXES, as_rgb
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.preview import class_colours
 from deeplab.errors import UserError
-from deeplab.evaluation.segmenter import Segmenter
+from deeplab.evaluation.segmenter import Segmenter, read_image
 from deeplab.inference.multiscale import predict_classes
 from deeplab.schema import validate_predict
 
@@ -68,11 +68,6 @@ def check_output(source: Path, out: Path, files: list[Path]) -> None:
                                    "output folder")
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.array(image.convert("RGB"))  # writable, for torch.from_numpy
-
-
 class ImageFiles(Dataset):
     """The images to predict, decoded in loader workers while the model runs: (index, pixels as
     read), or (index, why it could not be read) so that one bad file does not stop the rest."""
@@ -85,9 +80,8 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | str]:
         path = self.files[index]
-        rgb = self.bands == 3 and path.suffix.lower() != ".npy"
-        try:  # the images the model was trained on: RGB, or the checkpoint's number of bands
-            image = read_rgb(path) if rgb else read_bands(path, self.bands)
+        try:
+            image = read_image(path, self.bands)
         except (OSError, UnidentifiedImageError, ValueError) as err:  # DatasetError is a ValueError
             return index, f"{type(err).__name__}: {err}"
         return index, image

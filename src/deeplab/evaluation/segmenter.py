@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from deeplab import CONF_DIR
 from deeplab.builders.checkpoint import check_file, model_from_checkpoint, run_checkpoint
@@ -97,10 +97,10 @@ class Segmenter:
             path = Path(image)
             if not path.is_file():
                 raise UserError(f"{path} is not an image file")
-            if self.bands == 3 and path.suffix.lower() != ".npy":
-                with Image.open(path) as opened:
-                    return np.array(opened.convert("RGB"))
-            return read_bands(path, self.bands)
+            try:
+                return read_image(path, self.bands)
+            except (OSError, UnidentifiedImageError) as err:
+                raise UserError(f"{path}: cannot read the image ({type(err).__name__}: {err})") from err
         if isinstance(image, Image.Image):
             return np.array(image.convert("RGB"))
         if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] == self.bands:
@@ -112,6 +112,14 @@ class Segmenter:
         shape = getattr(image, "shape", None)
         raise UserError(f"an image of type {type(image).__name__}{f' and shape {shape}' if shape else ''} cannot be "
                         f"predicted; give a path, a PIL image or an (H, W, {self.bands}) array")
+
+
+def read_image(path: Path, bands: int) -> np.ndarray:
+    """An image file as the model reads it: RGB, or the checkpoint's number of bands (.tif, .npy)."""
+    if bands == 3 and path.suffix.lower() != ".npy":
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))  # writable, for torch.from_numpy
+    return read_bands(path, bands)
 
 
 def at_training_size(images: torch.Tensor, sides: tuple[int, int] | None) -> torch.Tensor:

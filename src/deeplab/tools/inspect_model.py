@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from deeplab.builders.checkpoint import model_from_checkpoint
-from deeplab.data.base import read_bands
-from deeplab.evaluation.predict import list_images, read_rgb
+from deeplab.evaluation.predict import list_images
+from deeplab.evaluation.segmenter import read_image
 from deeplab.inference.by_module import encoder_run_order
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.receptive_field import MASS, aspp_branch_names, feature_maps, receptive_fields
@@ -25,7 +25,7 @@ def load_images(cfg: DictConfig, config: DictConfig) -> tuple[torch.Tensor, list
     """Up to `num_images` images of `input`, resized to size x size and normalised as in training."""
     files = list_images(Path(cfg.input))[: cfg.num_images]
     bands = config.data.get("in_channels", 3)
-    pixels = [read_rgb(p) if bands == 3 and p.suffix.lower() != ".npy" else read_bands(p, bands) for p in files]
+    pixels = [read_image(p, bands) for p in files]
     batch = torch.stack([F.interpolate(torch.from_numpy(np.ascontiguousarray(p)).permute(2, 0, 1)[None].float(),
                                        size=(cfg.size, cfg.size), mode="bilinear", align_corners=True)[0]
                          for p in pixels])
