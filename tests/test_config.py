@@ -17,7 +17,7 @@ from deeplab.schema import validate
 
 from .conftest import CONF_DIR, assert_one_line_error, compose_config, group_options, run_entry
 
-GROUPS = ["backbone", "decoder", "aug", "optim", "loss", "trainer", "recipe", "data", "logger", "finetune",
+GROUPS = ["backbone", "decoder", "aug", "optim", "loss", "task", "trainer", "recipe", "data", "logger", "finetune",
           "eval", "callbacks", "paths", "hydra", "experiment", "hparams_search", "debug"]
 
 
@@ -28,6 +28,12 @@ def test_defaults_list_has_every_group():
     assert names == ["_self_", *GROUPS, "override hydra/job_logging", "override hydra/launcher"]  # overrides last
 
 
+# Options that fit one task, composed with it (which options fit which task: tests/training/test_tasks.py)
+TASK_COMPANIONS = {"binary": ["data=synthetic_binary"], "synthetic_multilabel": ["task=multilabel"],
+                   "multilabel": ["data=synthetic_multilabel"], "bce": ["task=binary", "data=synthetic_binary"],
+                   "bce_dice": ["task=binary", "data=synthetic_binary"]}
+
+
 @pytest.mark.parametrize("group", [g for g in GROUPS if g not in ("hydra", "paths")])
 def test_every_option_composes(group):
     options = group_options(CONF_DIR, group)
@@ -35,7 +41,7 @@ def test_every_option_composes(group):
     for option in options:
         # torch's SyncBatchNorm needs CUDA: validate's refusal on CPU is tested in test_value_errors
         cpu_only = ["trainer.sync_batchnorm=false"] if option == "ddp" and not torch.cuda.is_available() else []
-        cfg = compose_config(f"{group}='{option}'", *cpu_only)
+        cfg = compose_config(f"{group}='{option}'", *cpu_only, *TASK_COMPANIONS.get(option, []))
         assert cfg.model.backbone.name
         if group not in ("experiment",):
             validate(cfg)

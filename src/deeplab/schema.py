@@ -14,9 +14,11 @@ from pydantic_core import PydanticCustomError
 
 from deeplab.allowed import allowed
 from deeplab.data.class_pixels import WEIGHTINGS
+from deeplab.data.folder import MASK_FORMATS
 from deeplab.errors import ConfigError, required
 from deeplab.inference.boundary import BOUNDARIES
 from deeplab.inference.multiscale import MODES as EVAL_MODES
+from deeplab.inference.task import TASKS
 from deeplab.model.encoder import OUTPUT_STRIDES
 from deeplab.model.encoder import WEIGHTS as BACKBONE_WEIGHTS
 
@@ -92,7 +94,7 @@ class Data(Section):
     num_workers: int = rule(ge=0)
     prefetch_factor: int = rule(None, ge=1)
     colors: list[RGB] | None = rule(None, "null: the VOC colour map; else one [r, g, b] a class")
-    mask_format: Literal["index", "color"] = rule(None)
+    mask_format: Literal[MASK_FORMATS] = rule(None)
     void_color: RGB | None = rule(None)
     in_channels: int = rule(None, "3 for RGB", ge=1)
     num_folds: int | None = rule(None, ge=2)
@@ -138,13 +140,20 @@ class Data(Section):
         return self
 
 
+class Task(Section):
+    name: Literal[TASKS] = rule()
+    threshold: Annotated[Number, Field(gt=0, lt=1)] | None = rule(None, "null: multiclass, which takes the argmax")
+
+
 class Loss(Section):
-    """The keys of loss=ce and loss=focal (loss=dice has none of them)."""
+    """The keys of loss=ce, focal, bce and bce_dice (loss=dice has none of them)."""
 
     class_weights: Literal[WEIGHTINGS] | list[Annotated[Number, Field(ge=0)]] | None = rule(
         None, "a list: one weight a class")
     top_k_percent_pixels: Number = rule(None, "1.0: every pixel counts", gt=0, le=1)
     hard_example_mining_step: int = rule(None, "0: no warm-up", ge=0)
+    pos_weight: Literal["balanced"] | Annotated[Number, Field(gt=0)] | None = rule(None, "null: 1")
+    dice_weight: Number = rule(None, ge=0)
 
 
 class Optim(Section):
@@ -182,6 +191,8 @@ class Eval(Section):
         why="null: two thirds of the window; [height, width] as a list")
 
     fast: bool = rule(None)
+    threshold: Annotated[Number, Field(gt=0, lt=1)] | None = rule(None, "null: the run's task.threshold")
+    threshold_sweep: bool = rule(None)
     precision: Literal["fp32", "bf16", "auto"] = rule(None)
     trimap: Trimap | None = None
     boundary_iou: BoundaryIoU | None = None
@@ -282,6 +293,7 @@ class TrainConfig(Section):
     optim: Optim
     eval: Eval
     loss: Loss
+    task: Task | None = None
     check: Check | None = None
     aug: Aug | None = None
     sweep: Sweep | None = None
@@ -295,6 +307,32 @@ class TrainConfig(Section):
                 if getattr(self.aug, key):
                     refuse(f"aug.{key}", getattr(self.aug, key), f"0 with data.in_channels={bands} (colour jitter "
                            "works on RGB; the geometric augmentation works on any number of bands)")
+        return self
+
+    @model_validator(mode="after")
+    def _task(self):
+        task, data = self.task.name if self.task else "multiclass", self.data
+        n = data.num_classes
+        if task == "binary" and n != 2:
+            refuse("data.num_classes", n, f"2 with task=binary (background and one foreground, one output channel); "
+                   f"{n} classes are task=multiclass, {n} overlapping labels task=multilabel")
+        if task != "multiclass" and self.task.threshold is None:
+            refuse("task.threshold", None, f"a number between 0 and 1 (exclusive) with task={task}")
+        if (data.mask_format == "labels") != (task == "multilabel"):
+            refuse("data.mask_format", data.mask_format, "labels with task=multilabel (one mask folder a label), "
+                   "index or color with the other tasks" if task == "multilabel" else "index or color (labels: "
+                   "one mask folder a label, is task=multilabel's)")
+        if task != "multiclass" and self.loss.class_weights is not None:
+            refuse("loss.class_weights", self.loss.class_weights, f"null with task={task} (class weights are "
+                   "task=multiclass's; loss=bce and bce_dice weigh the foreground with loss.pos_weight)")
+        if task == "multilabel" and self.loss.pos_weight == "balanced":
+            refuse("loss.pos_weight", "balanced", "a number or null with task=multilabel (balanced is counted for "
+                   "task=binary)")
+        if task == "multilabel" and self.eval.trimap is not None and self.eval.trimap.widths:
+            refuse("eval.trimap.widths", self.eval.trimap.widths, "[] with task=multilabel (the bands follow the "
+                   "boundaries of one class map)")
+        if task == "multilabel" and self.dashboard is not None and self.dashboard.num_worst:
+            refuse("dashboard.num_worst", self.dashboard.num_worst, "0 with task=multilabel")
         return self
 
     @model_validator(mode="after")
@@ -326,10 +364,15 @@ class Export(Section):
     fold: bool = rule(None)
 
 
+class PredictOptions(Section):
+    probabilities: bool = rule()
+
+
 class Predict(Section):
     """predict.py's own keys (deeplab/conf/predict.yaml)."""
 
     overlay_alpha: Number = rule(ge=0, le=1)
+    predict: PredictOptions
     num_workers: Literal["auto"] | Annotated[int, Field(ge=0)] = rule(
         why="auto: 2 with a GPU, 0 on the CPU; 0: images are read in the main process")
 
@@ -437,10 +480,31 @@ def check(node, section: type[BaseModel], prefix: str = "") -> None:
         raise ConfigError(f"{key}={_as_written(value)} is not allowed; allowed: {allowed_values}") from None
 
 
+# The loss options by their class, and the tasks each fits (a loss of the user's own is not checked).
+LOSSES = {"deeplab.training.losses.CrossEntropy": ("ce", ("multiclass",)),
+          "deeplab.training.losses.BinaryCrossEntropy": ("bce", ("binary", "multilabel")),
+          "deeplab.training.losses.BCEDice": ("bce_dice", ("binary", "multilabel")),
+          "segmentation_models_pytorch.losses.DiceLoss": ("dice", TASKS),
+          "deeplab.training.losses.Focal": ("focal", TASKS)}
+
+
+def check_loss_fits_task(cfg: DictConfig) -> None:
+    task = cfg.task.name if cfg.get("task") else "multiclass"
+    name, tasks = LOSSES.get(cfg.loss.get("_target_"), (None, TASKS))
+    if task not in tasks:
+        fitting = [option for option, fits in LOSSES.values() if task in fits]
+        raise ConfigError(f"loss={name} is not allowed with task={task}; allowed: {', '.join(fitting)}")
+    mode = cfg.loss.get("mode")
+    if mode is not None and mode != task:  # smp's losses take the task as their mode
+        raise ConfigError(f"loss.mode={mode} is not allowed with task={task}; allowed: {task} (the default, "
+                          "${task.name})")
+
+
 def validate(cfg: DictConfig) -> None:
     """Every rule of the train config (train.py, the tools)."""
     check(cfg, Stride)
     check(cfg, TrainConfig)
+    check_loss_fits_task(cfg)
     bands = cfg.data.get("in_channels", 3)
     if bands != 3 and "in_channels" not in cfg.data.dataset:  # the dataset class would read RGB
         raise ConfigError(f"data.in_channels={bands} is not allowed with {cfg.data.dataset._target_}; allowed: 3, "

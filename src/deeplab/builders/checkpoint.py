@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from deeplab.builders.model import build_model
+from deeplab.builders.model import build_network
 from deeplab.builders.pretrained import is_pretrained, load_pretrained
 from deeplab.errors import CheckpointError
 from deeplab.model import DeepLab
@@ -59,7 +59,7 @@ def model_from_checkpoint(path: str | Path) -> tuple[DeepLab, DictConfig]:
         return load_pretrained(path)
     checkpoint = load_checkpoint(path)
     config = OmegaConf.create(checkpoint[CONFIG_KEY])
-    model = build_model(config.model, config.data.num_classes, config.data.get("in_channels", 3))
+    model = build_network(config)
     state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)
@@ -72,8 +72,8 @@ def model_from_checkpoint(path: str | Path) -> tuple[DeepLab, DictConfig]:
 
 # What makes a network another one: a resume with any of these changed would store weights trained
 # as one network under the config of another.
-ARCHITECTURE = ("data.num_classes", "data.in_channels", "model.backbone.name", "model.output_stride", "model.aspp",
-                "model.decoder")
+ARCHITECTURE = ("task.name", "data.num_classes", "data.in_channels", "model.backbone.name", "model.output_stride",
+                "model.aspp", "model.decoder")
 
 
 # Architecture keys added after checkpoints were written, with the value that builds what those
@@ -85,6 +85,9 @@ ADDED_LATER = {"data.in_channels": 3, "model.aspp.depthwise_bn_relu": True, "mod
 def _with_added_keys(config: DictConfig) -> DictConfig:
     """A copy of a config with the architecture keys it predates set to what it meant."""
     config = copy.deepcopy(config)
+    if config.get("task") is None:  # before tasks, every run was multiclass
+        with open_dict(config):
+            config.task = {"name": "multiclass"}
     for key, value in ADDED_LATER.items():
         parent, _, name = key.rpartition(".")
         node = OmegaConf.select(config, parent)
@@ -122,7 +125,7 @@ def check_resumable(path: str | Path, cfg: DictConfig) -> None:
     check_same_network(checkpoint, cfg, path)
     theirs = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     try:  # load_state_dict maps the keys of checkpoints written before the model's parts had names
-        build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3)).load_state_dict(theirs)
+        build_network(cfg).load_state_dict(theirs)
     except RuntimeError as err:
         raise CheckpointError(f"ckpt_path={path} holds another architecture (backbone "
                               f"{stored.model.backbone.name}, output stride {stored.model.output_stride}); this "

@@ -7,18 +7,25 @@ from torch import nn
 
 from deeplab.errors import ConfigError
 from deeplab.inference.prepare import inference_precision, prepare_for_inference
+from deeplab.inference.task import MULTICLASS, Task, task_of
 from deeplab.model import DeepLab, input_statistics
 
 
-def build_model(model: DictConfig, num_classes: int, in_channels: int = 3) -> DeepLab:
+def build_model(model: DictConfig, num_classes: int, in_channels: int = 3, task: Task = MULTICLASS) -> DeepLab:
+    """The network with the task's output channels (one for binary: background is 1 - p)."""
     decoder = OmegaConf.to_container(model.decoder, resolve=True) if model.decoder is not None else None
     aspp = OmegaConf.to_container(model.aspp, resolve=True)  # the rates follow the output stride
     try:
-        return DeepLab(num_classes=num_classes, backbone=model.backbone.name, weights=model.backbone.weights,
-                       output_stride=model.output_stride, aspp=aspp, decoder=decoder,
+        return DeepLab(num_classes=task.out_channels(num_classes), backbone=model.backbone.name,
+                       weights=model.backbone.weights, output_stride=model.output_stride, aspp=aspp, decoder=decoder,
                        multi_grid=model.backbone.get("multi_grid"), in_channels=in_channels)
     except ValueError as err:  # the model package names the offending argument
         raise ConfigError(str(err)) from err
+
+
+def build_network(config: DictConfig) -> DeepLab:
+    """The network a run config describes: its model section, classes, bands and task."""
+    return build_model(config.model, config.data.num_classes, config.data.get("in_channels", 3), task_of(config))
 
 
 def resolve_normalisation(cfg: DictConfig) -> list[str]:
@@ -50,13 +57,14 @@ def _pair(value) -> tuple[int, int]:
     return (sides[0], sides[-1])
 
 
-def inference_settings(evaluation: DictConfig, crop_size) -> dict:
+def inference_settings(evaluation: DictConfig, crop_size, task: Task = MULTICLASS) -> dict:
     """The eval group as predict_probs arguments; a null window is the run's crop size, a null
-    stride two thirds of the window."""
+    stride two thirds of the window; the sigmoid of a binary or multilabel task."""
     window = _pair(evaluation.window if evaluation.window is not None else crop_size)
     stride = _pair(evaluation.stride) if evaluation.stride is not None else tuple(max(1, 2 * w // 3) for w in window)
     return {"scales": [float(s) for s in evaluation.scales], "flip": bool(evaluation.flip), "mode": evaluation.mode,
-            "window": list(window), "stride": list(stride)}
+            "window": list(window), "stride": list(stride),
+            **({"activation": task.activation} if task.activation != "softmax" else {})}
 
 
 def inference_model(model: nn.Module, evaluation: DictConfig, device: torch.device) -> tuple[nn.Module, str]:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file as load_tensors
 from safetensors.torch import save_model
 
-from deeplab.builders.model import build_model
+from deeplab.builders.model import build_network
 from deeplab.data.preview import class_colours
 from deeplab.errors import CheckpointError
 from deeplab.model import DeepLab
@@ -59,7 +59,7 @@ def load_pretrained(folder: str | Path) -> tuple[DeepLab, DictConfig]:
         raise CheckpointError(f"{folder}/config.json is not a model folder written by this project (format "
                               f"{described.get('format')!r}, expected {FORMAT!r})")
     config = OmegaConf.create(described["run"])
-    model = build_model(config.model, config.data.num_classes, config.data.get("in_channels", 3))
+    model = build_network(config)
     try:
         model.load_state_dict(load_tensors(str(folder / "model.safetensors")))
     except RuntimeError as err:

@@ -15,12 +15,13 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
 from deeplab.builders.fast import apply_fast_path, to_channels_last
-from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
+from deeplab.builders.model import build_network, inference_settings, resolve_normalisation
 from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
 from deeplab.inference.multiscale import predict_probs
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
+from deeplab.inference.task import task_of
 from deeplab.log import LOG
 from deeplab.model.encoder import resolve_encoder_name
 from deeplab.tools.loader_bench import time_loader
@@ -115,7 +116,7 @@ def inference_runner(cfg: DictConfig, model, batch: dict, device: torch.device,
     precision = inference_precision(cfg.eval.get("precision", "fp32"), device)
     pixels = batch["image"].to(device)
     normalise = normaliser(cfg.data)
-    settings = inference_settings(cfg.eval, cfg.data.crop_size)
+    settings = inference_settings(cfg.eval, cfg.data.crop_size, task_of(cfg))
 
     def run_once() -> None:
         images = normalise(pixels)
@@ -185,7 +186,7 @@ def run(cfg: DictConfig) -> dict:
     size = cfg.data.batch_size
     batch = {"image": torch.randint(0, 256, (size, cfg.data.get("in_channels", 3), height, width), dtype=torch.uint8),
              "mask": torch.randint(0, cfg.data.num_classes, (size, height, width), dtype=torch.uint8)}
-    model = apply_fast_path(build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3)), cfg.model)
+    model = apply_fast_path(build_network(cfg), cfg.model)
     steps = bench.warmup + bench.iterations
     peer = smp_model(cfg) if bench.get("compare") == "smp" else None
     # smp's model takes sides divisible by 16: it gets the largest such crop (513 -> 512), never more

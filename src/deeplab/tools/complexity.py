@@ -2,7 +2,7 @@
 
 import json
 
-from deeplab.builders.model import build_model
+from deeplab.builders.model import build_network
 from deeplab.errors import ConfigError
 from deeplab.inference.by_module import count_by_module
 from deeplab.inference.complexity import CONVENTIONS, count_madds
@@ -18,7 +18,7 @@ def report(cfg) -> dict:
         raise ConfigError(f"complexity.by_module=true is not allowed with convention={cfg.convention}; allowed: "
                           "convention=plain (the table counts what PyTorch runs)")
     size = [int(s) for s in cfg.input_size]
-    model = build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3))
+    model = build_network(cfg)
     if cfg.eval.output_stride:
         model.set_output_stride(cfg.eval.output_stride)
     result = count_madds(model, size, list(cfg.eval.scales), cfg.eval.flip, cfg.convention)

@@ -202,6 +202,10 @@ def markdown(result: dict) -> str:
 
 def run(cfg: DictConfig) -> dict:
     learn = cfg.learn
+    task = (cfg.get("task") or {}).get("name", "multiclass")
+    if task != "multiclass":  # smp's model in the plain loop is trained with cross-entropy over classes
+        raise ConfigError(f"task={task} is not allowed in tools/learn.py; allowed: multiclass (the comparison with "
+                          "smp trains both with softmax cross-entropy)")
     resolve_normalisation(cfg)
     resolve_precision(cfg.trainer)
     check_peer(cfg)

@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 from deeplab.builders.model import build_model
 from deeplab.errors import ConfigError
 from deeplab.inference.memory import PRECISIONS, largest_batch, step_memory, total_bytes
+from deeplab.inference.task import task_of
 from deeplab.schema import validate_memory
 
 MIB, GIB = 2**20, 2**30
@@ -33,7 +34,7 @@ def report(cfg) -> dict:
     bands = cfg.data.get("in_channels", 3)
 
     def build():
-        model = build_model(shapes, cfg.data.num_classes, bands)
+        model = build_model(shapes, cfg.data.num_classes, bands, task_of(cfg))
         if cfg.model.get("activation_checkpointing"):
             model.set_activation_checkpointing()
         return model

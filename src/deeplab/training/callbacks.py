@@ -90,6 +90,11 @@ class RunSummary(pl.Callback):
             "val/mIoU_best": metrics.get("val/mIoU_best"),
             "val/pixel_acc": metrics.get("val/pixel_acc"),
             "per_class_iou": {k.removeprefix("val/iou/"): v for k, v in metrics.items() if k.startswith("val/iou/")},
+            # task=binary: the foreground's scores; task=multilabel: each label's F1 and their mean
+            **{k: metrics[k] for k in ("val/fg_IoU", "val/Dice", "val/precision", "val/recall", "val/mF1")
+               if k in metrics},
+            **({"per_label_f1": {k.removeprefix("val/f1/"): v for k, v in metrics.items() if k.startswith("val/f1/")}}
+               if any(k.startswith("val/f1/") for k in metrics) else {}),
             "best_ckpt": checkpoint.best_model_path or None if checkpoint else None,
             "last_ckpt": last,
             "epochs": trainer.current_epoch,

@@ -13,7 +13,7 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
     lines = []
     if choices:
         picked = [f"{g}={choices[g]}" for g in ("data", "recipe", "backbone", "decoder", "aug", "optim", "loss",
-                                                "trainer", "logger", "experiment", "debug") if choices.get(g)]
+                                                "task", "trainer", "logger", "experiment", "debug") if choices.get(g)]
         lines.append("groups   " + " ".join(picked))
     aspp = model.aspp
     lines.append(f"model    {model.backbone.name} (weights: {model.backbone.weights or 'random init'})  "
@@ -27,7 +27,11 @@ def describe(cfg: DictConfig, choices: dict | None = None) -> str:
         dec = model.decoder
         lines.append(f"decoder  DeepLabV3+: low-level {dec.low_level_channels}ch, {dec.num_convs} x 3x3 conv "
                      f"{dec.channels}ch, separable={dec.separable}{_between(dec)}")
-    lines.append(f"data     {data.root}  {data.num_classes} classes  crop {data.crop_size}  batch {data.batch_size}"
+    task = cfg.get("task") or {"name": "multiclass"}
+    kind = f"{data.num_classes} classes" if task["name"] == "multiclass" else \
+        f"{data.num_classes} {'classes' if task['name'] == 'binary' else 'labels'} ({task['name']}: sigmoid, " \
+        f"threshold {task['threshold']})"
+    lines.append(f"data     {data.root}  {kind}  crop {data.crop_size}  batch {data.batch_size}"
                  f"  workers {data.num_workers}  splits {data.train_split}/{data.val_split}")
     lines.append(f"         normalise mean {_short(data.mean)} std {_short(data.std)}")
     momentum = f" momentum {optim.momentum}" if "momentum" in optim else ""

@@ -10,10 +10,11 @@ from torch import nn
 
 from deeplab.builders.fast import to_channels_last
 from deeplab.inference.boundary import trimap_band
-from deeplab.inference.metrics import SegmentationMetrics
+from deeplab.inference.metrics import LabelMetrics, SegmentationMetrics, foreground_scores
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import ImageCounts
 from deeplab.inference.prepare import autocast, inference_precision, prepare_for_inference
+from deeplab.inference.task import MULTICLASS, Task
 from deeplab.training.resume import NonFiniteLoss, resume_advice
 
 
@@ -24,7 +25,7 @@ class SegmentationModule(pl.LightningModule):
                  eval_output_stride: int | None = None, inference: dict | None = None,
                  param_groups: Callable[[nn.Module], list[dict]] | None = None, channels_last: bool = False,
                  trimap: dict | None = None, per_image: bool = False, eval_fast: bool = False,
-                 eval_precision: str = "fp32"):
+                 eval_precision: str = "fp32", task: Task = MULTICLASS):
         super().__init__()
         self.model = model
         self.loss = loss
@@ -40,7 +41,10 @@ class SegmentationModule(pl.LightningModule):
         self.normalise = normalise
         self.inference = dict(inference or {})  # predict_probs arguments: scales, flip, mode, window, stride
         self.eval_fast, self.eval_precision = eval_fast, eval_precision  # eval.fast, eval.precision
-        self.val_metrics = SegmentationMetrics(num_classes, ignore_index=ignore_index)
+        # binary counts background and foreground in one 2 x 2 matrix; multilabel counts each label
+        self.task = task
+        self.val_metrics = LabelMetrics(num_classes, ignore_index=ignore_index) if task.name == "multilabel" else \
+            SegmentationMetrics(num_classes, ignore_index=ignore_index)
         # The paper's trimap (eval.trimap): the same metric on the pixels within each width of a boundary.
         self.trimap_boundary = (trimap or {}).get("boundary", "labels")
         self.trimap_metrics = nn.ModuleDict({str(w): SegmentationMetrics(num_classes, ignore_index=ignore_index)
@@ -112,7 +116,7 @@ class SegmentationModule(pl.LightningModule):
         # eval.py reports for these weights.
         with autocast(inference_precision(self.eval_precision, self.device), self.device):
             probs = predict_probs(self._eval_model[0], batch["image"], **self.inference).float()
-        pred, mask = predict_classes(probs), batch["mask"]
+        pred, mask = predict_classes(probs, self.task), batch["mask"]
         self.val_metrics.update(pred, mask)
         if self.per_image is not None:
             self.per_image.update(pred, mask, batch.get("name", [str(batch_idx)] * len(mask)))
@@ -123,13 +127,25 @@ class SegmentationModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         result = self.val_metrics.compute()
         self.val_metrics.reset()
-        self.last_confmat = result["confmat"].cpu()  # for the W&B confusion matrix
+        if "confmat" in result:
+            self.last_confmat = result["confmat"].cpu()  # for the W&B confusion matrix
         miou = result["mIoU"].float()
         if not self.trainer.sanity_checking:
             self.best_miou = torch.maximum(self.best_miou, miou.to(self.best_miou.device))
         self.log("val/mIoU", miou, prog_bar=True, sync_dist=False)
         self.log("val/mIoU_best", self.best_miou if torch.isfinite(self.best_miou) else miou)
         self.log("val/pixel_acc", result["pixel_acc"].float())
+        if self.task.name == "binary":  # the foreground's own scores beside the mIoU of both classes
+            for name, value in foreground_scores(result["confmat"]).items():
+                if value == value:
+                    self.log(f"val/{name}", value)
+        if self.task.name == "multilabel":
+            self.log("val/mF1", result["mF1"].float())
+            for key, kind in (("per_label_iou", "iou"), ("per_label_f1", "f1")):
+                for name, value in zip(self.class_names, result[key].tolist(), strict=True):
+                    if value == value:  # labels absent from prediction and ground truth have none (NaN)
+                        self.log(f"val/{kind}/{name}", value)
+            return
         for name, iou in zip(self.class_names, result["per_class_iou"].tolist(), strict=True):
             if iou == iou:  # classes absent from prediction and ground truth have no IoU (NaN)
                 self.log(f"val/iou/{name}", iou)

@@ -14,11 +14,12 @@ from pytorch_lightning.callbacks import ProgressBar
 from deeplab.builders.checkpoint import check_resumable, model_from_checkpoint
 from deeplab.builders.fast import apply_fast_path
 from deeplab.builders.init_from import init_from
-from deeplab.builders.model import build_model, inference_settings, resolve_normalisation
+from deeplab.builders.model import build_network, inference_settings, resolve_normalisation
 from deeplab.data.preview import class_colours
 from deeplab.errors import ConfigError
 from deeplab.inference.complexity import count_madds
 from deeplab.inference.pixels import normaliser
+from deeplab.inference.task import task_of
 from deeplab.log import LOG
 from deeplab.model.parts import resolve_group
 from deeplab.schema import validate
@@ -27,7 +28,7 @@ from deeplab.training.datamodule import build_datamodule
 from deeplab.training.describe import describe
 from deeplab.training.deviations import deviations
 from deeplab.training.finetune import StagedFinetuning, parameter_groups
-from deeplab.training.losses import resolve_class_weights
+from deeplab.training.losses import resolve_class_weights, resolve_pos_weight
 from deeplab.training.module import SegmentationModule
 from deeplab.training.precision import resolve_precision
 from deeplab.training.pruning import ValidationHistory, pruned_record
@@ -76,13 +77,14 @@ def train(cfg: DictConfig, choices: dict | None = None, initial_weights: str | d
     datamodule.check()  # fail fast on missing data, before models and loggers start
     if cfg.get("check", {}).get("classes", True):
         datamodule.check_classes()
-    weights_line = resolve_class_weights(cfg.loss, cfg.data, datamodule)
-    if weights_line:
-        LOG.info(weights_line)
+    for line in (resolve_class_weights(cfg.loss, cfg.data, datamodule),
+                 resolve_pos_weight(cfg.loss, cfg.data, datamodule)):
+        if line:
+            LOG.info(line)
     ckpt_path = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.output_dir)
     if ckpt_path is not None:
         check_resumable(ckpt_path, cfg)
-    model = build_model(cfg.model, cfg.data.num_classes, cfg.data.get("in_channels", 3))
+    model = build_network(cfg)
     if cfg.model.get("init_from") and ckpt_path is None and initial_weights is None:
         LOG.info(init_from(model, cfg.model.init_from)[0])  # a resumed run (or stage 2) has its own weights
     if isinstance(initial_weights, str):  # the paper's second stage starts from the first one's best weights
@@ -174,6 +176,7 @@ def segmentation_module(cfg: DictConfig, model) -> SegmentationModule:
     """The LightningModule training runs (and tools/bench.py times): loss, optimizer with the
     encoder/head parameter groups, poly schedule, validation inference."""
     optim = cfg.optim
+    task = task_of(cfg, cfg.eval.get("threshold"))
     return SegmentationModule(
         model=model,
         loss=instantiate(cfg.loss),
@@ -184,7 +187,7 @@ def segmentation_module(cfg: DictConfig, model) -> SegmentationModule:
         class_names=list(cfg.data.class_names),
         ignore_index=cfg.data.ignore_index,
         eval_output_stride=cfg.eval.output_stride,
-        inference=inference_settings(cfg.eval, cfg.data.crop_size),
+        inference=inference_settings(cfg.eval, cfg.data.crop_size, task),
         param_groups=partial(parameter_groups, base_lr=optim.lr, encoder_lr_mult=optim.encoder_lr_mult,
                              bias_lr_mult=optim.bias_lr_mult),
         channels_last=cfg.model.channels_last,
@@ -192,6 +195,7 @@ def segmentation_module(cfg: DictConfig, model) -> SegmentationModule:
         per_image=bool(cfg.dashboard.get("num_worst", 0)),
         eval_fast=bool(cfg.eval.get("fast", True)),
         eval_precision=str(cfg.eval.get("precision", "fp32")),
+        task=task,
     )
 
 

@@ -102,8 +102,19 @@ class WandbMedia(pl.Callback):
         datamodule = trainer.datamodule
         sample = datamodule.val_set[index]
         image = pl_module.normalise(sample["image"][None].to(pl_module.device))
-        predicted = predict_classes(predict_probs(pl_module.evaluation_model(), image, **pl_module.inference))[0]
+        predicted = predict_classes(predict_probs(pl_module.evaluation_model(), image, **pl_module.inference),
+                                    pl_module.task)[0]
         pixels = sample["image"].permute(1, 2, 0).numpy()
+        if pl_module.task.name == "multilabel":  # a predicted and a true mask a label, each toggled on its own
+            void = _void_label(pl_module)
+            masks = {}
+            for index, name in enumerate(pl_module.class_names):
+                shown = {0: f"not {name}", 1: name, void: "void"}
+                masks[f"{name} (prediction)"] = {"mask_data": predicted[index].cpu().numpy().astype(np.uint8),
+                                                 "class_labels": shown}
+                masks[f"{name} (truth)"] = {"mask_data": _shown_mask(sample["mask"][index].numpy(), pl_module),
+                                            "class_labels": shown}
+            return wandb.Image(as_rgb(pixels, datamodule.max_pixel_value), caption=sample["name"], masks=masks)
         return wandb.Image(as_rgb(pixels, datamodule.max_pixel_value), caption=sample["name"], masks={
             "prediction": {"mask_data": predicted.cpu().numpy().astype(np.uint8), "class_labels": labels},
             "ground_truth": {"mask_data": _shown_mask(sample["mask"].numpy(), pl_module), "class_labels": labels},
