@@ -165,15 +165,16 @@ class SegmentationDataset(Dataset):
         sample = self.samples[index]
         image = self.read_image(sample.image)
         mask = self.read_labels(sample.mask) if sample.mask is not None else np.full(image.shape[:2], 255, np.uint8)
-        if mask.shape != image.shape[:2]:
+        if mask.shape[:2] != image.shape[:2]:
             raise DatasetError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, image {sample.image} is "
                                f"{image.shape[1]}x{image.shape[0]}")
         if self.image_size is not None:
             image, mask = resize(image, mask, self.image_size)
-        if self.num_classes is not None and mask.max(initial=0) >= self.num_classes:
-            outside = [int(v) for v in np.unique(mask) if v >= self.num_classes and v != self.ignore_index]
+        values = 2 if mask.ndim == 3 else self.num_classes  # a mask a label (multilabel) holds 0/1
+        if values is not None and mask.max(initial=0) >= values:
+            outside = [int(v) for v in np.unique(mask) if v >= values and v != self.ignore_index]
             if outside:  # the loss would fail on them with an index error far from the cause
-                raise DatasetError(f"{sample.mask}: mask values {outside} outside 0..{self.num_classes - 1} and not "
+                raise DatasetError(f"{sample.mask}: mask values {outside} outside 0..{values - 1} and not "
                                    f"the void {self.ignore_index}")
         return image, mask
 
@@ -189,6 +190,8 @@ class SegmentationDataset(Dataset):
         else:
             image = torch.from_numpy(image.copy()).permute(2, 0, 1)
             mask = torch.from_numpy(mask.copy())
+        if mask.ndim == 3:  # one mask a label (multilabel), as (labels, H, W)
+            mask = mask.permute(2, 0, 1)
         if image.dtype != torch.uint8:  # 16-bit and float bands: one dtype the batch and the device can take
             image = image.float()
         # uint8 labels (class ids and the void, as read) cross to the device at an eighth of int64's bytes
@@ -205,7 +208,8 @@ def resize(image: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[
     resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     if resized.ndim == 2:  # OpenCV drops a single band's axis
         resized = resized[..., None]
-    return resized, cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    labels = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return resized, labels[..., None] if mask.ndim == 3 and labels.ndim == 2 else labels
 
 
 def in_fold(name: str, fold: int, num_folds: int) -> bool:

@@ -3,10 +3,13 @@
 import zlib
 from pathlib import Path
 
+import numpy as np
+
 from deeplab.data.base import DatasetError, Sample, SegmentationDataset, read_bands
 from deeplab.data.colors import ColorMap
 
-MASK_FORMATS = ("index", "color")  # class ids in palette/8-bit PNGs; colours mapped by data.colors
+# class ids in palette/8-bit PNGs; colours mapped by data.colors; one 0/1 PNG a label (multilabel)
+MASK_FORMATS = ("index", "color", "labels")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 FOLDER_HELP = "data.root must hold images/ (any of {}) and masks/ (<same name>.png)".format(" ".join(IMAGE_SUFFIXES))
 
@@ -31,7 +34,7 @@ class FolderSegmentation(SegmentationDataset):
     def __init__(self, root: str | Path, split: str = "train", transform=None, images: str = "images",
                  masks: str = "masks", val_fraction: float = 0.1, mask_format: str = "index",
                  colors: list | None = None, void_color: list | None = None, num_classes: int | None = None,
-                 in_channels: int = 3):
+                 in_channels: int = 3, labels: list[str] | None = None):
         if mask_format not in MASK_FORMATS:
             raise DatasetError(f"data.mask_format={mask_format} is not allowed; allowed: {', '.join(MASK_FORMATS)}")
         if mask_format == "color" and colors is None and num_classes is None:
@@ -39,6 +42,7 @@ class FolderSegmentation(SegmentationDataset):
         self.color_map = ColorMap(colors, num_classes, void_color) if mask_format == "color" else None
         self.in_channels = in_channels
         self.root = Path(root)
+        self.labels = list(labels or []) if mask_format == "labels" else None
         image_dir, mask_dir, split_dir = self.root / images, self.root / masks, self.root / "splits"
         if not image_dir.is_dir():
             raise DatasetError(f"data.root={self.root} has no {images}/ folder; {FOLDER_HELP}")
@@ -64,6 +68,9 @@ class FolderSegmentation(SegmentationDataset):
             source = f"{image_dir} ({split}: {'' if split == 'val' else 'all but '}{val_fraction:g} of the images)"
         else:
             raise DatasetError(f"split {split!r} needs {list_file}; without a splits/ folder only train and val exist")
+        if self.labels is not None:  # masks/<label>/<name>.png; a sample's mask path is its first label's
+            self._check_label_folders(mask_dir)
+            mask_dir = mask_dir / self.labels[0]
         # masks by name, their suffix in any case (img.JPG beside img.PNG)
         self.mask_files = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"} \
             if mask_dir.is_dir() else {}
@@ -75,10 +82,39 @@ class FolderSegmentation(SegmentationDataset):
         """Masks with no image of their name: a renamed or deleted image, or a typo."""
         return sorted(p for stem, p in self.mask_files.items() if stem not in self.image_files)
 
+    def _check_label_folders(self, mask_dir: Path) -> None:
+        if not self.labels:
+            raise DatasetError("data.mask_format=labels reads masks/<label>/<name>.png, one folder a label of "
+                               "data.class_names, and none is named")
+        missing = [name for name in self.labels if not (mask_dir / name).is_dir()]
+        if missing:
+            found = sorted(p.name for p in mask_dir.iterdir() if p.is_dir()) if mask_dir.is_dir() else []
+            raise DatasetError(f"{mask_dir / missing[0]}/ is missing: data.mask_format=labels reads one folder a "
+                               f"label of data.class_names ({', '.join(self.labels)}); folders present: "
+                               f"{', '.join(found) or 'none'}")
+
+    @staticmethod
+    def label_path(path: Path, label: str) -> Path:
+        """The mask of `label` of the sample whose first label's mask is `path`."""
+        return path.parent.parent / label / path.name
+
+    def _label_paths(self, path: Path) -> list[Path]:
+        return [self.label_path(path, name) for name in self.labels]
+
+    def missing_files(self) -> list[tuple[str, Path]]:
+        if self.labels is None:
+            return super().missing_files()
+        paths = [(kind, p) for s in self.samples for kind, p in
+                 [("image", s.image)] + [("mask", m) for m in (self._label_paths(s.mask) if s.mask else [])]]
+        return [(kind, p) for kind, p in paths if not p.is_file()]
+
     def read_image(self, path: Path):
         return read_bands(path, self.in_channels)
 
     def read_labels(self, path: Path):
+        if self.labels is not None:  # (H, W, labels): each label's stored values through the lookup
+            return np.stack([super(FolderSegmentation, self).read_labels(p) for p in self._label_paths(path)],
+                            axis=-1)
         if self.color_map is None:
             return super().read_labels(path)
         return self.color_map.labels_of(path, self.ignore_index)

@@ -21,7 +21,16 @@ def class_colours(colors, num_classes: int) -> np.ndarray:
 def overlay(image: np.ndarray, mask: np.ndarray, colours: np.ndarray, ignore_index: int,
             alpha: float = 0.5) -> np.ndarray:
     """The image (H, W, 3 uint8) with each pixel's class colour blended in; void (and any value
-    without a colour) painted in VOID_COLOUR."""
+    without a colour) painted in VOID_COLOUR. A (labels, H, W) mask of 0/1 a label (multilabel)
+    blends in the colour of each label a pixel has, one after the other."""
+    if mask.ndim == 3:
+        blended = image.astype(np.float32)
+        for label, colour in zip(mask, colours, strict=False):
+            has = label == 1
+            blended[has] = (1 - alpha) * blended[has] + alpha * colour
+        out = blended.round().astype(np.uint8)
+        out[(mask == ignore_index).any(axis=0)] = VOID_COLOUR
+        return out
     known = (mask >= 0) & (mask < len(colours)) & (mask != ignore_index)
     blended = (1 - alpha) * image + alpha * colours[np.where(known, mask, 0)]
     out = blended.round().astype(np.uint8)
