@@ -16,12 +16,14 @@ from deeplab.data.base import as_rgb
 from deeplab.data.preview import class_colours
 from deeplab.errors import ConfigError
 from deeplab.evaluation import report
+from deeplab.evaluation.labels import ThresholdSweep, evaluate_labels
 from deeplab.inference.boundary import boundary_counts, trimap_band
-from deeplab.inference.metrics import SegmentationMetrics
+from deeplab.inference.metrics import SegmentationMetrics, foreground_scores
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import ImageCounts, bootstrap_interval, lowest_first, miou, per_image_rows
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast
+from deeplab.inference.task import MULTICLASS, Task, task_of
 from deeplab.schema import validate_evaluate
 
 
@@ -51,11 +53,14 @@ def evaluate(cfg: DictConfig) -> dict:
     output_stride = cfg.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
     model, precision = inference_model(model, cfg.eval, device)
-    settings = inference_settings(cfg.eval, config.data.crop_size)
+    task = task_of(config, cfg.eval.get("threshold"))
+    settings = inference_settings(cfg.eval, config.data.crop_size, task)
 
     if not other_root:
         prepare_data(config.data)  # the synthetic set is rewritten if it went missing; real data is only read
     loader = evaluation_loader(config.data, split)
+    if task.name == "multilabel":
+        return evaluate_labels(cfg, model, config, loader, task, settings, device, precision, output_stride)
     num_classes, ignore = config.data.num_classes, config.data.ignore_index
     metrics = SegmentationMetrics(num_classes, ignore_index=ignore).to(device)
     trimap = cfg.eval.get("trimap") or {}
@@ -65,12 +70,15 @@ def evaluate(cfg: DictConfig) -> dict:
     edges = torch.zeros(2, num_classes, dtype=torch.long, device=device)  # Boundary IoU intersection, union
     counts = ImageCounts(num_classes, ignore)
     normalise = normaliser(config.data)
+    sweep = ThresholdSweep(device) if task.name == "binary" and cfg.eval.get("threshold_sweep") else None
     images, start, band_seconds = 0, time.perf_counter(), 0.0
     for batch in tqdm(loader, desc=f"eval {split}", unit="img", dynamic_ncols=True):
         with autocast(precision, device):
             probs = predict_probs(model, normalise(batch["image"].to(device)), **settings).float()
-        pred, target = predict_classes(probs), batch["mask"].to(device).long()
+        pred, target = predict_classes(probs, task), batch["mask"].to(device).long()
         metrics.update(pred, target)
+        if sweep is not None:
+            sweep.update(probs[:, 0], target, ignore)
         band_start = time.perf_counter()
         for width, band_metrics in bands.items():  # the same metric, on the pixels near a boundary only
             band_metrics.update(pred, torch.where(trimap_band(target, width, boundary, ignore), target, ignore))
@@ -102,6 +110,10 @@ def evaluate(cfg: DictConfig) -> dict:
         "fast": bool(cfg.eval.get("fast", True)),
         "precision": precision,
     }
+    if task.name == "binary":  # the foreground's scores, named as in summary.json without val/
+        summary.update({"task": "binary", "threshold": task.threshold, **foreground_scores(result["confmat"])})
+        if sweep is not None:
+            summary["threshold_sweep"] = sweep.best()
     intersection, union = edges.cpu().numpy()
     edge_iou = np.where(union > 0, intersection / np.maximum(union, 1), np.nan)
     summary["boundary_iou"] = {"mean": float(np.nanmean(edge_iou)) if (union > 0).any() else None,
@@ -125,7 +137,7 @@ def evaluate(cfg: DictConfig) -> dict:
     np.savez(out / "per_image_counts.npz", names=np.array(counts.names), tp=tp, fp=fp, fn=fn)
     report.plot_confusion(out / "confusion_matrix.png", confmat, class_names)
     if cfg.eval.get("num_worst", 0):
-        worst = worst_cases(model, loader.dataset, counts, cfg.eval.num_worst, settings, config.data, device)
+        worst = worst_cases(model, loader.dataset, counts, cfg.eval.num_worst, settings, config.data, device, task)
         palette = class_colours(config.data.get("colors"), num_classes)
         report.plot_worst(out / "worst.png", worst, palette, ignore)
         summary["worst"] = [{"image": w["name"], "mIoU": w["score"]} for w in worst]
@@ -134,6 +146,14 @@ def evaluate(cfg: DictConfig) -> dict:
         report.write_csv(out / "trimap.csv", trimap_rows)
         report.plot_trimap(out / "trimap.png", {f"OS{output_stride}": trimap_rows}, summary["mIoU"], boundary)
     print(report.format_table(rows, summary["mIoU"], summary["pixel_acc"]))
+    if task.name == "binary":
+        print(f"{class_names[1]} (threshold {task.threshold:g}): IoU {100 * summary['fg_IoU']:.2f}%  Dice "
+              f"{100 * summary['Dice']:.2f}%  precision {100 * summary['precision']:.2f}%  recall "
+              f"{100 * summary['recall']:.2f}%")
+    if "threshold_sweep" in summary:
+        best = summary["threshold_sweep"]
+        print(f"threshold of best F1 on {split}: {best['threshold']:g} (F1 {100 * best['F1']:.2f}%; the model keeps "
+              f"{task.threshold:g}: eval.threshold={best['threshold']:g} evaluates or predicts with it)")
     if "mIoU_ci95" in summary:
         low, high = summary["mIoU_ci95"]
         print(f"mIoU 95% interval over images (bootstrap, {cfg.eval.bootstrap} resamples): "
@@ -148,7 +168,8 @@ def evaluate(cfg: DictConfig) -> dict:
     return summary
 
 
-def worst_cases(model, dataset, counts: ImageCounts, number: int, settings: dict, data: DictConfig, device) -> list:
+def worst_cases(model, dataset, counts: ImageCounts, number: int, settings: dict, data: DictConfig, device,
+                task: Task = MULTICLASS) -> list:
     """The `number` images of lowest mIoU (images without labelled pixels last), predicted again
     for the picture: their RGB, ground truth and prediction."""
     tp, fp, fn = counts.arrays()
@@ -159,7 +180,8 @@ def worst_cases(model, dataset, counts: ImageCounts, number: int, settings: dict
     for index in order:
         sample = dataset[int(index)]
         with torch.no_grad():
-            pred = predict_classes(predict_probs(model, normalise(sample["image"][None].to(device)), **settings))[0]
+            pred = predict_classes(predict_probs(model, normalise(sample["image"][None].to(device)), **settings),
+                                   task)[0]
         pixels = sample["image"].permute(1, 2, 0).numpy()
         rows.append({"name": sample["name"], "score": float(scores[index]),
                      "image": as_rgb(pixels, data.get("max_pixel_value", 255)),

@@ -20,6 +20,7 @@ from deeplab.data.preview import class_colours
 from deeplab.errors import UserError
 from deeplab.evaluation.segmenter import Segmenter, read_image
 from deeplab.inference.multiscale import predict_classes
+from deeplab.inference.task import MULTICLASS, Task, task_of
 from deeplab.schema import validate_predict
 
 
@@ -48,12 +49,16 @@ def list_images(source: Path) -> list[Path]:
     return files
 
 
-def output_paths(out: Path, stem: str) -> tuple[Path, Path]:
-    """The mask and the overlay written for the image named `stem`."""
-    return out / f"{stem}.png", out / f"{stem}_overlay.jpg"
+def output_paths(out: Path, stem: str, labels: list[str] | None = None, probabilities: bool = False) -> list[Path]:
+    """The files written for the image named `stem`: its mask (one a label under <label>/ for
+    task=multilabel), its overlay, and with `probabilities` a probability map beside each mask."""
+    masks = [out / label / f"{stem}.png" for label in labels] if labels else [out / f"{stem}.png"]
+    maps = [mask.with_name(f"{stem}_prob.png") for mask in masks] if probabilities else []
+    return [*masks, out / f"{stem}_overlay.jpg", *maps]
 
 
-def check_output(source: Path, out: Path, files: list[Path]) -> None:
+def check_output(source: Path, out: Path, files: list[Path], labels: list[str] | None = None,
+                 probabilities: bool = False) -> None:
     """Nothing predict writes may replace an image it reads, and no output may land where a later
     run would read it as an input: refused before anything is written."""
     resolved = out.resolve()
@@ -62,7 +67,7 @@ def check_output(source: Path, out: Path, files: list[Path]) -> None:
                            "(and read as images by the next run); choose an output folder outside it")
     inputs = {p.resolve() for p in files}
     for path in files:
-        for written in output_paths(out, path.stem):
+        for written in output_paths(out, path.stem, labels, probabilities):
             if written.resolve() in inputs:
                 raise PredictError(f"output={out} would overwrite the input image {written}; choose another "
                                    "output folder")
@@ -97,29 +102,52 @@ def loader_workers(num_workers: int | str, device: torch.device) -> int:
 
 
 def save_outputs(out: Path, stem: str, image: np.ndarray, classes: np.ndarray, palette: np.ndarray,
-                 alpha: float) -> None:
-    mask = Image.fromarray(classes.astype(np.uint8), mode="P")
-    flat = np.zeros((256, 3), dtype=np.uint8)
-    flat[: len(palette)] = palette
-    mask.putpalette(flat.flatten().tolist())
-    mask_path, overlay_path = output_paths(out, stem)
-    mask.save(mask_path)
-    overlay = (1 - alpha) * image + alpha * palette[classes]
-    Image.fromarray(overlay.round().astype(np.uint8)).save(overlay_path, quality=92)
+                 alpha: float, task: Task = MULTICLASS, labels: list[str] | None = None,
+                 probs: np.ndarray | None = None) -> None:
+    """multiclass: a palette PNG of class ids; binary: a 0/255 PNG of the foreground; multilabel: a
+    0/255 PNG a label. The overlay blends each class's (foreground's, label's) colour into the image;
+    `probs` (C, H, W) are written as 8-bit maps (0..255 for 0..1)."""
+    paths = output_paths(out, stem, labels if task.name == "multilabel" else None, probs is not None)
+    if task.name == "multiclass":
+        mask = Image.fromarray(classes.astype(np.uint8), mode="P")
+        flat = np.zeros((256, 3), dtype=np.uint8)
+        flat[: len(palette)] = palette
+        mask.putpalette(flat.flatten().tolist())
+        mask.save(paths[0])
+        overlay = (1 - alpha) * image + alpha * palette[classes]
+    else:
+        shown = classes[None] if task.name == "binary" else classes  # (labels, H, W) of 0/1
+        colours = palette[1:2] if task.name == "binary" else palette
+        overlay = image.astype(np.float32)
+        for index, mask in enumerate(shown.astype(bool)):
+            Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(paths[index])
+            overlay[mask] = (1 - alpha) * overlay[mask] + alpha * colours[index]
+    masks = len(labels) if task.name == "multilabel" else 1
+    Image.fromarray(overlay.round().astype(np.uint8)).save(paths[masks], quality=92)
+    for channel, path in zip(probs if probs is not None else [], paths[masks + 1:], strict=True):
+        Image.fromarray((channel * 255).round().astype(np.uint8), mode="L").save(path)
 
 
 def predict(cfg: DictConfig) -> int:
-    """Writes `<stem>.png` (class indices, palette PNG) and `<stem>_overlay.jpg` per image; returns
+    """Writes `<stem>.png` (class indices, palette PNG; binary: 0/255; multilabel: `<label>/<stem>.png`
+    a label) and `<stem>_overlay.jpg` per image, with predict.probabilities `_prob.png` maps; returns
     the number of images that could not be read (each named on stderr; the rest are still done)."""
     validate_predict(cfg)
     files = list_images(Path(cfg.input))
     out = Path(cfg.output)
-    check_output(Path(cfg.input), out, files)
+    model, config = model_from_checkpoint(cfg.ckpt_path)
+    task, probabilities = task_of(config, cfg.eval.get("threshold")), bool(cfg.predict.probabilities)
+    if probabilities and task.name == "multiclass":
+        raise PredictError("predict.probabilities=true is not allowed with the multiclass model of ckpt_path="
+                           f"{cfg.ckpt_path}; allowed: false (the probability maps are task=binary's and multilabel's; "
+                           "Segmenter.predict(..., return_probs=True) gives every class's)")
+    labels = list(config.data.class_names) if task.name == "multilabel" else None
+    check_output(Path(cfg.input), out, files, labels, probabilities)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        for folder in [out] + [out / label for label in labels or []]:
+            folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise PredictError(f"output={out} cannot be created ({err.strerror})") from err
-    model, config = model_from_checkpoint(cfg.ckpt_path)
     device = pick_device(cfg.device)
     segmenter = Segmenter(model, config, cfg.eval, device)  # the Python API's inference, the same bytes
     bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
@@ -140,9 +168,11 @@ def predict(cfg: DictConfig) -> int:
                 failed.append(path)
                 tqdm.write(f"error: {path}: cannot read the image ({pixels})", file=sys.stderr)
                 continue
-            classes = predict_classes(segmenter.probs(pixels))[0].cpu().numpy()
+            probs = segmenter.probs(pixels)
+            classes = predict_classes(probs, task)[0].cpu().numpy()
+            maps = probs[0].float().cpu().numpy() if probabilities else None
             pending.append(writer.submit(save_outputs, out, path.stem, as_rgb(pixels.numpy(), scale), classes,
-                                         palette, cfg.overlay_alpha))
+                                         palette, cfg.overlay_alpha, task, labels, maps))
             while len(pending) > 2:  # a bounded queue: a slow disk holds inference back, not memory
                 pending.popleft().result()
         for written in pending:

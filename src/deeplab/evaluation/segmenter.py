@@ -22,6 +22,7 @@ from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast
+from deeplab.inference.task import task_of
 from deeplab.schema import Eval, check
 
 Picture = str | Path | Image.Image | np.ndarray
@@ -36,7 +37,8 @@ class Segmenter:
         model.set_output_stride(evaluation.output_stride or config.model.output_stride)
         self.model, self.precision = inference_model(model, evaluation, device)
         self.config, self.device = config, device
-        self.settings = inference_settings(evaluation, config.data.crop_size)
+        self.task = task_of(config, evaluation.get("threshold"))  # eval.threshold, else the run's task.threshold
+        self.settings = inference_settings(evaluation, config.data.crop_size, self.task)
         self.normalise = normaliser(config.data)
         self.size = image_size(config.data)  # a model trained at data.image_size sees photos at it too
         self.bands = config.data.get("in_channels", 3)
@@ -69,7 +71,8 @@ class Segmenter:
         return save_pretrained(self.network, self.config, folder, self.run_dir)
 
     def probs(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (1, C, H, W) of one image given as read, (H, W, bands), at its own size."""
+        """Class probabilities (1, C, H, W) of one image given as read, (H, W, bands), at its own size
+        (binary: (1, 1, H, W), the foreground's; multilabel: each label's)."""
         image = self.normalise(pixels.permute(2, 0, 1)[None].to(self.device))
         with autocast(self.precision, self.device):
             probs = predict_probs(self.model, at_training_size(image, self.size), **self.settings)
@@ -80,7 +83,9 @@ class Segmenter:
     def predict(self, images: Picture | list[Picture], return_probs: bool = False):
         """Class-id masks (H, W, uint8 below 256 classes) at each input's size, for a path, a PIL
         image, an (H, W, C) NumPy array or a list of them (one at a time: sizes may differ);
-        with `return_probs`, the class probabilities (C, H, W, float32) instead."""
+        with `return_probs`, the class probabilities (C, H, W, float32) instead. A binary model
+        gives 0/1 masks (H, W) and its foreground probability (1, H, W); a multilabel model 0/1
+        masks (labels, H, W) and each label's probability (labels, H, W)."""
         single = not isinstance(images, list)
         results = []
         for image in [images] if single else images:
@@ -88,7 +93,7 @@ class Segmenter:
             if return_probs:
                 results.append(probs[0].float().cpu().numpy())
             else:
-                classes = predict_classes(probs)[0].cpu().numpy()
+                classes = predict_classes(probs, self.task)[0].cpu().numpy()
                 results.append(classes.astype(np.uint8) if len(self.class_names) <= 256 else classes)
         return results[0] if single else results
 

@@ -14,6 +14,7 @@ from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.pretrained import load_pretrained, save_pretrained
 from deeplab.errors import UserError
 from deeplab.inference.prepare import prepare_for_inference
+from deeplab.inference.task import task_of
 from deeplab.schema import validate_export
 
 
@@ -32,13 +33,30 @@ def _require_onnx():
     return onnx, onnxruntime
 
 
+class Probabilities(torch.nn.Module):
+    """A binary or multilabel model as it is deployed: its sigmoid probabilities, which a user
+    thresholds (the threshold is in the file's metadata)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.in_channels = getattr(model, "in_channels", 3)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images).sigmoid()
+
+
+def output_name(model: torch.nn.Module) -> str:
+    return "probabilities" if isinstance(model, Probabilities) else "logits"
+
+
 def export_onnx(model: torch.nn.Module, path: Path, example_size, opset: int, metadata: dict) -> None:
     """Traces the model at one size; the exported graph takes any batch, height and width."""
     onnx, _ = _require_onnx()
     dynamic = torch.export.Dim.DYNAMIC
     # A batch of two: torch.export fixes any dimension whose example value is 1.
     example = torch.randn(2, getattr(model, "in_channels", 3), *example_size)
-    program = torch.onnx.export(model, (example,), input_names=["image"], output_names=["logits"],
+    program = torch.onnx.export(model, (example,), input_names=["image"], output_names=[output_name(model)],
                                 dynamic_shapes={"images": {0: dynamic, 2: dynamic, 3: dynamic}},
                                 opset_version=opset, dynamo=True, verbose=False)
     program.save(str(path))
@@ -59,9 +77,9 @@ def max_difference(model: torch.nn.Module, path: Path, sizes, seed: int = 0) -> 
         image = torch.randn(batch, getattr(model, "in_channels", 3), height, width, generator=generator)
         with torch.no_grad():
             expected = model(image).numpy()
-        (logits,) = session.run(["logits"], {"image": image.numpy()})
+        (logits,) = session.run([output_name(model)], {"image": image.numpy()})
         if logits.shape != expected.shape:
-            raise ExportError(f"{path}: onnxruntime gave logits of shape {logits.shape} for input "
+            raise ExportError(f"{path}: onnxruntime gave {output_name(model)} of shape {logits.shape} for input "
                               f"{tuple(image.shape)}, PyTorch {expected.shape}")
         worst = max(worst, float(np.abs(logits - expected).max()))
     return worst
@@ -77,7 +95,7 @@ def images_per_sec(model: torch.nn.Module, path: Path, shape, repeats: int = 5) 
     with torch.no_grad():
         for _ in range(repeats + 1):  # the first of each is a warm-up
             start = time.perf_counter()
-            session.run(["logits"], {"image": image.numpy()})
+            session.run([output_name(model)], {"image": image.numpy()})
             times["onnxruntime"].append(time.perf_counter() - start)
             start = time.perf_counter()
             model(image)
@@ -100,20 +118,27 @@ def run(cfg: DictConfig) -> dict:
                 "std": list(config.data.std), "input": f"{pixels} divided by {scale:g}, normalised with mean and std",
                 "in_channels": bands, "max_pixel_value": scale,
                 "output_stride": output_stride, "backbone": config.model.backbone.name}
+    task = task_of(config)
+    if task.name != "multiclass":  # the graph gives probabilities; p > threshold is the mask
+        metadata.update({"task": task.name, "threshold": task.threshold,
+                         "output": "probabilities: the sigmoid of each channel (binary: the foreground's)"})
     exported = prepare_for_inference(model, cfg.get("fold", True), channels_last=False)
-    export_onnx(exported, path, list(cfg.example_size), cfg.opset, metadata)
+    deployed = (lambda m: m) if task.name == "multiclass" else (lambda m: Probabilities(m).eval())
+    export_onnx(deployed(exported), path, list(cfg.example_size), cfg.opset, metadata)
     sizes = [(2, *cfg.example_size), (1, *cfg.check_size)]
-    difference = max_difference(model.eval(), path, sizes)  # against the model as trained, batch norm unfolded
+    # against the model as trained, batch norm unfolded
+    difference = max_difference(deployed(model.eval()), path, sizes)
     operators = [node.op_type for node in _require_onnx()[0].load(str(path)).graph.node]
     result = {"onnx": str(path), "bytes": path.stat().st_size, "output_stride": output_stride,
               "checked_sizes": [list(s) for s in sizes], "max_abs_diff": difference, "tolerance": cfg.tolerance,
               "folded": bool(cfg.get("fold", True)), "nodes": len(operators),
               "batch_norm_nodes": operators.count("BatchNormalization"),
-              "images_per_sec": images_per_sec(prepare_for_inference(model, cfg.get("fold", True)), path,
+              **({"output": "probabilities", "task": task.name} if task.name != "multiclass" else {}),
+              "images_per_sec": images_per_sec(deployed(prepare_for_inference(model, cfg.get("fold", True))), path,
                                                (2, bands, *cfg.example_size))}  # PyTorch as eval.py runs it
     if difference > cfg.tolerance:
-        raise ExportError(f"{path}: onnxruntime and PyTorch logits differ by up to {difference:.3g}, more than "
-                          f"tolerance={cfg.tolerance}")
+        raise ExportError(f"{path}: onnxruntime and PyTorch {output_name(deployed(model))} differ by up to "
+                          f"{difference:.3g}, more than tolerance={cfg.tolerance}")
     return result
 
 
