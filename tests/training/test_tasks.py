@@ -65,6 +65,7 @@ def test_binary_run_has_one_channel_and_logs_the_foreground_scores(binary_run):
     for key in ("val/fg_IoU", "val/Dice", "val/precision", "val/recall", "val/mIoU"):
         assert 0 <= summary[key] <= 1, key
     assert set(summary["per_class_iou"]) <= {"background", "structure"}
+    assert summary["deviations"] == []  # a generated quick-start set, not the paper's data
     logged = wandb_summary(binary_run)
     assert logged["val/fg_IoU"] == pytest.approx(summary["val/fg_IoU"])
     assert "val/prediction_0" in logged and "val/confusion_matrix_table" in logged
@@ -324,3 +325,19 @@ def test_a_multilabel_overlay_blends_each_label_a_pixel_has():
     assert out[0, 1].tolist() == [150, 50, 50]
     assert out[0, 2].tolist() == [75, 25, 125]  # the first label's blend, then the second's over it
     assert out[0, 3].tolist() == list(VOID_COLOUR)
+
+
+@pytest.mark.parametrize("run, args", [("binary_run", BINARY), ("multilabel_run", MULTILABEL)])
+def test_the_other_tools_take_either_task(run, args, request, task_data, tmp_path):
+    run_dir = request.getfixturevalue(run)
+    complexity = run_script("tools/complexity.py", *args, *TINY_NET, "input_size=[65,65]")
+    assert complexity.returncode == 0, complexity.stderr[-2000:]
+    memory = run_script("tools/memory.py", *args, *TINY_NET, "trainer.precision=32-true", "data.crop_size=64")
+    assert memory.returncode == 0, memory.stderr[-2000:]
+    image = val_images(task_data, args[1].removeprefix("data="), 1)[0]
+    inspect = run_script("tools/inspect_model.py", f"ckpt_path={run_dir}", f"input={image}", "num_images=1",
+                         "size=129", f"output={tmp_path}")
+    assert inspect.returncode == 0, inspect.stderr[-2000:]
+    assert (tmp_path / "receptive_field.json").is_file()
+    learn = run_script("tools/learn.py", *args)  # its comparison with smp is softmax cross-entropy
+    assert_one_line_error(learn.returncode, learn.stderr, f"{args[0]} is not allowed in tools/learn.py")

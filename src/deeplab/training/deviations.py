@@ -31,7 +31,8 @@ def _bn_batch(cfg: DictConfig) -> tuple[int, str]:
 
 def _is_synthetic(cfg: DictConfig) -> bool:
     prepare = cfg.data.get("prepare")
-    return bool(prepare) and str(prepare.get("_target_", "")).endswith("make_synthetic_voc")
+    # the generated sets: data=synthetic, synthetic_binary, synthetic_multilabel (quick starts, not the paper's data)
+    return bool(prepare) and str(prepare.get("_target_", "")).split(".")[-1].startswith("make_synthetic_")
 
 
 def _is_voc(cfg: DictConfig, choices: dict) -> bool:
