@@ -316,6 +316,11 @@ class TrainConfig(Section):
         if task == "binary" and n != 2:
             refuse("data.num_classes", n, f"2 with task=binary (background and one foreground, one output channel); "
                    f"{n} classes are task=multiclass, {n} overlapping labels task=multilabel")
+        if task == "multiclass" and (self.eval.threshold is not None or self.eval.threshold_sweep):
+            key = "eval.threshold" if self.eval.threshold is not None else "eval.threshold_sweep"
+            refuse(key, getattr(self.eval, key.split(".")[1]), "null with task=multiclass (a pixel takes its most "
+                   "probable class; thresholds are task=binary's and multilabel's)" if key == "eval.threshold" else
+                   "false with task=multiclass (thresholds are task=binary's and multilabel's)")
         if task != "multiclass" and self.task.threshold is None:
             refuse("task.threshold", None, f"a number between 0 and 1 (exclusive) with task={task}")
         if (data.mask_format == "labels") != (task == "multilabel"):

@@ -15,6 +15,7 @@ from PIL import Image
 
 import deeplab
 from deeplab.builders.checkpoint import load_checkpoint
+from deeplab.errors import UserError
 
 from ..conftest import SMALL, TINY_NET, assert_one_line_error, run_entry, run_script, run_train
 
@@ -152,9 +153,11 @@ def test_multilabel_trains_evaluates_and_predicts_each_label(multilabel_run, tas
     logged = wandb_summary(multilabel_run)
     assert "val/prediction_0" in logged and "val/f1/flooded" in logged
 
-    result = run_train(tmp_path / "eval", f"ckpt_path={multilabel_run}", "eval.bootstrap=20", script="eval.py")
+    result = run_train(tmp_path / "eval", f"ckpt_path={multilabel_run}", "eval.bootstrap=20",
+                       "eval.threshold_sweep=true", script="eval.py")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert set(metrics["threshold_sweep"]) == {"vegetation", "flooded"}  # each label's best F1 threshold
     assert metrics["task"] == "multilabel" and set(metrics["per_label"]) == {"vegetation", "flooded"}
     assert metrics["mIoU"] == pytest.approx(summary["val/mIoU"], abs=1e-6)
     for label, scores in metrics["per_label"].items():
@@ -247,6 +250,8 @@ def test_resuming_as_another_task_is_refused(binary_run, task_data, tmp_path):
                                                    "task=multilabel"),
     (["task=multilabel", "data=synthetic_multilabel", "eval.trimap.widths=[4]"], "eval.trimap.widths=[4] is not "
                                                                                  "allowed"),
+    (["eval.threshold=0.3"], "eval.threshold=0.3 is not allowed; allowed: null with task=multiclass"),
+    (["eval.threshold_sweep=true"], "eval.threshold_sweep=true is not allowed; allowed: false with task=multiclass"),
     (["task=binary", "data=synthetic_binary", "loss=dice", "loss.mode=multiclass"],
      "loss.mode=multiclass is not allowed with task=binary"),
 ])
@@ -255,16 +260,27 @@ def test_a_task_mistake_is_one_line(args, message, capsys, monkeypatch):
     assert_one_line_error(code, err, message)
 
 
-def test_a_missing_label_folder_is_one_line(tmp_path):
-    root = write_folder(tmp_path / "data", labels=["water"])
-    result = run_train(tmp_path / "run", "data=folder", f"data.root={root}", "task=multilabel",
-                       "data.mask_format=labels", "data.class_names=[water,roads]")
+def test_a_missing_label_folder_or_unmapped_0_255_label_masks_are_one_line(tmp_path):
+    args = ["data=folder", "task=multilabel", "data.mask_format=labels", "data.crop_size=48", "data.batch_size=2",
+            "data.class_names=[water,roads]"]
+    root = write_folder(tmp_path / "one", labels=["water"])
+    result = run_train(tmp_path / "run", *args, f"data.root={root}")
     assert_one_line_error(result.returncode, result.stderr, f"{root / 'masks' / 'roads'}/ is missing")
+    root = write_folder(tmp_path / "both", labels=["water", "roads"])  # stored 0/255: 255 reads as void
+    result = run_train(tmp_path / "run2", *args, f"data.root={root}")
+    assert_one_line_error(result.returncode, result.stderr, "class 1 (label present) never occurs while")
+    assert "data.label_map={255: 1}" in result.stderr
 
 
 def test_reader_mistakes_are_one_line(binary_run, trained_run, tmp_path):
     result = run_train(tmp_path / "eval", f"ckpt_path={binary_run}", "eval.threshold=1.5", script="eval.py")
     assert_one_line_error(result.returncode, result.stderr, "eval.threshold=1.5 is not allowed")
+    for arg, message in (("eval.threshold=0.3", "eval.threshold=0.3 is not allowed with a multiclass model"),
+                         ("eval.threshold_sweep=true", "eval.threshold_sweep=true is not allowed with a multiclass")):
+        result = run_train(tmp_path / "eval", f"ckpt_path={trained_run}", arg, script="eval.py")
+        assert_one_line_error(result.returncode, result.stderr, message)
+    with pytest.raises(UserError, match="eval.threshold=0.3 is not allowed with a multiclass model"):
+        deeplab.Segmenter.from_checkpoint(trained_run, device="cpu", threshold=0.3)
     (tmp_path / "in").mkdir()
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "in" / "a.png")
     result = run_script("predict.py", f"ckpt_path={trained_run}", f"input={tmp_path / 'in'}",

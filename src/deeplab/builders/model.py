@@ -28,6 +28,20 @@ def build_network(config: DictConfig) -> DeepLab:
     return build_model(config.model, config.data.num_classes, config.data.get("in_channels", 3), task_of(config))
 
 
+def evaluation_task(config: DictConfig, evaluation: DictConfig) -> Task:
+    """The task a checkpoint reader (eval.py, predict.py, Segmenter) infers with: the run's, at
+    eval.threshold when given; a threshold for a multiclass model is refused, not ignored."""
+    task, threshold = task_of(config), evaluation.get("threshold")
+    if task.name == "multiclass":
+        for key, value in (("threshold", threshold), ("threshold_sweep", evaluation.get("threshold_sweep"))):
+            if value not in (None, False):
+                raise ConfigError(f"eval.{key}={str(value).lower()} is not allowed with a multiclass model; allowed: "
+                                  f"{'null' if key == 'threshold' else 'false'} (a pixel takes its most probable "
+                                  "class; thresholds are task=binary's and multilabel's)")
+        return task
+    return task_of(config, threshold)
+
+
 def resolve_normalisation(cfg: DictConfig) -> list[str]:
     """Fills a null data.mean / data.std with the statistics the encoder's weights were trained
     with, so the stored config says exactly what the run used. Returns notes for the user when an

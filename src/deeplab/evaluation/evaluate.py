@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.data import evaluation_loader, prepare_data
-from deeplab.builders.model import inference_model, inference_settings, pick_device
+from deeplab.builders.model import evaluation_task, inference_model, inference_settings, pick_device
 from deeplab.data.base import as_rgb
 from deeplab.data.preview import class_colours
 from deeplab.errors import ConfigError
@@ -23,7 +23,7 @@ from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.per_image import ImageCounts, bootstrap_interval, lowest_first, miou, per_image_rows
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast
-from deeplab.inference.task import MULTICLASS, Task, task_of
+from deeplab.inference.task import MULTICLASS, Task
 from deeplab.schema import validate_evaluate
 
 
@@ -53,7 +53,7 @@ def evaluate(cfg: DictConfig) -> dict:
     output_stride = cfg.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
     model, precision = inference_model(model, cfg.eval, device)
-    task = task_of(config, cfg.eval.get("threshold"))
+    task = evaluation_task(config, cfg.eval)
     settings = inference_settings(cfg.eval, config.data.crop_size, task)
 
     if not other_root:

@@ -78,6 +78,7 @@ def evaluate_labels(cfg: DictConfig, model, config: DictConfig, loader, task: Ta
     names, ignore = list(config.data.class_names), config.data.ignore_index
     metrics = LabelMetrics(len(names), ignore_index=ignore).to(device)
     counts, normalise = LabelCounts(ignore), normaliser(config.data)
+    sweeps = [ThresholdSweep(device) for _ in names] if cfg.eval.get("threshold_sweep") else []
     images, start = 0, time.perf_counter()
     for batch in tqdm(loader, desc=f"eval {config.data.val_split}", unit="img", dynamic_ncols=True):
         with autocast(precision, device):
@@ -85,6 +86,8 @@ def evaluate_labels(cfg: DictConfig, model, config: DictConfig, loader, task: Ta
         pred, target = predict_classes(probs, task), batch["mask"].to(device).long()
         metrics.update(pred, target)
         counts.update(pred, target, batch["name"])
+        for label, sweep in enumerate(sweeps):
+            sweep.update(probs[:, label], target[:, label], ignore)
         images += batch["image"].shape[0]
     seconds = time.perf_counter() - start
     result = {k: v.tolist() for k, v in metrics.compute().items()}
@@ -100,6 +103,8 @@ def evaluate_labels(cfg: DictConfig, model, config: DictConfig, loader, task: Ta
                "train_output_stride": config.model.output_stride, "output_stride": output_stride,
                **settings, **({"window": None, "stride": None} if settings["mode"] == "whole" else {}),
                "device": str(device), "fast": bool(cfg.eval.get("fast", True)), "precision": precision}
+    if sweeps:  # each label's own best threshold (the model keeps one for all)
+        summary["threshold_sweep"] = {name: sweep.best() for name, sweep in zip(names, sweeps, strict=True)}
     if cfg.eval.get("bootstrap", 0):
         summary["mIoU_ci95"] = bootstrap_interval(counts, cfg.eval.bootstrap)
     out = Path(cfg.paths.output_dir)
@@ -117,6 +122,8 @@ def evaluate_labels(cfg: DictConfig, model, config: DictConfig, loader, task: Ta
         print(f"{row['label']:<20}" + "".join(f"{100 * row[k]:>{w}.2f}" for k, w in
                                               (("iou", 8), ("f1", 8), ("precision", 11), ("recall", 8))))
     print(f"mean IoU {100 * summary['mIoU']:.2f}%  mean F1 {100 * summary['mF1']:.2f}%  (threshold {task.threshold:g})")
+    for name, best in summary.get("threshold_sweep", {}).items():
+        print(f"threshold of best F1 for {name}: {best['threshold']:g} (F1 {100 * best['F1']:.2f}%)")
     if "mIoU_ci95" in summary:
         low, high = summary["mIoU_ci95"]
         print(f"mean IoU 95% interval over images (bootstrap, {cfg.eval.bootstrap} resamples): "

@@ -13,14 +13,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from deeplab.builders.checkpoint import model_from_checkpoint
-from deeplab.builders.model import pick_device
+from deeplab.builders.model import evaluation_task, pick_device
 from deeplab.data.base import BAND_SUFFIXES, as_rgb
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.preview import class_colours
 from deeplab.errors import UserError
 from deeplab.evaluation.segmenter import Segmenter, read_image
 from deeplab.inference.multiscale import predict_classes
-from deeplab.inference.task import MULTICLASS, Task, task_of
+from deeplab.inference.task import MULTICLASS, Task
 from deeplab.schema import validate_predict
 
 
@@ -136,7 +136,7 @@ def predict(cfg: DictConfig) -> int:
     files = list_images(Path(cfg.input))
     out = Path(cfg.output)
     model, config = model_from_checkpoint(cfg.ckpt_path)
-    task, probabilities = task_of(config, cfg.eval.get("threshold")), bool(cfg.predict.probabilities)
+    task, probabilities = evaluation_task(config, cfg.eval), bool(cfg.predict.probabilities)
     if probabilities and task.name == "multiclass":
         raise PredictError("predict.probabilities=true is not allowed with the multiclass model of ckpt_path="
                            f"{cfg.ckpt_path}; allowed: false (the probability maps are task=binary's and multilabel's; "

@@ -15,14 +15,13 @@ from PIL import Image, UnidentifiedImageError
 from deeplab import CONF_DIR
 from deeplab.builders.checkpoint import check_file, model_from_checkpoint, run_checkpoint
 from deeplab.builders.data import image_size
-from deeplab.builders.model import inference_model, inference_settings, pick_device
+from deeplab.builders.model import evaluation_task, inference_model, inference_settings, pick_device
 from deeplab.builders.pretrained import save_pretrained
 from deeplab.data.base import read_bands
 from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.pixels import normaliser
 from deeplab.inference.prepare import autocast
-from deeplab.inference.task import task_of
 from deeplab.schema import Eval, check
 
 Picture = str | Path | Image.Image | np.ndarray
@@ -37,7 +36,7 @@ class Segmenter:
         model.set_output_stride(evaluation.output_stride or config.model.output_stride)
         self.model, self.precision = inference_model(model, evaluation, device)
         self.config, self.device = config, device
-        self.task = task_of(config, evaluation.get("threshold"))  # eval.threshold, else the run's task.threshold
+        self.task = evaluation_task(config, evaluation)  # eval.threshold, else the run's task.threshold
         self.settings = inference_settings(evaluation, config.data.crop_size, self.task)
         self.normalise = normaliser(config.data)
         self.size = image_size(config.data)  # a model trained at data.image_size sees photos at it too

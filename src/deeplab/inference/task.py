@@ -43,9 +43,9 @@ MULTICLASS = Task()
 
 def task_of(config: DictConfig, threshold: float | None = None) -> Task:
     """The task of a run config (configs stored before tasks existed are multiclass); `threshold`
-    replaces the stored one (eval.threshold)."""
+    replaces the stored one (eval.threshold; builders.model.evaluation_task refuses it for multiclass)."""
     node = config.get("task")
-    if node is None:
+    if node is None or node.get("name") == "multiclass":
         return MULTICLASS
     stored = node.get("threshold")
     chosen = threshold if threshold is not None else stored if stored is not None else 0.5

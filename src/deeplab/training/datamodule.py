@@ -72,7 +72,9 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self.train_set is None:
             return
         missing, void, total = single_class_split(self.train_set, self.num_classes, self.ignore_index)
-        problem = absent_class_problem(self.train_split, missing, void, total, self.class_names, self.ignore_index)
+        # a mask a label (multilabel) holds 0 and 1, whatever the label is called
+        names = ["label absent", "label present"] if getattr(self.train_set, "labels", None) else self.class_names
+        problem = absent_class_problem(self.train_split, missing, void, total, names, self.ignore_index)
         if problem:
             raise DatasetError(f"data.train_split={problem.removeprefix('split ')}; or train anyway with "
                                "check.classes=false")
