@@ -133,3 +133,20 @@ def test_validation_on_two_processes_equals_one(trained_run, tmp_path, num_val):
     assert one["images"] == two["images"] == num_val  # every image once, none twice
     assert two["val/mIoU"] == pytest.approx(one["val/mIoU"], abs=1e-6)
     assert two["val/pixel_acc"] == pytest.approx(one["val/pixel_acc"], abs=1e-6)
+
+
+def test_multilabel_validation_on_two_processes_equals_eval_py(tmp_path):
+    """Each label's counts (torchmetrics' MultilabelStatScores) summed across 2 processes, with an odd
+    number of validation images: val/mIoU equals eval.py's in one process."""
+    run_dir = tmp_path / "logs" / "run"
+    result = run_train(run_dir, *DDP_CPU, "task=multilabel", "data=synthetic_multilabel", "data.prepare.num_train=32",
+                       "data.prepare.num_val=7", *[a for a in SMALL if not a.startswith("data.prepare")], *TINY_NET,
+                       "trainer.max_epochs=1", data_dir=tmp_path / "data", process=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    evaluated = run_script("eval.py", f"ckpt_path={summary['best_ckpt']}", f"hydra.run.dir={tmp_path / 'eval'}",
+                           "eval.bootstrap=0")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["images"] == 7 and metrics["mIoU"] == pytest.approx(summary["val/mIoU_best"], abs=1e-6)
+    assert metrics["mF1"] == pytest.approx(summary["val/mF1"], abs=1e-6)
