@@ -38,20 +38,22 @@ def task_data(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("task_data")
 
 
-@pytest.fixture(scope="session")
-def binary_run(tmp_path_factory, task_data) -> Path:
-    run_dir = tmp_path_factory.mktemp("binary") / "run"
-    result = run_train(run_dir, *BINARY, *WANDB, data_dir=task_data)
+def one_epoch(tmp_path_factory, task_data: Path, task_args: list[str]) -> Path:
+    """One epoch of the tiny network on a small generated set of the task, W&B offline."""
+    run_dir = tmp_path_factory.mktemp(task_args[0].removeprefix("task=")) / "run"
+    result = run_train(run_dir, *task_args, *WANDB, data_dir=task_data)
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def binary_run(tmp_path_factory, task_data) -> Path:
+    return one_epoch(tmp_path_factory, task_data, BINARY)
 
 
 @pytest.fixture(scope="session")
 def multilabel_run(tmp_path_factory, task_data) -> Path:
-    run_dir = tmp_path_factory.mktemp("multilabel") / "run"
-    result = run_train(run_dir, *MULTILABEL, *WANDB, data_dir=task_data)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir
+    return one_epoch(tmp_path_factory, task_data, MULTILABEL)
 
 
 def val_images(task_data: Path, name: str, count: int = 3) -> list[Path]:
