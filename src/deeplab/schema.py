@@ -323,10 +323,10 @@ class TrainConfig(Section):
                    "false with task=multiclass (thresholds are task=binary's and multilabel's)")
         if task != "multiclass" and self.task.threshold is None:
             refuse("task.threshold", None, f"a number between 0 and 1 (exclusive) with task={task}")
-        if (data.mask_format == "labels") != (task == "multilabel"):
-            refuse("data.mask_format", data.mask_format, "labels with task=multilabel (one mask folder a label), "
-                   "index or color with the other tasks" if task == "multilabel" else "index or color (labels: "
-                   "one mask folder a label, is task=multilabel's)")
+        if (data.mask_format in ("labels", "bands")) != (task == "multilabel"):
+            refuse("data.mask_format", data.mask_format, "labels or bands with task=multilabel (a mask folder a "
+                   "label, or a band a label), index or color with the other tasks" if task == "multilabel" else
+                   "index or color (labels and bands, a mask a label, are task=multilabel's)")
         if task != "multiclass" and self.loss.class_weights is not None:
             refuse("loss.class_weights", self.loss.class_weights, f"null with task={task} (class weights are "
                    "task=multiclass's; loss=bce and bce_dice weigh the foreground with loss.pos_weight)")

@@ -248,8 +248,8 @@ def test_resuming_as_another_task_is_refused(binary_run, task_data, tmp_path):
     (["task=multilabel", "data=synthetic_multilabel", "loss.pos_weight=balanced"],
      "loss.pos_weight=balanced is not allowed; allowed: a number or null with task=multilabel"),
     (["data=synthetic_multilabel"], "data.mask_format=labels is not allowed; allowed: index or color"),
-    (["task=multilabel", "data=synthetic_binary"], "data.mask_format=null is not allowed; allowed: labels with "
-                                                   "task=multilabel"),
+    (["task=multilabel", "data=synthetic_binary"],
+     "data.mask_format=null is not allowed; allowed: labels or bands with task=multilabel"),
     (["task=multilabel", "data=synthetic_multilabel", "eval.trimap.widths=[4]"], "eval.trimap.widths=[4] is not "
                                                                                  "allowed"),
     (["eval.threshold=0.3"], "eval.threshold=0.3 is not allowed; allowed: null with task=multiclass"),
@@ -359,3 +359,32 @@ def test_the_other_tools_take_either_task(run, args, request, task_data, tmp_pat
     assert (tmp_path / "receptive_field.json").is_file()
     learn = run_script("tools/learn.py", *args)  # its comparison with smp is softmax cross-entropy
     assert_one_line_error(learn.returncode, learn.stderr, f"{args[0]} is not allowed in tools/learn.py")
+
+
+def test_multi_band_masks_train_and_check_as_one_png_a_label_does(tmp_path):
+    """data.mask_format=bands: masks/<name>.npy and .tif of (H, W, labels), or planar (labels, H, W)."""
+    import tifffile
+
+    root = write_folder(tmp_path / "data", labels=["water", "roads"])
+    for index, png in enumerate(sorted((root / "masks" / "water").glob("*.png"))):
+        water = np.array(Image.open(png)) // 255
+        stacked = np.stack([water, 1 - water], axis=-1).astype(np.uint8)
+        if index % 2:
+            tifffile.imwrite(root / "masks" / f"{png.stem}.tif", np.moveaxis(stacked, -1, 0))  # planar
+        else:
+            np.save(root / "masks" / f"{png.stem}.npy", stacked)
+    args = ["data=folder", f"data.root={root}", "task=multilabel", "data.mask_format=bands", "data.crop_size=48",
+            "data.batch_size=2", "data.class_names=[water,dry]", "data.num_workers=0"]
+    result = run_train(tmp_path / "run", *args, "logger=none", "trainer.max_epochs=1",
+                       "trainer.check_val_every_n_epoch=1", *TINY_NET)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(summary["per_label_f1"]) <= {"water", "dry"} and summary["val/mIoU"] is not None
+    checked = run_script("tools/check_data.py", *args)
+    assert checked.returncode == 0, checked.stdout[-2000:]
+    shares = json.loads(checked.stdout.strip().splitlines()[-1])["splits"]["train"]["foreground_share"]
+    assert shares["water"] + shares["dry"] == pytest.approx(100)  # every pixel is water or dry
+
+    np.save(root / "masks" / "img0.npy", np.zeros((48, 56, 3), np.uint8))  # three bands for two labels
+    checked = run_script("tools/check_data.py", *args)
+    assert checked.returncode == 1 and "data.mask_format=bands reads height x width x 2" in checked.stdout

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import numpy as np
 
-from deeplab.data.base import DatasetError, Sample, SegmentationDataset, read_bands
+from deeplab.data.base import BAND_SUFFIXES, DatasetError, Sample, SegmentationDataset, read_bands
 from deeplab.data.colors import ColorMap
 
-# class ids in palette/8-bit PNGs; colours mapped by data.colors; one 0/1 PNG a label (multilabel)
-MASK_FORMATS = ("index", "color", "labels")
+# class ids in palette/8-bit PNGs; colours mapped by data.colors; multilabel: one 0/1 PNG a label
+# (masks/<label>/<name>.png), or one multi-band .tif/.tiff/.npy an image, a band a label
+MASK_FORMATS = ("index", "color", "labels", "bands")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".npy")
 FOLDER_HELP = "data.root must hold images/ (any of {}) and masks/ (<same name>.png)".format(" ".join(IMAGE_SUFFIXES))
 
@@ -42,7 +43,11 @@ class FolderSegmentation(SegmentationDataset):
         self.color_map = ColorMap(colors, num_classes, void_color) if mask_format == "color" else None
         self.in_channels = in_channels
         self.root = Path(root)
-        self.labels = list(labels or []) if mask_format == "labels" else None
+        self.labels = list(labels or []) if mask_format in ("labels", "bands") else None
+        self.mask_bands = mask_format == "bands"  # masks/<name>.tif/.tiff/.npy of (H, W, labels)
+        if self.labels == []:
+            raise DatasetError(f"data.mask_format={mask_format} reads a mask a label of data.class_names, and none "
+                               "is named")
         image_dir, mask_dir, split_dir = self.root / images, self.root / masks, self.root / "splits"
         if not image_dir.is_dir():
             raise DatasetError(f"data.root={self.root} has no {images}/ folder; {FOLDER_HELP}")
@@ -68,14 +73,16 @@ class FolderSegmentation(SegmentationDataset):
             source = f"{image_dir} ({split}: {'' if split == 'val' else 'all but '}{val_fraction:g} of the images)"
         else:
             raise DatasetError(f"split {split!r} needs {list_file}; without a splits/ folder only train and val exist")
-        if self.labels is not None:  # masks/<label>/<name>.png; a sample's mask path is its first label's
+        if self.labels is not None and not self.mask_bands:  # masks/<label>/<name>.png: a sample's is its first's
             self._check_label_folders(mask_dir)
             mask_dir = mask_dir / self.labels[0]
         # masks by name, their suffix in any case (img.JPG beside img.PNG)
-        self.mask_files = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == ".png"} \
+        suffixes = BAND_SUFFIXES if self.mask_bands else (".png",)
+        self.mask_files = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() in suffixes} \
             if mask_dir.is_dir() else {}
         self.image_files = by_stem
-        samples = [Sample(s, by_stem[s], self.mask_files.get(s, mask_dir / f"{s}.png")) for s in stems]
+        expected = ".npy" if self.mask_bands else ".png"  # the name a missing mask is reported by
+        samples = [Sample(s, by_stem[s], self.mask_files.get(s, mask_dir / f"{s}{expected}")) for s in stems]
         super().__init__(samples, transform, source=source)
 
     def orphan_masks(self) -> list[Path]:
@@ -83,9 +90,6 @@ class FolderSegmentation(SegmentationDataset):
         return sorted(p for stem, p in self.mask_files.items() if stem not in self.image_files)
 
     def _check_label_folders(self, mask_dir: Path) -> None:
-        if not self.labels:
-            raise DatasetError("data.mask_format=labels reads masks/<label>/<name>.png, one folder a label of "
-                               "data.class_names, and none is named")
         missing = [name for name in self.labels if not (mask_dir / name).is_dir()]
         if missing:
             found = sorted(p.name for p in mask_dir.iterdir() if p.is_dir()) if mask_dir.is_dir() else []
@@ -102,7 +106,7 @@ class FolderSegmentation(SegmentationDataset):
         return [self.label_path(path, name) for name in self.labels]
 
     def missing_files(self) -> list[tuple[str, Path]]:
-        if self.labels is None:
+        if self.labels is None or self.mask_bands:
             return super().missing_files()
         paths = [(kind, p) for s in self.samples for kind, p in
                  [("image", s.image)] + [("mask", m) for m in (self._label_paths(s.mask) if s.mask else [])]]
@@ -112,9 +116,24 @@ class FolderSegmentation(SegmentationDataset):
         return read_bands(path, self.in_channels)
 
     def read_labels(self, path: Path):
+        if self.mask_bands:  # (H, W, labels): a band a label, its stored values through the lookup
+            return self._band_labels(path)
         if self.labels is not None:  # (H, W, labels): each label's stored values through the lookup
             return np.stack([super(FolderSegmentation, self).read_labels(p) for p in self._label_paths(path)],
                             axis=-1)
         if self.color_map is None:
             return super().read_labels(path)
         return self.color_map.labels_of(path, self.ignore_index)
+
+    def _band_labels(self, path: Path) -> np.ndarray:
+        try:
+            bands = read_bands(path, len(self.labels))
+        except DatasetError as err:  # worded for images: say what a mask needs
+            raise DatasetError(f"{path}: data.mask_format=bands reads height x width x {len(self.labels)}, a band a "
+                               f"label of data.class_names ({', '.join(self.labels)}); "
+                               f"{str(err).removeprefix(f'{path}: ')}") from err
+        if bands.dtype.kind not in "uib" or bands.min(initial=0) < 0 or bands.max(initial=0) > 255:
+            raise DatasetError(f"{path}: mask of {bands.dtype} values {bands.min()}..{bands.max()}; "
+                               "data.mask_format=bands reads integers 0/1 a label (the void: data.ignore_index)")
+        bands = bands.astype(np.uint8)
+        return self.lookup[bands] if self.lookup is not None else bands

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from deeplab.builders.data import label_map
 from deeplab.data.base import apply_label_map
-from deeplab.data.check import absent_class_problem, check_split, format_report
+from deeplab.data.check import SplitReport, absent_class_problem, check_split, format_report
 from deeplab.errors import DatasetError
 
 
@@ -33,7 +33,9 @@ def run(cfg: DictConfig) -> int:
             print(f"split {split}: cannot be opened\n  problem: {err}")
             continue
         shares = {}  # binary and multilabel: the foreground's share of the labelled pixels, a label
-        if getattr(dataset, "labels", None):  # multilabel: each label's masks, as a two-class split
+        if getattr(dataset, "mask_bands", False):  # multilabel, a band a label: read as training reads them
+            report, shares = check_bands(dataset, split, data.ignore_index)
+        elif getattr(dataset, "labels", None):  # multilabel: each label's masks, as a two-class split
             report, shares = check_labels(dataset, split, data.ignore_index)
         else:
             report = check_split(dataset, split, data.num_classes, data.ignore_index)
@@ -97,6 +99,30 @@ def check_labels(dataset, split: str, ignore_index: int):
         combined.problems.extend(report.problems)
         combined.notes.extend(report.notes)
     return combined, shares
+
+
+def check_bands(dataset, split: str, ignore_index: int):
+    """A multilabel split of multi-band masks: each sample read as training reads it (its size, bands
+    and values checked there), problems named by file; returns the report and each label's share."""
+    report = SplitReport(split, class_pixels=np.zeros(3, dtype=np.int64))
+    present = np.zeros(len(dataset.labels), dtype=np.int64)
+    labelled = np.zeros(len(dataset.labels), dtype=np.int64)
+    for index, sample in enumerate(dataset.samples):
+        report.samples += 1
+        if sample.mask is not None and not sample.mask.is_file():
+            report.problems.append(f"missing mask: {sample.mask}")
+            continue
+        try:
+            image, mask = dataset.load(index)
+        except DatasetError as err:
+            report.problems.append(str(err))
+            continue
+        report.add_size(*image.shape[:2])
+        present += (mask == 1).reshape(-1, mask.shape[-1]).sum(0)
+        labelled += (mask != ignore_index).reshape(-1, mask.shape[-1]).sum(0)
+    shares = {name: 100 * float(p) / n if n else float("nan")
+              for name, p, n in zip(dataset.labels, present, labelled, strict=True)}
+    return report, shares
 
 
 def main(cfg: DictConfig) -> None:
