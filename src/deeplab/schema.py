@@ -84,7 +84,7 @@ class Model(Section):
 
 
 class Data(Section):
-    num_classes: int = rule(ge=2)
+    num_classes: int = rule(why="task=binary counts background and the foreground: 2", ge=2)
     boundary: Literal[BOUNDARIES] = rule("labels")
     class_names: list[str] = rule()
     ignore_index: int = rule(why="outside the class indices")

@@ -238,6 +238,9 @@ def test_resuming_as_another_task_is_refused(binary_run, task_data, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["task=binary"], "data.num_classes=5 is not allowed; allowed: 2 with task=binary"),
+    (["task=binary", "data=synthetic_binary", "data.num_classes=1", "data.class_names=[structure]"],
+     "data.num_classes=1 is not allowed; allowed: an integer >= 2 (task=binary counts background and the "
+     "foreground: 2)"),
     (["task=binary", "data=synthetic_binary", "task.threshold=1"], "task.threshold=1 is not allowed"),
     (["task=binary", "data=synthetic_binary", "task.threshold=0"], "task.threshold=0 is not allowed"),
     (["task=binary", "data=synthetic_binary", "loss=ce"], "loss=ce is not allowed with task=binary; allowed: bce, "
