@@ -360,8 +360,9 @@ def test_the_other_tools_take_either_task(run, args, request, task_data, tmp_pat
                          "size=129", f"output={tmp_path}")
     assert inspect.returncode == 0, inspect.stderr[-2000:]
     assert (tmp_path / "receptive_field.json").is_file()
-    learn = run_script("tools/learn.py", *args)  # its comparison with smp is softmax cross-entropy
+    learn = run_train(tmp_path / "learn", *args, script="tools/learn.py")  # smp's comparison: softmax cross-entropy
     assert_one_line_error(learn.returncode, learn.stderr, f"{args[0]} is not allowed in tools/learn.py")
+    assert not (tmp_path / "learn").exists()  # refused before its run directory is made
 
 
 def test_multi_band_masks_train_and_check_as_one_png_a_label_does(tmp_path):

@@ -116,6 +116,7 @@ def run_train() -> Command:
 
 
 def _fresh_learn_folder(cfg: DictConfig, key: str, target: Path | None, multirun: bool) -> None:
+    _imported("deeplab.tools.learn:check_task")(cfg)  # a refusal leaves no run directory
     if target is not None and not multirun:
         _imported("deeplab.tools.learn:check_fresh")(target)  # before Hydra writes its records there
 

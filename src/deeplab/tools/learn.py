@@ -200,12 +200,17 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(cfg: DictConfig) -> dict:
-    learn = cfg.learn
+def check_task(cfg: DictConfig) -> None:
+    """smp's model in the plain loop is trained with cross-entropy over classes: multiclass only."""
     task = (cfg.get("task") or {}).get("name", "multiclass")
-    if task != "multiclass":  # smp's model in the plain loop is trained with cross-entropy over classes
+    if task != "multiclass":
         raise ConfigError(f"task={task} is not allowed in tools/learn.py; allowed: multiclass (the comparison with "
                           "smp trains both with softmax cross-entropy)")
+
+
+def run(cfg: DictConfig) -> dict:
+    learn = cfg.learn
+    check_task(cfg)
     resolve_normalisation(cfg)
     resolve_precision(cfg.trainer)
     check_peer(cfg)
