@@ -99,16 +99,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "images": images,
         "images_per_sec": images / seconds if seconds > 0 else None,
         "seconds": seconds,
-        "ckpt_path": str(cfg.ckpt_path),
-        "data_root": config.data.root,
-        "split": split,
-        "train_output_stride": config.model.output_stride,
-        "output_stride": output_stride,
-        **settings,
-        **({"window": None, "stride": None} if settings["mode"] == "whole" else {}),  # unused: not reported
-        "device": str(device),
-        "fast": bool(cfg.eval.get("fast", True)),
-        "precision": precision,
+        **report.run_record(cfg, config, split, output_stride, settings, device, precision),
     }
     if task.name == "binary":  # the foreground's scores, named as in summary.json without val/
         summary.update({"task": "binary", "threshold": task.threshold, **foreground_scores(result["confmat"])})

@@ -99,10 +99,7 @@ def evaluate_labels(cfg: DictConfig, model, config: DictConfig, loader, task: Ta
                                                                for r in rows},
                "per_class_iou": {r["label"]: r["iou"] for r in rows},  # as multiclass names it, for tools/compare.py
                "images": images, "images_per_sec": images / seconds if seconds > 0 else None, "seconds": seconds,
-               "ckpt_path": str(cfg.ckpt_path), "data_root": config.data.root, "split": config.data.val_split,
-               "train_output_stride": config.model.output_stride, "output_stride": output_stride,
-               **settings, **({"window": None, "stride": None} if settings["mode"] == "whole" else {}),
-               "device": str(device), "fast": bool(cfg.eval.get("fast", True)), "precision": precision}
+               **report.run_record(cfg, config, config.data.val_split, output_stride, settings, device, precision)}
     if sweeps:  # each label's own best threshold (the model keeps one for all)
         summary["threshold_sweep"] = {name: sweep.best() for name, sweep in zip(names, sweeps, strict=True)}
     if cfg.eval.get("bootstrap", 0):
