@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
-# The tests marked slow (the full default job) run in CI after these: `make test-slow`.
+# The tests marked slow (training runs, sweeps, subprocesses: pyproject's marker) run in CI after these: `make test-slow`.
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -27,6 +27,7 @@ def _mapping(args) -> dict:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("as_mapping", [False, True])
 def test_train_returns_the_run_and_evaluate_its_metrics(as_mapping, tmp_path, small_synthetic, trained_run):
     """`trained_run`: the data exists, so each form trains on the same images."""
@@ -73,6 +74,7 @@ def test_flags_and_a_lone_string_are_refused_in_one_line():
         deeplab.train("os=8")
 
 
+@pytest.mark.slow
 def test_import_deeplab_and_segmenter_leave_lightning_and_hydra_out():
     code = "import sys, deeplab; deeplab.Segmenter; print(sorted({'pytorch_lightning', 'hydra'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

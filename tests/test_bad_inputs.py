@@ -309,6 +309,7 @@ def test_nan_loss_stops_before_backward(tmp_path, small_synthetic, capsys, monke
     assert saved["global_step"] == 3 and finite_network(saved)
 
 
+@pytest.mark.slow
 def test_gradient_clipping_bounds_every_update(tmp_path, small_synthetic, capsys, monkeypatch):
     """trainer.gradient_clip_val=0.05 (the guard the NaN messages point to): every step's gradient
     reaches the optimizer with a global norm of at most 0.05, where unclipped ones are larger."""
@@ -391,6 +392,7 @@ def validated_steps(run_dir: Path) -> list[int]:
     return [json.loads(line)["step"] for line in path.read_text().splitlines()] if path.is_file() else []
 
 
+@pytest.mark.slow
 def test_a_fresh_run_into_a_used_run_dir(tmp_path, small_synthetic, capsys, monkeypatch):
     """A second run without ckpt_path would mix with the first (last.ckpt beside last-v1.ckpt,
     one summary.json): it stops in one line and leaves every file of the first run as it was;
@@ -421,6 +423,7 @@ def test_a_fresh_run_into_a_used_run_dir(tmp_path, small_synthetic, capsys, monk
     assert not (run_dir / ".hydra" / "resume-1").exists()  # the earlier run's records went with it
 
 
+@pytest.mark.slow
 def test_a_fresh_sweep_into_a_used_sweep_dir(tmp_path, small_synthetic, capsys, monkeypatch):
     sweep = tmp_path / "sweep"
     args = ("-m", f"hydra.sweep.dir={sweep}", f"paths.data_dir={small_synthetic}", *SMALL, *WORK, *TINY_NET,

@@ -149,6 +149,7 @@ def test_camvid_brings_the_small_data_recipe_and_the_command_line_wins():
     assert paper.model.backbone.name == "resnet50" and paper.trainer.max_epochs == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["paper", "small_data"])
 @pytest.mark.parametrize("group, options", [("decoder", ["deeplabv3", "deeplabv3plus", "deeplabv3plus_light"]),
                                             ("os", [8, 16, 32]),

@@ -48,7 +48,8 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("flag", FLAGS)
+@pytest.mark.parametrize("flag", [pytest.param(f, marks=pytest.mark.slow) if "help" in f else f
+                                  for f in FLAGS])  # the help texts import the command's modules: 1-2 s each
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_each_flag_on_each_entry_point(script, flag, capsys, monkeypatch):
     code, stderr, stdout = run_entry(script, *FLAGS[flag], capsys=capsys, monkeypatch=monkeypatch, stdout=True)
@@ -117,8 +118,8 @@ def multirun_args(script: str, tmp_path, data, trained_run) -> list[str]:
     }[script]
 
 
-@pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.slow) if s == "tools/export.py" else s
-                                    for s in SCRIPTS])  # an ONNX export and its check take 10 s
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS)
 def test_multirun_on_each_entry_point(script, tmp_path, small_synthetic, trained_run, capsys, monkeypatch):
     sweep = tmp_path / "sweep"
     code, stderr = run_entry(script, "-m", *multirun_args(script, tmp_path, small_synthetic, trained_run),
@@ -144,6 +145,7 @@ def test_console_scripts_are_the_entry_points():
         assert module == "deeplab.cli.verbs" and callable(getattr(verbs, function))
 
 
+@pytest.mark.slow
 def test_deeplab_train_help_runs_as_installed():
     command = Path(sys.executable).parent / "deeplab-train"
     assert command.is_file(), "run `make test` (pip install -e .) to install the console scripts"

@@ -42,6 +42,7 @@ def _commands():
             yield pytest.param(words[1], words[2:], id=" ".join(words[1:])[:80])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script, args", list(_commands()))
 def test_every_command_composes(script, args):
     if script in WITHOUT_HYDRA:

@@ -76,6 +76,7 @@ def finished_run(tmp_path: Path, small_synthetic: Path, capsys, monkeypatch) -> 
     return run_dir
 
 
+@pytest.mark.slow
 def test_resuming_a_finished_run_changes_no_file(tmp_path, small_synthetic, capsys, monkeypatch):
     run_dir = finished_run(tmp_path, small_synthetic, capsys, monkeypatch)
     before = snapshot(run_dir)
@@ -100,6 +101,7 @@ def test_resuming_a_finished_run_changes_no_file(tmp_path, small_synthetic, caps
     assert (run_dir / ".hydra" / "resume-1").is_dir()
 
 
+@pytest.mark.slow
 def test_two_runs_started_into_one_run_dir(tmp_path, small_synthetic, trained_run, capsys, monkeypatch):
     """A real process trains; a second start into its run directory (from this process) is
     refused in one line; the first finishes untouched; a killed run leaves no lock held.
@@ -128,6 +130,7 @@ def test_two_runs_started_into_one_run_dir(tmp_path, small_synthetic, trained_ru
 
 # -- 2. masks that would train on nothing --------------------------------------------------------
 
+@pytest.mark.slow
 def test_zero_255_masks_are_stopped_then_learnt_with_a_label_map(tmp_path, capsys, monkeypatch):
     root = shapes(tmp_path / "discs")
     before = snapshot(root)
@@ -154,6 +157,7 @@ def test_zero_255_masks_are_stopped_then_learnt_with_a_label_map(tmp_path, capsy
     assert snapshot(root) == before  # read, never written
 
 
+@pytest.mark.slow
 def test_a_split_missing_some_classes_beside_others_still_trains(tmp_path, capsys, monkeypatch):
     """A small subset of a real dataset lacks some classes and has void borders (nine VOC images
     hold twelve of its 21 classes): that is no 0/255 mistake, and trains."""
@@ -187,6 +191,7 @@ def test_a_truncated_jpeg_in_training_is_named(tmp_path, capsys, monkeypatch):
     assert_one_line_error(code, stderr, f"{cut}: the JPEG file ends early (truncated")
 
 
+@pytest.mark.slow
 def test_upper_case_suffixes_and_ten_images_without_split_files(tmp_path, capsys, monkeypatch):
     root = shapes(tmp_path / "discs", count=10, foreground=1, suffix=".JPG")
     for mask in (root / "masks").iterdir():
@@ -288,6 +293,7 @@ def test_checkpoint_readers_refuse_architecture_changes(script, trained_run, tmp
         assert_one_line_error(code, stderr, f"model.output_stride: {name} takes the model from ckpt_path's checkpoint")
 
 
+@pytest.mark.slow
 def test_eval_takes_os_as_its_output_stride(trained_run, tmp_path):
     from .conftest import run_script
 
@@ -353,6 +359,7 @@ def test_pinned_memory_only_for_a_gpu(tmp_path, small_synthetic, capsys, monkeyp
     assert not [w for w in caught if "pin_memory" in str(w.message)], [str(w.message) for w in caught]
 
 
+@pytest.mark.slow
 def test_a_resume_names_its_run_once_per_key(tmp_path, small_synthetic, capsys, monkeypatch):
     import json
 

@@ -20,6 +20,7 @@ def folder(trained_run, tmp_path_factory):
     return written
 
 
+@pytest.mark.slow
 def test_the_folder_holds_what_predicting_needs(folder, trained_run):
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors",
                                                         "preprocessing.json"]
@@ -46,6 +47,7 @@ def test_it_predicts_the_checkpoints_masks(folder, trained_run, small_synthetic)
     assert np.array_equal(deeplab.Segmenter.from_pretrained(copy).predict(str(images[0])), from_folder[0])
 
 
+@pytest.mark.slow
 def test_eval_and_init_from_read_it(folder, trained_run, small_synthetic, tmp_path):
     metrics = []
     for source in (trained_run, folder):

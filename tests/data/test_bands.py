@@ -50,6 +50,7 @@ def test_bands_are_read_as_written(suffix, tmp_path):
     assert image.shape == (40, 56, 4) and np.array_equal(image, written) and np.array_equal(mask, labels)
 
 
+@pytest.mark.slow
 def test_a_four_band_tif_folder_trains_evaluates_and_predicts(tmp_path, capsys, monkeypatch):
     root, run_dir = write_band_folder(tmp_path / "mine"), tmp_path / "run"
     code, stderr = run_entry("train.py", *FOLDER, f"data.root={root}", *TINY_NET, "data.crop_size=32",

@@ -41,6 +41,7 @@ def test_eval_equals_the_validation_logged_in_training(trained_run, tmp_path):
         assert picture.format == "PNG" and min(picture.size) >= 300
 
 
+@pytest.mark.slow
 def test_paper_settings_and_the_table(trained_run, tmp_path):
     out = tmp_path / "paper"
     result = run_eval(out, trained_run / "checkpoints" / "best.ckpt", "eval.output_stride=8",
@@ -56,6 +57,7 @@ def test_paper_settings_and_the_table(trained_run, tmp_path):
     assert table[6].startswith("mIoU") and f"{100 * metrics['mIoU']:.2f}%" in table[6]
 
 
+@pytest.mark.slow
 def test_slide_with_a_covering_window_equals_whole(trained_run, tmp_path):
     checkpoint = trained_run / "checkpoints" / "best.ckpt"
     results = {}
@@ -80,6 +82,7 @@ def test_bad_settings_are_one_line(trained_run, tmp_path, args, message):
     assert not (tmp_path / "bad" / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_data_root_and_split_reach_the_dataset(trained_run, small_synthetic, tmp_path, capsys, monkeypatch):
     """The checkpoint's config is resolved: its dataset holds the training-time root itself. An
     override of data.root must still be what is read: two copies with different val lists."""
@@ -126,6 +129,7 @@ def voc_checkpoint(tmp_path_factory):
     return run_dir / "checkpoints" / "last.ckpt"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="../shared/data/voc2012_samples not present")
 def test_trimap_per_image_and_interval_on_the_voc_samples(voc_checkpoint, tmp_path):
     out = tmp_path / "eval"
@@ -190,6 +194,7 @@ def assert_same_metrics(fast: dict, plain: dict) -> None:
             assert fast["per_class_iou"][name] == pytest.approx(iou, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_folded_channels_last_inference_gives_the_same_metrics(trained_run, tmp_path, capsys, monkeypatch):
     checkpoint = trained_run / "checkpoints" / "best.ckpt"
     fast, plain = eval_fast_and_plain(checkpoint, tmp_path, capsys, monkeypatch, "eval.flip=true")

@@ -12,6 +12,7 @@ from ..conftest import VOC_SAMPLES, run_script
 pytestmark = pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="../shared/data/voc2012_samples is absent")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eval_args, settings", [
     ([], {}),
     (["eval.scales=[0.75,1.0]", "eval.flip=true", "os=8"], {"scales": (0.75, 1.0), "flip": True, "output_stride": 8}),

@@ -35,6 +35,7 @@ def test_a_depthwise_conv_not_followed_by_a_pointwise_one_is_not_counted_as_sepa
     assert separable_convolutions(convolution_calls(model, [torch.zeros(1, 4, 16, 16)])) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides, scales, flip", [
     (["backbone=xception65", "os=16"], [1.0], False),
     (["backbone=mobilenet_v2", "os=8"], [0.5, 1.0], True),

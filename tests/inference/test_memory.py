@@ -49,6 +49,7 @@ def real_step(model: DeepLab, batch: int, side: int, precision: str, optimizer) 
                              if isinstance(t, torch.Tensor))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone, precision, checkpointing", [
     ("tu-test_resnet", "32-true", False), ("tu-test_resnet", "bf16-mixed", False), ("tu-test_resnet", "32-true", True),
     ("resnet18", "bf16-mixed", True), ("mobilenet_v2", "bf16-true", False)])

@@ -29,6 +29,7 @@ def step(model: DeepLab, images: torch.Tensor) -> tuple[torch.Tensor, int]:
     return logits.detach(), sum(saved)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone, side", BACKBONES)
 def test_checkpointing_changes_memory_not_results(backbone, side):
     torch.manual_seed(1)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import save_file
@@ -17,6 +18,7 @@ def run_python(script: str, cache, offline: bool = True) -> subprocess.Completed
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_missing_weights_fail_at_once_with_the_ways_out(tmp_path):
     script = ("from deeplab.model import DeepLab\n"
               "try:\n    DeepLab(num_classes=21, backbone='tu-xception65', weights='imagenet')\n"
@@ -31,6 +33,7 @@ def test_missing_weights_fail_at_once_with_the_ways_out(tmp_path):
     assert "model.backbone.weights=null" in message and "place the file in that cache" in message
 
 
+@pytest.mark.slow
 def test_cached_weights_load_offline(tmp_path):
     settings = smp.encoders.encoders["resnet18"]["pretrained_settings"]["imagenet"]
     torch.manual_seed(3)

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from deeplab.builders.checkpoint import load_checkpoint, model_from_checkpoint
@@ -9,6 +10,7 @@ from deeplab.builders.checkpoint import load_checkpoint, model_from_checkpoint
 from ..conftest import SMALL, assert_one_line_error, run_entry, run_script, run_train
 
 
+@pytest.mark.slow
 def test_bench_writes_the_figures(tmp_path, small_synthetic):
     output = tmp_path / "bench.json"
     args = [*SMALL, f"paths.data_dir={small_synthetic}", "data.batch_size=2", "bench.input_size=[65,65]",
@@ -25,6 +27,7 @@ def test_bench_writes_the_figures(tmp_path, small_synthetic):
     assert "overhead framework / bare loop:" in result.stdout and "train (bare loop)" in result.stdout
 
 
+@pytest.mark.slow
 def test_channels_last_training_keeps_checkpoints_compatible(tmp_path, small_synthetic):
     run_dir = tmp_path / "run"
     result = run_train(run_dir, *SMALL, "model.channels_last=true", "trainer.max_steps=2", data_dir=small_synthetic)
@@ -35,6 +38,7 @@ def test_channels_last_training_keeps_checkpoints_compatible(tmp_path, small_syn
     model_from_checkpoint(checkpoint)  # and loads strictly into a plain model: the keys are unchanged
 
 
+@pytest.mark.slow
 def test_bench_against_smp_with_the_same_encoder(tmp_path, small_synthetic, capsys, monkeypatch):
     output = tmp_path / "bench.json"
     code, stderr, stdout = run_entry("tools/bench.py", *SMALL, f"paths.data_dir={small_synthetic}",

@@ -24,6 +24,7 @@ def checkpoint(trained_run):
     return trained_run / "checkpoints" / "last.ckpt"
 
 
+@pytest.mark.slow
 def test_export_round_trip_with_dynamic_sizes(checkpoint, tmp_path):
     path = tmp_path / "model.onnx"
     result = export(f"ckpt_path={checkpoint}", f"output={path}", "example_size=[97,129]", "check_size=[65,81]")
@@ -54,6 +55,7 @@ def test_export_round_trip_with_dynamic_sizes(checkpoint, tmp_path):
     assert np.abs(logits - expected).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_export_check_fails_loudly(checkpoint, tmp_path):
     result = export(f"ckpt_path={checkpoint}", f"output={tmp_path / 'm.onnx'}", "example_size=[65,65]",
                     "check_size=[33,33]", "tolerance=1e-12")

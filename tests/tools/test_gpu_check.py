@@ -11,6 +11,7 @@ from deeplab.tools.gpu_check import MODES, main
 from ..conftest import ROOT
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the real check would run")
 def test_without_cuda_make_gpu_check_prints_one_line_and_exits_0(capsys):
     assert main([]) == 0

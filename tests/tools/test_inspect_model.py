@@ -3,11 +3,13 @@ the atrous rate, at OS8 and OS16."""
 
 import json
 
+import pytest
 from PIL import Image
 
 from ..conftest import assert_one_line_error, run_entry
 
 
+@pytest.mark.slow
 def test_pictures_and_radii_that_grow_with_the_rate(trained_run, small_synthetic, tmp_path, capsys, monkeypatch):
     images = small_synthetic / "synthetic_voc" / "JPEGImages"
     out = tmp_path / "inspect"

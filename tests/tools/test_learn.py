@@ -78,6 +78,7 @@ def test_match_smp_builds_smps_head_part_for_part():
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in peer.parameters())
 
 
+@pytest.mark.slow
 def test_learn_writes_a_row_a_seed_and_model(tmp_path, camvid, capsys, monkeypatch):
     out = tmp_path / "learn"
     code, stderr, stdout = run_entry("tools/learn.py", *CAMVID_TINY, *TINY_NET, f"data.root={camvid}",

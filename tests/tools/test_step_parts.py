@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -34,6 +35,7 @@ def test_the_parts_add_up_to_the_model(tmp_path):
         assert row["seconds"] > 0 and row["top_ops"] and row["top_ops"][0]["self_ms"] > 0
 
 
+@pytest.mark.slow
 def test_bench_prints_and_writes_the_parts(tmp_path, small_synthetic, capsys, monkeypatch):
     output = tmp_path / "bench.json"
     code, stderr, stdout = run_entry("tools/bench.py", *SMALL, *TINY_NET, f"paths.data_dir={small_synthetic}",

@@ -138,6 +138,7 @@ def test_a_group_unfreezes_at_its_step_with_its_lr_and_the_others_keep_their_sta
     assert not torch.equal(by_step[3]["head_momentum"], torch.zeros_like(by_step[3]["head_momentum"]))
 
 
+@pytest.mark.slow
 def test_accumulated_batches_follow_the_poly_schedule_by_optimizer_step(tmp_path):
     """trainer.accumulate_grad_batches=2 on batches of 2: the same learning rate at every optimizer
     step as batches of 4 (the schedule's length is optimizer steps, not batches)."""
@@ -152,6 +153,7 @@ def test_accumulated_batches_follow_the_poly_schedule_by_optimizer_step(tmp_path
     assert lrs[4][5]["head"] == pytest.approx(BASE_LR * (1 - 5 / 6) ** 0.9, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_resume_mid_schedule_continues_in_the_right_stage(tmp_path):
     stages = [{"start_epoch": 0, "trainable": ["aspp", "decoder", "head"], "freeze_bn": True},
               {"start_epoch": 1, "trainable": ["encoder.layer4"], "lr_mult": {"encoder.layer4": 0.1}}]
@@ -196,6 +198,7 @@ def test_xception_flows_and_stage_indices():
     assert len(resolve_group(model, "encoder.middle_flow")) == 16
 
 
+@pytest.mark.slow
 def test_paper_protocol_runs_both_stages(tmp_path, small_synthetic):
     run_dir = tmp_path / "run"
     result = run_train(run_dir, *SMALL, *TINY_NET, "finetune=paper", "trainer.max_epochs=1",
@@ -243,6 +246,7 @@ def test_an_unknown_group_stops_the_run_in_one_line(tmp_path, small_synthetic, c
 FINETUNES, BACKBONES = group_options(CONF_DIR, "finetune"), group_options(CONF_DIR, "backbone")
 
 
+@pytest.mark.slow
 def test_every_finetune_option_names_groups_every_backbone_has():
     """Composition, and every group of every stage resolved on each backbone's real model."""
     for backbone in BACKBONES:
@@ -280,6 +284,7 @@ def test_every_finetune_option_trains_with_every_backbone(finetune, backbone, tm
         assert "finetune=paper: stage 2 from stage 1's last weights" in stdout
 
 
+@pytest.mark.slow
 def test_activation_checkpointing_trains_the_same_weights_frozen_parts_and_channels_last_included(
         tmp_path, small_synthetic):
     """finetune=staged (encoder frozen at first) in channels-last memory: one epoch with the

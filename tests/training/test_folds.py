@@ -3,6 +3,8 @@ trains on the rest; a sweep over the folds is one setting of n=K in the report."
 
 import csv
 
+import pytest
+
 from deeplab.training.datamodule import build_datamodule
 
 from ..conftest import SMALL, TINY_NET, compose_config, run_script
@@ -27,6 +29,7 @@ def test_folds_are_disjoint_and_cover_the_training_list(small_synthetic):
         assert not train & val and train | val == set(training)
 
 
+@pytest.mark.slow
 def test_a_sweep_over_the_folds_is_one_setting(tmp_path, small_synthetic):
     result = run_script("train.py", "-m", *SMALL, *TINY_NET, "trainer.max_epochs=1",
                         f"paths.data_dir={small_synthetic}", f"paths.log_dir={tmp_path}",

@@ -86,6 +86,7 @@ def median_freq(masks: list[np.ndarray], num_classes: int) -> np.ndarray:
     return np.median(freq) / freq
 
 
+@pytest.mark.slow
 def test_median_freq_weights_are_counted_once_printed_and_stored(tmp_path, small_synthetic, capsys, monkeypatch):
     args = ("train.py", f"paths.data_dir={small_synthetic}", *SMALL, *TINY_NET, "trainer.max_steps=1",
             "loss.class_weights=median_freq")

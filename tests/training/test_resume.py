@@ -74,6 +74,7 @@ def case_params():
     return [pytest.param(name, marks=() if name in FAST else pytest.mark.slow) for name in CASES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", case_params())
 def test_resume_from_every_checkpoint_is_bit_identical(case, tmp_path, small_synthetic, capsys, monkeypatch):
     run_dir, archive = tmp_path / "run", tmp_path / "archive"
@@ -169,6 +170,7 @@ AtomicCheckpointIO().save_checkpoint({"global_step": 8, "weights": torch.ones(1 
 """
 
 
+@pytest.mark.slow
 def test_a_kill_during_a_save_leaves_the_previous_checkpoint(tmp_path):
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"global_step": 7, "weights": torch.zeros(4)}, path)

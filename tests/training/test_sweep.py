@@ -28,6 +28,7 @@ def inspect(run_dir: Path, summary: bool) -> dict | list:
     return json.loads(result.stdout) if summary else [json.loads(line) for line in result.stdout.splitlines()]
 
 
+@pytest.mark.slow
 def test_two_by_two_sweep_is_one_wandb_group_and_one_report(tmp_path, small_synthetic):
     result = multirun(tmp_path, small_synthetic, "logger=wandb", "os=8,16", "decoder=deeplabv3plus,deeplabv3")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -71,6 +72,7 @@ def test_two_by_two_sweep_is_one_wandb_group_and_one_report(tmp_path, small_synt
     assert (sweep / "report.md").read_text() == report
 
 
+@pytest.mark.slow
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, small_synthetic):
     # one step of two images a trial: the search space's crops (321, 513) are costly on a CPU
     result = multirun(tmp_path, small_synthetic, "hparams_search=optuna", "hydra.sweeper.n_trials=2",
@@ -85,6 +87,7 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path, small_syntheti
     assert lrs[0] != lrs[1] and all(1e-4 <= lr <= 1e-2 for lr in lrs)
 
 
+@pytest.mark.slow
 def test_a_failed_job_does_not_stop_the_sweep(tmp_path, small_synthetic):
     result = multirun(tmp_path, small_synthetic, "model.decoder.num_convs=5,2")
     assert result.returncode != 0  # the sweep says it had a failure
@@ -97,6 +100,7 @@ def test_a_failed_job_does_not_stop_the_sweep(tmp_path, small_synthetic):
     assert rows["1"]["status"] == "ok" and rows["1"]["name"] == "model.decoder.num_convs=2"
 
 
+@pytest.mark.slow
 def test_seeds_are_aggregated_per_setting(tmp_path, small_synthetic):
     """seed=1,2 x decoder=deeplabv3,deeplabv3plus: two settings of two runs, their mean and
     sample standard deviation recomputed here from the four summary.json files."""
@@ -135,6 +139,7 @@ PRUNING = ("sweep.prune=median", "sweep.prune_after=1", "data.batch_size=4", "tr
            "data.prepare.num_train=48", "data.prepare.num_val=12")
 
 
+@pytest.mark.slow
 def test_median_pruning_stops_the_hopeless_job_and_the_report_marks_it(tmp_path, small_synthetic):
     """Jobs in sequence: job 0 has no peers, job 1 ties job 0 (same lr, same seed), job 2 (lr 1e-7)
     is below the median of jobs 0 and 1 after its first epoch and stops there."""
@@ -195,6 +200,7 @@ def test_a_pruned_optuna_trial_records_its_last_value(tmp_path, small_synthetic)
             pruned_lrs.add(trial.params["optim.lr"])
     assert 1e-7 in pruned_lrs
 
+@pytest.mark.slow
 def test_the_report_of_two_sweeps_together(tmp_path, small_synthetic):
     """Seeds 1 and 2 run in one sweep, seed 3 in another: tools/report.py over both gives one
     setting of n=3, its mean recomputed from the three summary.json files."""

@@ -60,6 +60,7 @@ def val_images(task_data: Path, name: str, count: int = 3) -> list[Path]:
     return sorted((task_data / name / "images").glob("val_*.jpg"))[:count]
 
 
+@pytest.mark.slow
 def test_binary_run_has_one_channel_and_logs_the_foreground_scores(binary_run):
     state = load_checkpoint(binary_run / "checkpoints" / "last.ckpt")["state_dict"]
     heads = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 4]
@@ -75,6 +76,7 @@ def test_binary_run_has_one_channel_and_logs_the_foreground_scores(binary_run):
     assert "task=binary" in (binary_run / "train.log").read_text()  # the start-up line names the task
 
 
+@pytest.mark.slow
 def test_eval_py_reports_the_foreground_and_the_best_threshold(binary_run, tmp_path):
     summary = json.loads((binary_run / "summary.json").read_text())
     result = run_train(tmp_path / "eval", f"ckpt_path={binary_run / 'checkpoints' / 'last.ckpt'}",
@@ -131,6 +133,7 @@ def test_predict_py_writes_0_255_masks_and_probability_maps_as_segmenter_gives(b
     assert low.predict(str(images[0])).sum() >= segmenter.predict(str(images[0])).sum()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", ["binary_run", "multilabel_run"])
 def test_exported_onnx_gives_the_probabilities(run, request, tmp_path):
     run_dir = request.getfixturevalue(run)
@@ -348,6 +351,7 @@ def test_a_multilabel_overlay_blends_each_label_a_pixel_has():
     assert out[0, 3].tolist() == list(VOID_COLOUR)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run, args", [("binary_run", BINARY), ("multilabel_run", MULTILABEL)])
 def test_the_other_tools_take_either_task(run, args, request, task_data, tmp_path):
     run_dir = request.getfixturevalue(run)

@@ -33,6 +33,7 @@ def evaluate(model, config):
     return metrics.compute()["mIoU"].item()
 
 
+@pytest.mark.slow
 def test_one_epoch_improves_miou(tmp_path, small_synthetic):
     run_dir = tmp_path / "run"
     result = run_train(run_dir, *SMALL, "data.prepare.num_train=160", "trainer.max_epochs=1", "target_miou=0.0",
@@ -65,6 +66,7 @@ def test_one_epoch_improves_miou(tmp_path, small_synthetic):
     assert "groups   data=synthetic" in result.stdout  # the one-screen config print
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides", [["backbone=xception", "os=8"],
                                        ["backbone=resnet101", "os=16", "decoder=deeplabv3"]])
 def test_paper_backbones_fast_dev_run(tmp_path, small_synthetic, overrides):
@@ -96,6 +98,7 @@ def test_missing_voc_says_where_and_how(tmp_path):
                                     "exist; download VOCtrainval_11-May-2012.tar"), result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_numeric_output_strides(tmp_path, small_synthetic):
     sweep = tmp_path / "sweep"
     result = run_script("train.py", "-m", "os=8,16", "debug=fast", *SMALL, *TINY_NET,
@@ -107,6 +110,7 @@ def test_multirun_sweeps_numeric_output_strides(tmp_path, small_synthetic):
     assert all((sweep / str(n) / "summary.json").is_file() for n in (0, 1))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="../shared/data/voc2012_samples not present")
 def test_short_training_on_the_real_voc_samples(tmp_path):
     run_dir = tmp_path / "run"

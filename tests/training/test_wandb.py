@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ..conftest import SMALL, TINY_NET, run_train
 from ..data.layouts import write_voc
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic):
     run_dir = tmp_path / "run"
     args = [a for a in SMALL if not a.startswith("logger=")]
@@ -43,6 +45,7 @@ def test_wandb_offline_run_records_metrics_and_config(tmp_path, small_synthetic)
     assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs), runs
 
 
+@pytest.mark.slow
 def test_unreachable_server_falls_back_to_offline(tmp_path):
     """Credentials configured but no server: the run goes on offline and says so."""
     script = (
