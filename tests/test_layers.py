@@ -20,9 +20,11 @@ ALLOWED = {
     "inference": {"model"},
     "schema": {"errors", "allowed", "model", "data", "inference"},
     "builders": {"errors", "model", "data", "inference", "schema"},
+    "deploy": {"errors", "model", "data", "inference", "builders"},
     "training": {"errors", "log", "model", "data", "inference", "builders", "schema"},
     "evaluation": {"errors", "log", "model", "data", "inference", "builders", "schema"},
-    "tools": {"errors", "log", "model", "data", "inference", "builders", "schema", "training", "evaluation"},
+    "tools": {"errors", "log", "model", "data", "inference", "builders", "deploy", "schema", "training",
+              "evaluation"},
     "cli": {"errors", "log", "allowed", "schema", "training", "evaluation", "tools"},
     "api": {"errors", "cli"},
 }

@@ -362,7 +362,11 @@ class Export(Section):
     """tools/export.py's own keys (deeplab/conf/export.yaml)."""
 
     output_stride: OutputStride | None = rule(why="null: the checkpoint's eval or training output stride")
-    format: Literal["onnx", "pretrained"] = rule(None)
+    format: Literal["onnx", "onnx-int8", "pretrained"] = rule(None)
+    calibration_images: int = rule(None, ge=1)
+    check_split: str | None = rule(None)
+    check_images: int = rule(None, ge=1)
+    keep_fp32: Literal["auto"] | list[str] = rule(None, why="auto, or a list of ONNX node names")
     example_size: HeightWidth = rule(why="[height, width]")
     check_size: HeightWidth = rule(why="[height, width]")
     tolerance: Number = rule(gt=0)

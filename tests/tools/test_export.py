@@ -12,7 +12,7 @@ import torch
 from deeplab.builders.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from deeplab.model import input_statistics
 
-from ..conftest import run_script
+from ..conftest import run_process, run_script
 
 
 def export(*args: str):
@@ -116,3 +116,66 @@ def test_folded_and_unfolded_exports_agree(checkpoint, tmp_path):
     assert (folded["folded"], plain["folded"]) == (True, False)
     assert folded["batch_norm_nodes"] == plain["batch_norm_nodes"] == 0 and folded["nodes"] == plain["nodes"]
     assert folded["max_abs_diff"] <= 1e-4 and plain["max_abs_diff"] <= 1e-4
+
+
+@pytest.mark.slow
+def test_int8_folder_is_calibrated_checked_and_measured(checkpoint, trained_run, tmp_path):
+    """format=onnx-int8: an INT8 QDQ graph with per-channel weights, its masks measured against
+    PyTorch's on the whole val split; the FP32 side of that measurement is eval.py's own mIoU."""
+    folder = tmp_path / "int8"
+    result = export(f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={folder}", "example_size=[65,65]",
+                    "calibration_images=8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "export.json", "model.onnx",
+                                                        "preprocessing.json"]
+    assert json.loads((folder / "export.json").read_text()) == report
+    assert report["calibration_images"] == 8 and report["images"] == 12 and report["check_split"] == "val"
+    assert 0.9 <= report["agreement"] <= 1 and report["kept_fp32"] == []
+    assert report["mIoU_drop_points"] == pytest.approx(100 * (report["mIoU_reference"] - report["mIoU_converted"]))
+    assert report["images_per_sec"]["onnx-int8"] > 0 and report["images_per_sec"]["pytorch"] > 0
+    assert json.loads((folder / "config.json").read_text())["format"] == "deeplab-onnx-int8/1"
+
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    operators = [node.op_type for node in graph.node]
+    assert operators.count("QuantizeLinear") > 0 and operators.count("DequantizeLinear") > 0
+    weights = {i.name: i for i in graph.initializer}
+    quantized = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in weights
+                 and weights[n.input[0]].data_type == onnx.TensorProto.INT8]
+    per_channel = [n for n in quantized if len(weights[n.input[1]].dims) == 1 and weights[n.input[1]].dims[0] > 1]
+    assert per_channel, "no convolution weight is quantised per output channel"
+
+    evaluated = run_script("eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert report["mIoU_reference"] == pytest.approx(metrics["mIoU"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_int8_keeps_the_named_nodes_in_fp32(checkpoint, tmp_path):
+    first = export(f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={tmp_path / 'all'}",
+                   "example_size=[65,65]", "calibration_images=4", "check_images=2", "keep_fp32=auto")
+    assert first.returncode == 0, first.stderr[-3000:]
+    graph = onnx.load(str(tmp_path / "all" / "model.onnx")).graph
+    convolution = next(n for n in graph.node if n.op_type == "Conv")
+    kept = export(f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={tmp_path / 'kept'}",
+                  "example_size=[65,65]", "calibration_images=4", "check_images=2", f"keep_fp32=[{convolution.name}]")
+    assert kept.returncode == 0, kept.stderr[-3000:]
+    assert json.loads(kept.stdout.strip().splitlines()[-1])["kept_fp32"] == [convolution.name]
+    nodes = onnx.load(str(tmp_path / "kept" / "model.onnx")).graph.node
+    producers = {output: node.op_type for node in nodes for output in node.output}
+    same = next(n for n in nodes if n.name == convolution.name)
+    assert producers.get(same.input[1]) != "DequantizeLinear"  # its weight is the FP32 tensor itself
+
+
+@pytest.mark.slow
+def test_a_missing_deploy_package_is_one_line(checkpoint, tmp_path):
+    blocked = tmp_path / "blocked" / "onnxruntime"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('No module named onnxruntime')\n")
+    result = run_process("tools/export.py", f"ckpt_path={checkpoint}", "format=onnx-int8",
+                         f"output={tmp_path / 'int8'}", env={"PYTHONPATH": str(tmp_path / "blocked")})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
+    assert result.stderr == "error: format=onnx-int8 needs onnxruntime, which is not installed; install it with " \
+                            "pip install 'deeplab[deploy]'\n"
+    assert not (tmp_path / "int8").exists()

@@ -33,22 +33,28 @@ def save_pretrained(model: DeepLab, config: DictConfig, folder: str | Path, run_
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise CheckpointError(f"output={folder} exists and is not an empty folder; choose a new one")
     folder.mkdir(parents=True, exist_ok=True)
+    write_description(config, folder)
+    save_model(model, str(folder / "model.safetensors"))
+    (folder / "README.md").write_text(model_card(config, run_dir))
+    return folder
+
+
+def write_description(config: DictConfig, folder: Path, fmt: str = FORMAT, output_stride: int | None = None) -> None:
+    """config.json and preprocessing.json: what a folder's model is and what its images go through;
+    `fmt` names the folder's kind (a model folder, or an exported graph's: tools/export.py)."""
     data = config.data
     run = OmegaConf.to_container(config, resolve=True)
     (folder / "config.json").write_text(json.dumps({
-        "format": FORMAT, "model": run["model"], "num_classes": data.num_classes,
+        "format": fmt, "model": run["model"], "num_classes": data.num_classes,
         "class_names": list(data.class_names),
         "colors": class_colours(data.get("colors"), data.num_classes).tolist(),  # the palette predict.py paints
         "in_channels": data.get("in_channels", 3), "run": run}, indent=2) + "\n")
     (folder / "preprocessing.json").write_text(json.dumps({
         "mean": run["data"].get("mean"), "std": run["data"].get("std"),
         "max_pixel_value": data.get("max_pixel_value", 255), "image_size": run["data"].get("image_size"),
-        "in_channels": data.get("in_channels", 3), "output_stride": config.model.output_stride,
+        "in_channels": data.get("in_channels", 3), "output_stride": output_stride or config.model.output_stride,
         "padding": "each side padded to k * output_stride + 1 (the official evaluation's grid), "
                    "the logits cropped back to the image"}, indent=2) + "\n")
-    save_model(model, str(folder / "model.safetensors"))
-    (folder / "README.md").write_text(model_card(config, run_dir))
-    return folder
 
 
 def load_pretrained(folder: str | Path) -> tuple[DeepLab, DictConfig]:

@@ -11,7 +11,9 @@ import torch
 from omegaconf import DictConfig
 
 from deeplab.builders.checkpoint import model_from_checkpoint
-from deeplab.builders.pretrained import load_pretrained, save_pretrained
+from deeplab.builders.data import prepare_data
+from deeplab.builders.pretrained import load_pretrained, save_pretrained, write_description
+from deeplab.deploy import int8
 from deeplab.errors import UserError
 from deeplab.inference.prepare import prepare_for_inference
 from deeplab.inference.task import task_of
@@ -29,7 +31,7 @@ def _require_onnx():
         import onnxscript  # noqa: F401  (torch's exporter needs it)
     except ImportError as err:
         raise ExportError(f"tools/export.py needs onnx, onnxruntime and onnxscript ({err.name} is missing); "
-                          "install them with `pip install -e '.[export]'`") from err
+                          "install them with pip install 'deeplab[deploy]'") from err
     return onnx, onnxruntime
 
 
@@ -85,18 +87,18 @@ def max_difference(model: torch.nn.Module, path: Path, sizes, seed: int = 0) -> 
     return worst
 
 
-def images_per_sec(model: torch.nn.Module, path: Path, shape, repeats: int = 5) -> dict:
+def images_per_sec(model: torch.nn.Module, path: Path, shape, repeats: int = 5, name: str = "onnxruntime") -> dict:
     """onnxruntime's and PyTorch's images a second on one input, run alternately (medians), on
     this machine's CPU."""
     _, onnxruntime = _require_onnx()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     image = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
-    times = {"onnxruntime": [], "pytorch": []}
+    times = {name: [], "pytorch": []}
     with torch.no_grad():
         for _ in range(repeats + 1):  # the first of each is a warm-up
             start = time.perf_counter()
             session.run([output_name(model)], {"image": image.numpy()})
-            times["onnxruntime"].append(time.perf_counter() - start)
+            times[name].append(time.perf_counter() - start)
             start = time.perf_counter()
             model(image)
             times["pytorch"].append(time.perf_counter() - start)
@@ -110,21 +112,14 @@ def run(cfg: DictConfig) -> dict:
         return write_pretrained(cfg, model, config)
     output_stride = cfg.output_stride or config.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
+    if cfg.format == "onnx-int8":
+        return write_int8(cfg, model, config, output_stride)
     path = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(".onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
-    bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
-    pixels = "RGB" if bands == 3 else f"{bands} bands"
-    metadata = {"class_names": list(config.data.class_names), "mean": list(config.data.mean),
-                "std": list(config.data.std), "input": f"{pixels} divided by {scale:g}, normalised with mean and std",
-                "in_channels": bands, "max_pixel_value": scale,
-                "output_stride": output_stride, "backbone": config.model.backbone.name}
-    task = task_of(config)
-    if task.name != "multiclass":  # the graph gives probabilities; p > threshold is the mask
-        metadata.update({"task": task.name, "threshold": task.threshold,
-                         "output": "probabilities: the sigmoid of each channel (binary: the foreground's)"})
-    exported = prepare_for_inference(model, cfg.get("fold", True), channels_last=False)
-    deployed = (lambda m: m) if task.name == "multiclass" else (lambda m: Probabilities(m).eval())
-    export_onnx(deployed(exported), path, list(cfg.example_size), cfg.opset, metadata)
+    bands, task = config.data.get("in_channels", 3), task_of(config)
+    deployed = _deployed(task)
+    export_onnx(deployed(prepare_for_inference(model, cfg.get("fold", True), channels_last=False)), path,
+                list(cfg.example_size), cfg.opset, _metadata(config, output_stride))
     sizes = [(2, *cfg.example_size), (1, *cfg.check_size)]
     # against the model as trained, batch norm unfolded
     difference = max_difference(deployed(model.eval()), path, sizes)
@@ -139,6 +134,68 @@ def run(cfg: DictConfig) -> dict:
     if difference > cfg.tolerance:
         raise ExportError(f"{path}: onnxruntime and PyTorch {output_name(deployed(model))} differ by up to "
                           f"{difference:.3g}, more than tolerance={cfg.tolerance}")
+    return result
+
+
+def _metadata(config: DictConfig, output_stride: int) -> dict:
+    """What the graph file itself says of its input and output (shown by Netron)."""
+    bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
+    pixels = "RGB" if bands == 3 else f"{bands} bands"
+    metadata = {"class_names": list(config.data.class_names), "mean": list(config.data.mean),
+                "std": list(config.data.std), "input": f"{pixels} divided by {scale:g}, normalised with mean and std",
+                "in_channels": bands, "max_pixel_value": scale,
+                "output_stride": output_stride, "backbone": config.model.backbone.name}
+    task = task_of(config)
+    if task.name != "multiclass":  # the graph gives probabilities; p > threshold is the mask
+        metadata.update({"task": task.name, "threshold": task.threshold,
+                         "output": "probabilities: the sigmoid of each channel (binary: the foreground's)"})
+    return metadata
+
+
+def _deployed(task):
+    return (lambda m: m) if task.name == "multiclass" else (lambda m: Probabilities(m).eval())
+
+
+def write_int8(cfg: DictConfig, model, config: DictConfig, output_stride: int) -> dict:
+    """format=onnx-int8: the folded FP32 graph quantised to INT8 (deeplab.deploy.int8), calibrated
+    on training images, then both run on check_split's images: mask agreement, each mIoU, speed."""
+    int8.require("onnxruntime.quantization", "onnx-int8")
+    ckpt = Path(cfg.ckpt_path)
+    folder = Path(cfg.output) if cfg.output else ckpt.with_name(f"{ckpt.stem}_onnx-int8")
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ExportError(f"output={folder} exists and is not an empty folder; choose a new one")
+    task, data = task_of(config), config.data
+    prepare_data(data)  # the synthetic set is written again if it went missing; real data is only read
+    split = cfg.check_split or data.val_split
+    calibration = [int8.padded(image, output_stride)
+                   for image, _ in int8.split_images(data, data.train_split, cfg.calibration_images, output_stride)]
+    checked = list(int8.split_images(data, split, cfg.check_images, output_stride, seed=1))
+    folder.mkdir(parents=True, exist_ok=True)
+    fp32, graph = folder / "model_fp32.onnx", folder / "model.onnx"
+    deployed = _deployed(task)
+    reference = deployed(prepare_for_inference(model.eval(), cfg.get("fold", True), channels_last=False))
+    export_onnx(reference, fp32, list(cfg.example_size), cfg.opset, _metadata(config, output_stride))
+    kept, ratios = list(cfg.keep_fp32) if cfg.keep_fp32 != "auto" else [], {}
+    ranges = folder / "ranges.json"
+    int8.quantize(fp32, graph, calibration, kept, ranges)
+    if cfg.keep_fp32 == "auto":  # measured on the all-INT8 graph, then quantised again without them
+        ratios = int8.noisiest_convolutions(fp32, graph, calibration[:4])
+        kept = list(ratios)
+        if kept:
+            int8.quantize(fp32, graph, calibration, kept, ranges)
+    fp32.unlink()
+    ranges.unlink(missing_ok=True)
+    write_description(config, folder, "deeplab-onnx-int8/1", output_stride)
+    pytorch = prepare_for_inference(model.eval(), cfg.get("fold", True))  # as eval.py runs it
+    measured = int8.compare(pytorch, int8.OnnxGraph(graph, output_stride), checked, data.num_classes,
+                            data.ignore_index, task)
+    result = {"format": "onnx-int8", "folder": str(folder), "onnx": str(graph), "bytes": graph.stat().st_size,
+              "output_stride": output_stride, "calibration_images": len(calibration),
+              "calibration_split": data.train_split, "check_split": split, **measured,
+              "kept_fp32": kept, **({"kept_fp32_sqnr_db": ratios} if ratios else {}),
+              "images_per_sec": images_per_sec(_deployed(task)(pytorch), graph, (1, data.get("in_channels", 3),
+                                               *cfg.example_size), name="onnx-int8")}
+    (folder / "export.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -165,6 +222,17 @@ def write_pretrained(cfg: DictConfig, model, config: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     """tools/export.py's task: the file and the check's figures, as a line and as JSON."""
     result = run(cfg)
+    if result.get("format") == "onnx-int8":
+        speed = result["images_per_sec"]
+        drop = f", mIoU {100 * result['mIoU_reference']:.2f} -> {100 * result['mIoU_converted']:.2f}" \
+            if "mIoU_reference" in result else ""
+        print(f"wrote {result['folder']} (INT8 graph {result['bytes'] / 1e6:.1f} MB, calibrated on "
+              f"{result['calibration_images']} {result['calibration_split']} images, {len(result['kept_fp32'])} "
+              f"nodes kept FP32); on {result['images']} {result['check_split']} images its masks agree with "
+              f"PyTorch's on {100 * result['agreement']:.2f}% of pixels{drop}; {speed['onnx-int8']:.2f} images/s "
+              f"against PyTorch's {speed['pytorch']:.2f}")
+        print(json.dumps(result))
+        return
     if "pretrained" in result:
         print(f"wrote {result['pretrained']} ({', '.join(result['files'])}; {result['bytes'] / 1e6:.1f} MB); read "
               "back, it gives the checkpoint's logits exactly")
