@@ -22,7 +22,7 @@ ALLOWED = {
     "builders": {"errors", "model", "data", "inference", "schema"},
     "deploy": {"errors", "model", "data", "inference", "builders"},
     "training": {"errors", "log", "model", "data", "inference", "builders", "schema"},
-    "evaluation": {"errors", "log", "model", "data", "inference", "builders", "schema"},
+    "evaluation": {"errors", "log", "model", "data", "inference", "builders", "deploy", "schema"},
     "tools": {"errors", "log", "model", "data", "inference", "builders", "deploy", "schema", "training",
               "evaluation"},
     "cli": {"errors", "log", "allowed", "schema", "training", "evaluation", "tools"},

@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from deeplab.builders.model import build_network
-from deeplab.builders.pretrained import is_pretrained, load_pretrained
+from deeplab.builders.pretrained import exported_format, is_pretrained, load_pretrained
 from deeplab.errors import CheckpointError
 from deeplab.model import DeepLab
 
@@ -20,9 +20,9 @@ CONFIG_KEY = "deeplab_config"  # the resolved run config, stored in every checkp
 
 
 def check_file(path: str | Path, key: str = "ckpt_path") -> Path:
-    """A checkpoint file, or a model folder (builders.pretrained)."""
+    """A checkpoint file, a model folder (builders.pretrained) or an export folder."""
     path = Path(path)
-    if not path.is_file() and not is_pretrained(path):
+    if not path.is_file() and not is_pretrained(path) and not exported_format(path):
         raise CheckpointError(f"{key}={path} does not exist" if not path.exists() else f"{key}={path} is not a file")
     return path
 
@@ -137,7 +137,7 @@ def run_checkpoint(value: str) -> Path | None:
     """`ckpt_path=RUN_DIR` for eval.py, predict.py, export and inspect_model: the run's
     checkpoints/best.ckpt, else its last.ckpt; None when the value is no folder (a file's path)."""
     folder = Path(value).expanduser()
-    if not folder.is_dir() or is_pretrained(folder):  # a model folder is read as it is
+    if not folder.is_dir() or is_pretrained(folder) or exported_format(folder):  # read as they are
         return None
     found = next((folder / "checkpoints" / name for name in ("best.ckpt", "last.ckpt")
                   if (folder / "checkpoints" / name).is_file()), None)

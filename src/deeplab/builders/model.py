@@ -83,7 +83,10 @@ def inference_settings(evaluation: DictConfig, crop_size, task: Task = MULTICLAS
 
 def inference_model(model: nn.Module, evaluation: DictConfig, device: torch.device) -> tuple[nn.Module, str]:
     """The model as eval.py and predict.py run it: eval.fast's prepared copy on the device, and
-    eval.precision resolved for that device (fp32 or bf16)."""
+    eval.precision resolved for that device (fp32 or bf16). An exported graph (deploy.backends)
+    runs as it is, in fp32, on the CPU of its runtime."""
+    if getattr(model, "exported", False):
+        return model, "fp32"
     prepared = prepare_for_inference(model.to(device), evaluation.get("fast", True))
     return prepared, inference_precision(evaluation.get("precision", "fp32"), device)
 

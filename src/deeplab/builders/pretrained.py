@@ -21,6 +21,21 @@ FILES = ("model.safetensors", "config.json", "preprocessing.json", "README.md")
 FORMAT = "deeplab-pretrained/1"
 
 
+# The folders tools/export.py writes for a deployment format: config.json's "format" -> the format.
+EXPORTED = {f"deeplab-{name}/1": name for name in ("onnx-int8",)}
+
+
+def exported_format(path: str | Path) -> str | None:
+    """The deployment format of an export folder (tools/export.py), None for anything else."""
+    path = Path(path)
+    if not (path.is_dir() and (path / "config.json").is_file()):
+        return None
+    try:
+        return EXPORTED.get(json.loads((path / "config.json").read_text()).get("format"))
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
 def is_pretrained(path: str | Path) -> bool:
     path = Path(path)
     return path.is_dir() and (path / "config.json").is_file() and (path / "model.safetensors").is_file()

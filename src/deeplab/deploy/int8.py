@@ -129,27 +129,6 @@ def noisiest_convolutions(fp32: Path, int8: Path, images: list[np.ndarray]) -> d
     return {name: ratio for ratio, name in low[:AUTO_MAX_KEPT]}
 
 
-class OnnxGraph(nn.Module):
-    """An ONNX graph run by onnxruntime in the place of the network, so that the project's own
-    inference (padding, scales, flip, windows) and metrics run it. A graph that ends in the sigmoid
-    (binary, multilabel) is given back as logits, which predict_probs activates again."""
-
-    def __init__(self, path: Path, output_stride: int, threads: int | None = None):
-        super().__init__()
-        onnxruntime = require("onnxruntime", "onnx")
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.output = self.session.get_outputs()[0].name
-        self.output_stride = output_stride
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        (result,) = self.session.run([self.output], {"image": images.detach().cpu().float().numpy()})
-        result = torch.from_numpy(result)
-        return torch.logit(result.clamp(1e-6, 1 - 1e-6)) if self.output == "probabilities" else result
-
-
 def compare(reference: nn.Module, converted: nn.Module, images, num_classes: int, ignore_index: int,
             task: Task) -> dict:
     """Both models on the same images: the share of labelled pixels (multilabel: label values)

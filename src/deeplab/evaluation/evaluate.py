@@ -9,11 +9,11 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.data import evaluation_loader, prepare_data
 from deeplab.builders.model import evaluation_task, inference_model, inference_settings, pick_device
 from deeplab.data.base import as_rgb
 from deeplab.data.preview import class_colours
+from deeplab.deploy.backends import load_model
 from deeplab.errors import ConfigError
 from deeplab.evaluation import report
 from deeplab.evaluation.labels import ThresholdSweep, evaluate_labels
@@ -41,7 +41,7 @@ def move_dataset(data: DictConfig, root: str) -> None:
 
 def evaluate(cfg: DictConfig) -> dict:
     validate_evaluate(cfg)
-    model, config = model_from_checkpoint(cfg.ckpt_path)
+    model, config = load_model(cfg.ckpt_path)  # a checkpoint, a model folder, or an exported graph
     if cfg.data.num_workers is not None:
         config.data.num_workers = cfg.data.num_workers
     other_root = cfg.data.root is not None
@@ -49,7 +49,7 @@ def evaluate(cfg: DictConfig) -> dict:
         move_dataset(config.data, cfg.data.root)
     split = cfg.data.split or config.data.val_split
     config.data.val_split = split
-    device = pick_device(cfg.device)
+    device = torch.device("cpu") if getattr(model, "exported", False) else pick_device(cfg.device)
     output_stride = cfg.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
     model, precision = inference_model(model, cfg.eval, device)
@@ -99,7 +99,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "images": images,
         "images_per_sec": images / seconds if seconds > 0 else None,
         "seconds": seconds,
-        **report.run_record(cfg, config, split, output_stride, settings, device, precision),
+        **report.run_record(cfg, config, split, output_stride, settings, device, precision,
+                            getattr(model, "backend", "pytorch")),
     }
     if task.name == "binary":  # the foreground's scores, named as in summary.json without val/
         summary.update({"task": "binary", "threshold": task.threshold, **foreground_scores(result["confmat"])})

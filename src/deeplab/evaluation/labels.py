@@ -99,7 +99,8 @@ def evaluate_labels(cfg: DictConfig, model, config: DictConfig, loader, task: Ta
                                                                for r in rows},
                "per_class_iou": {r["label"]: r["iou"] for r in rows},  # as multiclass names it, for tools/compare.py
                "images": images, "images_per_sec": images / seconds if seconds > 0 else None, "seconds": seconds,
-               **report.run_record(cfg, config, config.data.val_split, output_stride, settings, device, precision)}
+               **report.run_record(cfg, config, config.data.val_split, output_stride, settings, device, precision,
+                                 getattr(model, "backend", "pytorch"))}
     if sweeps:  # each label's own best threshold (the model keeps one for all)
         summary["threshold_sweep"] = {name: sweep.best() for name, sweep in zip(names, sweeps, strict=True)}
     if cfg.eval.get("bootstrap", 0):

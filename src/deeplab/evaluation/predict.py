@@ -12,11 +12,11 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.model import evaluation_task, pick_device
 from deeplab.data.base import BAND_SUFFIXES, as_rgb
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.preview import class_colours
+from deeplab.deploy.backends import load_model
 from deeplab.errors import UserError
 from deeplab.evaluation.segmenter import Segmenter, read_image
 from deeplab.inference.multiscale import predict_classes
@@ -135,7 +135,7 @@ def predict(cfg: DictConfig) -> int:
     validate_predict(cfg)
     files = list_images(Path(cfg.input))
     out = Path(cfg.output)
-    model, config = model_from_checkpoint(cfg.ckpt_path)
+    model, config = load_model(cfg.ckpt_path)  # a checkpoint, a model folder, or an exported graph
     task, probabilities = evaluation_task(config, cfg.eval), bool(cfg.predict.probabilities)
     if probabilities and task.name == "multiclass":
         raise PredictError("predict.probabilities=true is not allowed with the multiclass model of ckpt_path="

@@ -29,10 +29,12 @@ def format_table(rows: list[dict], miou: float, pixel_acc: float) -> str:
     return "\n".join(lines)
 
 
-def run_record(cfg, config, split: str, output_stride: int, settings: dict, device, precision: str) -> dict:
-    """What metrics.json says of the evaluation itself: checkpoint, data, output strides and the
-    inference settings (a window and stride only where slide mode used them)."""
-    return {"ckpt_path": str(cfg.ckpt_path), "data_root": config.data.root, "split": split,
+def run_record(cfg, config, split: str, output_stride: int, settings: dict, device, precision: str,
+               backend: str = "pytorch") -> dict:
+    """What metrics.json says of the evaluation itself: checkpoint, the runtime that ran it (pytorch,
+    or an exported graph's), data, output strides and the inference settings (a window and stride
+    only where slide mode used them)."""
+    return {"ckpt_path": str(cfg.ckpt_path), "backend": backend, "data_root": config.data.root, "split": split,
             "train_output_stride": config.model.output_stride, "output_stride": output_stride, **settings,
             **({"window": None, "stride": None} if settings["mode"] == "whole" else {}),
             "device": str(device), "fast": bool(cfg.eval.get("fast", True)), "precision": precision}

@@ -13,11 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, UnidentifiedImageError
 
 from deeplab import CONF_DIR
-from deeplab.builders.checkpoint import check_file, model_from_checkpoint, run_checkpoint
+from deeplab.builders.checkpoint import check_file, run_checkpoint
 from deeplab.builders.data import image_size
 from deeplab.builders.model import evaluation_task, inference_model, inference_settings, pick_device
 from deeplab.builders.pretrained import save_pretrained
 from deeplab.data.base import read_bands
+from deeplab.deploy.backends import load_model
 from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.pixels import normaliser
@@ -33,6 +34,8 @@ class Segmenter:
         """`config`: the checkpoint's run config; `evaluation`: the eval group's settings, checked;
         `run_dir`: the run the checkpoint came from, for save_pretrained's model card."""
         self.network, self.run_dir = model, run_dir  # as trained: what save_pretrained writes
+        if getattr(model, "exported", False):  # an exported graph runs on its runtime's CPU
+            device = torch.device("cpu")
         model.set_output_stride(evaluation.output_stride or config.model.output_stride)
         self.model, self.precision = inference_model(model, evaluation, device)
         self.config, self.device = config, device
@@ -46,12 +49,12 @@ class Segmenter:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", output_stride: int | None = None,
                         scales: Sequence[float] = (1.0,), flip: bool = False, **evaluation) -> "Segmenter":
-        """A checkpoint written by train.py, a run directory (its best checkpoint) or a model folder
-        (save_pretrained's). The other eval settings (mode, window, precision, fast, ...) are the
-        eval group's defaults unless given."""
+        """A checkpoint written by train.py, a run directory (its best checkpoint), a model folder
+        (save_pretrained's), or a graph tools/export.py wrote (an .onnx file, an export folder). The
+        other eval settings (mode, window, precision, fast, ...) are the eval group's defaults unless given."""
         ckpt = run_checkpoint(str(path)) or Path(path)
         check_file(ckpt)
-        model, config = model_from_checkpoint(ckpt)
+        model, config = load_model(ckpt)
         settings = OmegaConf.load(CONF_DIR / "eval" / "default.yaml")
         unknown = sorted(set(evaluation) - set(settings))
         if unknown:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.data import prepare_data
 from deeplab.builders.pretrained import load_pretrained, save_pretrained, write_description
 from deeplab.deploy import int8
+from deeplab.deploy.backends import CONFIG_METADATA, OnnxGraph
 from deeplab.errors import UserError
 from deeplab.inference.prepare import prepare_for_inference
 from deeplab.inference.task import task_of
@@ -144,7 +145,8 @@ def _metadata(config: DictConfig, output_stride: int) -> dict:
     metadata = {"class_names": list(config.data.class_names), "mean": list(config.data.mean),
                 "std": list(config.data.std), "input": f"{pixels} divided by {scale:g}, normalised with mean and std",
                 "in_channels": bands, "max_pixel_value": scale,
-                "output_stride": output_stride, "backbone": config.model.backbone.name}
+                "output_stride": output_stride, "backbone": config.model.backbone.name,
+                CONFIG_METADATA: OmegaConf.to_container(config, resolve=True)}  # eval.py reads the file with it
     task = task_of(config)
     if task.name != "multiclass":  # the graph gives probabilities; p > threshold is the mask
         metadata.update({"task": task.name, "threshold": task.threshold,
@@ -187,7 +189,7 @@ def write_int8(cfg: DictConfig, model, config: DictConfig, output_stride: int) -
     ranges.unlink(missing_ok=True)
     write_description(config, folder, "deeplab-onnx-int8/1", output_stride)
     pytorch = prepare_for_inference(model.eval(), cfg.get("fold", True))  # as eval.py runs it
-    measured = int8.compare(pytorch, int8.OnnxGraph(graph, output_stride), checked, data.num_classes,
+    measured = int8.compare(pytorch, OnnxGraph(graph, output_stride, backend="onnx-int8"), checked, data.num_classes,
                             data.ignore_index, task)
     result = {"format": "onnx-int8", "folder": str(folder), "onnx": str(graph), "bytes": graph.stat().st_size,
               "output_stride": output_stride, "calibration_images": len(calibration),

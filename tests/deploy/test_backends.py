@@ -1,0 +1,76 @@
+"""Exported graphs read back by eval.py, predict.py and Segmenter: the same data, padding and
+metrics as a checkpoint, the runtime named in metrics.json, the preprocessing from the export."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ..conftest import VOC_SAMPLES, assert_one_line_error, run_entry, run_script
+
+
+def exported(trained_run, tmp_path, *args: str) -> dict:
+    result = run_script("tools/export.py", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+                        "example_size=[65,65]", "check_size=[33,49]", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def evaluated(ckpt, folder, *args: str) -> dict:
+    result = run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={folder}", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((folder / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_eval_py_reads_each_export_as_it_reads_the_checkpoint(trained_run, tmp_path):
+    checkpoint = trained_run / "checkpoints" / "last.ckpt"
+    exported(trained_run, tmp_path, f"output={tmp_path / 'model.onnx'}")
+    int8 = exported(trained_run, tmp_path, "format=onnx-int8", f"output={tmp_path / 'int8'}", "calibration_images=8")
+    reference = evaluated(checkpoint, tmp_path / "pt")
+    fp32 = evaluated(tmp_path / "model.onnx", tmp_path / "onnx")
+    quantized = evaluated(tmp_path / "int8", tmp_path / "q")
+    assert (reference["backend"], fp32["backend"], quantized["backend"]) == ("pytorch", "onnx", "onnx-int8")
+    assert fp32["mIoU"] == pytest.approx(reference["mIoU"], abs=1e-4)
+    assert fp32["per_class_iou"] == pytest.approx(reference["per_class_iou"], abs=1e-4)
+    assert quantized["mIoU"] == pytest.approx(int8["mIoU_converted"], abs=1e-9)  # the export's own check, whole split
+    assert quantized["images"] == reference["images"] == int8["images"]
+    flipped = evaluated(tmp_path / "model.onnx", tmp_path / "flip", "eval.scales=[0.75,1.0]", "eval.flip=true")
+    flipped_reference = evaluated(checkpoint, tmp_path / "flip_pt", "eval.scales=[0.75,1.0]", "eval.flip=true")
+    assert flipped["mIoU"] == pytest.approx(flipped_reference["mIoU"], abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="../shared/data/voc2012_samples is absent")
+def test_predict_py_on_the_fp32_graph_writes_the_checkpoints_masks(trained_run, tmp_path):
+    exported(trained_run, tmp_path, f"output={tmp_path / 'model.onnx'}")
+    images = sorted((VOC_SAMPLES / "JPEGImages").glob("*.jpg"))
+    for name, ckpt in (("pt", trained_run), ("onnx", tmp_path / "model.onnx")):
+        result = run_script("predict.py", f"ckpt_path={ckpt}", f"input={VOC_SAMPLES / 'JPEGImages'}",
+                            f"output={tmp_path / name}", "num_workers=0")
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert len(images) == 9
+    for path in images:
+        masks = [np.array(Image.open(tmp_path / name / f"{path.stem}.png")) for name in ("pt", "onnx")]
+        assert masks[0].tobytes() == masks[1].tobytes(), path.name
+
+
+@pytest.mark.slow
+def test_an_export_keeps_its_output_stride_and_an_old_onnx_file_is_named(trained_run, tmp_path, capsys,
+                                                                         monkeypatch):
+    exported(trained_run, tmp_path, f"output={tmp_path / 'model.onnx'}")
+    code, stderr = run_entry("eval.py", f"ckpt_path={tmp_path / 'model.onnx'}", "os=8",
+                             f"hydra.run.dir={tmp_path / 'e'}", capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "os=8: this onnx graph was exported at output stride 16, which it keeps; "
+                                        "export again with os=8")
+    import onnx
+
+    proto = onnx.load(str(tmp_path / "model.onnx"))
+    kept = [p for p in proto.metadata_props if p.key != "deeplab_config"]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    code, stderr = run_entry("eval.py", f"ckpt_path={tmp_path / 'old.onnx'}", f"hydra.run.dir={tmp_path / 'o'}",
+                             capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "is an ONNX file without the run config in its metadata")
