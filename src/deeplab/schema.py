@@ -362,7 +362,7 @@ class Export(Section):
     """tools/export.py's own keys (deeplab/conf/export.yaml)."""
 
     output_stride: OutputStride | None = rule(why="null: the checkpoint's eval or training output stride")
-    format: Literal["onnx", "onnx-int8", "pretrained"] = rule(None)
+    format: Literal["onnx", "onnx-int8", "openvino", "openvino-int8", "torchscript", "pretrained"] = rule(None)
     calibration_images: int = rule(None, ge=1)
     check_split: str | None = rule(None)
     check_images: int = rule(None, ge=1)

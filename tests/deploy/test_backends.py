@@ -74,3 +74,46 @@ def test_an_export_keeps_its_output_stride_and_an_old_onnx_file_is_named(trained
     code, stderr = run_entry("eval.py", f"ckpt_path={tmp_path / 'old.onnx'}", f"hydra.run.dir={tmp_path / 'o'}",
                              capsys=capsys, monkeypatch=monkeypatch)
     assert_one_line_error(code, stderr, "is an ONNX file without the run config in its metadata")
+
+
+FOLDER_FORMATS = {"onnx-int8": "model.onnx", "openvino": "model.xml", "openvino-int8": "model.xml",
+                  "torchscript": "model.pt"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", FOLDER_FORMATS)
+def test_every_folder_format_exports_checks_evaluates_and_predicts(fmt, trained_run, tmp_path):
+    """Each format: its folder, its check against PyTorch (FP: logits within tolerance; INT8: masks
+    and mIoU on the val split), eval.py's metrics.json naming it, predict.py's masks."""
+    folder = tmp_path / fmt
+    report = exported(trained_run, tmp_path, f"format={fmt}", f"output={folder}", "calibration_images=8")
+    assert {FOLDER_FORMATS[fmt], "config.json", "preprocessing.json", "export.json"} <= {p.name for p in
+                                                                                         folder.iterdir()}
+    assert not list(folder.glob("*fp32*")) and report["format"] == fmt and report["images"] == 12
+    assert json.loads((folder / "config.json").read_text())["format"] == f"deeplab-{fmt}/1"
+    reference = evaluated(trained_run / "checkpoints" / "last.ckpt", tmp_path / "pt")
+    metrics = evaluated(folder, tmp_path / "eval")
+    assert metrics["backend"] == fmt and metrics["ckpt_path"] == str(folder)
+    assert report["mIoU_reference"] == pytest.approx(reference["mIoU"], abs=1e-6)
+    assert metrics["mIoU"] == pytest.approx(report["mIoU_converted"], abs=1e-9)
+    if fmt.endswith("int8"):
+        assert report["calibration_images"] == 8 and 0.9 <= report["agreement"] <= 1
+    else:
+        assert report["max_abs_diff"] <= 1e-4 and report["agreement"] > 0.999
+        assert metrics["mIoU"] == pytest.approx(reference["mIoU"], abs=1e-4)
+    if fmt == "openvino-int8":
+        assert report["convolutions"]  # the names keep_fp32 takes
+    images = tmp_path / "images"
+    images.mkdir()
+    for index, (height, width) in enumerate([(97, 130), (64, 64)]):
+        pixels = np.random.default_rng(index).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"photo{index}.png")
+    masks = {}
+    for name, ckpt in (("pt", trained_run), (fmt, folder)):
+        result = run_script("predict.py", f"ckpt_path={ckpt}", f"input={images}", f"output={tmp_path / name}",
+                            "num_workers=0")
+        assert result.returncode == 0, result.stderr[-2000:]
+        masks[name] = [np.array(Image.open(tmp_path / name / f"photo{i}.png")) for i in range(2)]
+    assert [m.shape for m in masks[fmt]] == [(97, 130), (64, 64)]
+    if not fmt.endswith("int8"):
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(masks["pt"], masks[fmt], strict=True))

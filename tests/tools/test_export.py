@@ -169,13 +169,15 @@ def test_int8_keeps_the_named_nodes_in_fp32(checkpoint, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_missing_deploy_package_is_one_line(checkpoint, tmp_path):
-    blocked = tmp_path / "blocked" / "onnxruntime"
+@pytest.mark.parametrize("package, fmt", [("onnxruntime", "onnx-int8"), ("openvino", "openvino"),
+                                          ("nncf", "openvino-int8")])
+def test_a_missing_deploy_package_is_one_line(package, fmt, checkpoint, tmp_path):
+    blocked = tmp_path / "blocked" / package
     blocked.mkdir(parents=True)
-    (blocked / "__init__.py").write_text("raise ImportError('No module named onnxruntime')\n")
-    result = run_process("tools/export.py", f"ckpt_path={checkpoint}", "format=onnx-int8",
-                         f"output={tmp_path / 'int8'}", env={"PYTHONPATH": str(tmp_path / "blocked")})
+    (blocked / "__init__.py").write_text(f"raise ImportError('No module named {package}')\n")
+    result = run_process("tools/export.py", f"ckpt_path={checkpoint}", f"format={fmt}",
+                         f"output={tmp_path / 'out'}", env={"PYTHONPATH": str(tmp_path / "blocked")})
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr[-2000:]
-    assert result.stderr == "error: format=onnx-int8 needs onnxruntime, which is not installed; install it with " \
+    assert result.stderr == f"error: format={fmt} needs {package}, which is not installed; install it with " \
                             "pip install 'deeplab[deploy]'\n"
-    assert not (tmp_path / "int8").exists()
+    assert not (tmp_path / "out").exists()

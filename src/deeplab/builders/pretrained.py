@@ -22,7 +22,7 @@ FORMAT = "deeplab-pretrained/1"
 
 
 # The folders tools/export.py writes for a deployment format: config.json's "format" -> the format.
-EXPORTED = {f"deeplab-{name}/1": name for name in ("onnx-int8",)}
+EXPORTED = {f"deeplab-{name}/1": name for name in ("onnx", "onnx-int8", "openvino", "openvino-int8", "torchscript")}
 
 
 def exported_format(path: str | Path) -> str | None:

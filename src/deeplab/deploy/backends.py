@@ -14,6 +14,7 @@ from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.pretrained import exported_format
 from deeplab.deploy.int8 import require
 from deeplab.errors import CheckpointError
+from deeplab.inference.task import task_of
 
 CONFIG_METADATA = "deeplab_config"  # an ONNX file's metadata key holding the resolved run config
 
@@ -35,7 +36,12 @@ class Graph(nn.Module):
                                   f"{self.output_stride}, which it keeps; export again with os={output_stride}")
 
     def run(self, images):
+        """(the graph's output for a float32 NCHW array, whether that output is probabilities)."""
         raise NotImplementedError
+
+    def raw(self, images: torch.Tensor):
+        """The graph's own output (logits, or probabilities) as an array: what export checks."""
+        return self.run(images.detach().cpu().float().contiguous().numpy())[0]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         result, probabilities = self.run(images.detach().cpu().float().contiguous().numpy())
@@ -59,7 +65,37 @@ class OnnxGraph(Graph):
         return result, self.output == "probabilities"
 
 
-GRAPHS = {"onnx": ("model.onnx", OnnxGraph), "onnx-int8": ("model.onnx", OnnxGraph)}
+class OpenVinoGraph(Graph):
+    def __init__(self, path: Path, output_stride: int, in_channels: int = 3, backend: str = "openvino"):
+        super().__init__(backend, output_stride, in_channels)
+        openvino = require("openvino", backend)
+        from deeplab.deploy.openvino import FP32
+
+        self.compiled = openvino.Core().compile_model(str(path), "CPU", FP32)
+        self.output = self.compiled.outputs[0]
+
+    def run(self, images):
+        return self.compiled(images)[self.output], "probabilities" in self.output.get_names()
+
+
+class TorchScriptGraph(Graph):
+    """A traced TorchScript module (torch.jit.load): runs in PyTorch itself, without Python's model code."""
+
+    def __init__(self, path: Path, output_stride: int, in_channels: int = 3, backend: str = "torchscript",
+                 probabilities: bool = False):
+        super().__init__(backend, output_stride, in_channels)
+        self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        self.probabilities = probabilities  # a binary or multilabel model's module ends in its sigmoid
+
+    def run(self, images):
+        with torch.no_grad():
+            return self.module(torch.from_numpy(images)).numpy(), self.probabilities
+
+
+# Each format's file in its folder, and the module that runs it.
+GRAPHS = {"onnx": ("model.onnx", OnnxGraph), "onnx-int8": ("model.onnx", OnnxGraph),
+          "openvino": ("model.xml", OpenVinoGraph), "openvino-int8": ("model.xml", OpenVinoGraph),
+          "torchscript": ("model.pt", TorchScriptGraph)}
 
 
 def load_exported(path: str | Path) -> tuple[Graph, DictConfig]:
@@ -79,8 +115,9 @@ def load_exported(path: str | Path) -> tuple[Graph, DictConfig]:
     preprocessing = json.loads((path / "preprocessing.json").read_text())
     config = OmegaConf.create(described["run"])
     name, graph = GRAPHS[backend]
+    sigmoid = {"probabilities": task_of(config).name != "multiclass"} if graph is TorchScriptGraph else {}
     return graph(path / name, int(preprocessing["output_stride"]), described.get("in_channels", 3),
-                 backend=backend), config
+                 backend=backend, **sigmoid), config
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, DictConfig]:

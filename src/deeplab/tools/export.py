@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.data import prepare_data
 from deeplab.builders.pretrained import load_pretrained, save_pretrained, write_description
-from deeplab.deploy import int8
-from deeplab.deploy.backends import CONFIG_METADATA, OnnxGraph
+from deeplab.deploy import int8, openvino
+from deeplab.deploy.backends import CONFIG_METADATA, GRAPHS, Graph, OnnxGraph, load_exported
 from deeplab.errors import UserError
 from deeplab.inference.prepare import prepare_for_inference
 from deeplab.inference.task import task_of
@@ -70,39 +70,34 @@ def export_onnx(model: torch.nn.Module, path: Path, example_size, opset: int, me
     onnx.checker.check_model(str(path), full_check=True)
 
 
-def max_difference(model: torch.nn.Module, path: Path, sizes, seed: int = 0) -> float:
-    """The largest |onnxruntime - PyTorch| over random inputs of the given (batch, height, width)."""
-    _, onnxruntime = _require_onnx()
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def max_difference(model: torch.nn.Module, graph: Graph, sizes, seed: int = 0) -> float:
+    """The largest |exported graph - PyTorch| over random inputs of the given (batch, height, width),
+    each side's own output (logits, or a binary or multilabel model's probabilities)."""
     generator = torch.Generator().manual_seed(seed)
     worst = 0.0
     for batch, height, width in sizes:
         image = torch.randn(batch, getattr(model, "in_channels", 3), height, width, generator=generator)
         with torch.no_grad():
             expected = model(image).numpy()
-        (logits,) = session.run([output_name(model)], {"image": image.numpy()})
-        if logits.shape != expected.shape:
-            raise ExportError(f"{path}: onnxruntime gave {output_name(model)} of shape {logits.shape} for input "
+        got = graph.raw(image)
+        if got.shape != expected.shape:
+            raise ExportError(f"{graph.backend} gave {output_name(model)} of shape {got.shape} for input "
                               f"{tuple(image.shape)}, PyTorch {expected.shape}")
-        worst = max(worst, float(np.abs(logits - expected).max()))
+        worst = max(worst, float(np.abs(got - expected).max()))
     return worst
 
 
-def images_per_sec(model: torch.nn.Module, path: Path, shape, repeats: int = 5, name: str = "onnxruntime") -> dict:
-    """onnxruntime's and PyTorch's images a second on one input, run alternately (medians), on
-    this machine's CPU."""
-    _, onnxruntime = _require_onnx()
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+def alternately(models: dict, shape, repeats: int = 5) -> dict:
+    """Images a second of each model on one input, run in turn (medians of `repeats`, after a
+    warm-up), on this machine's CPU."""
     image = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
-    times = {name: [], "pytorch": []}
+    times = {name: [] for name in models}
     with torch.no_grad():
-        for _ in range(repeats + 1):  # the first of each is a warm-up
-            start = time.perf_counter()
-            session.run([output_name(model)], {"image": image.numpy()})
-            times[name].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            model(image)
-            times["pytorch"].append(time.perf_counter() - start)
+        for _ in range(repeats + 1):
+            for name, model in models.items():
+                start = time.perf_counter()
+                model(image)
+                times[name].append(time.perf_counter() - start)
     return {name: shape[0] / statistics.median(values[1:]) for name, values in times.items()}
 
 
@@ -113,8 +108,8 @@ def run(cfg: DictConfig) -> dict:
         return write_pretrained(cfg, model, config)
     output_stride = cfg.output_stride or config.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
-    if cfg.format == "onnx-int8":
-        return write_int8(cfg, model, config, output_stride)
+    if cfg.format != "onnx":
+        return write_folder(cfg, model, config, output_stride)
     path = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(".onnx")
     path.parent.mkdir(parents=True, exist_ok=True)
     bands, task = config.data.get("in_channels", 3), task_of(config)
@@ -122,16 +117,17 @@ def run(cfg: DictConfig) -> dict:
     export_onnx(deployed(prepare_for_inference(model, cfg.get("fold", True), channels_last=False)), path,
                 list(cfg.example_size), cfg.opset, _metadata(config, output_stride))
     sizes = [(2, *cfg.example_size), (1, *cfg.check_size)]
-    # against the model as trained, batch norm unfolded
-    difference = max_difference(deployed(model.eval()), path, sizes)
+    graph = OnnxGraph(path, output_stride, bands)
+    difference = max_difference(deployed(model.eval()), graph, sizes)  # against the model as trained, unfolded
     operators = [node.op_type for node in _require_onnx()[0].load(str(path)).graph.node]
     result = {"onnx": str(path), "bytes": path.stat().st_size, "output_stride": output_stride,
               "checked_sizes": [list(s) for s in sizes], "max_abs_diff": difference, "tolerance": cfg.tolerance,
               "folded": bool(cfg.get("fold", True)), "nodes": len(operators),
               "batch_norm_nodes": operators.count("BatchNormalization"),
               **({"output": "probabilities", "task": task.name} if task.name != "multiclass" else {}),
-              "images_per_sec": images_per_sec(deployed(prepare_for_inference(model, cfg.get("fold", True))), path,
-                                               (2, bands, *cfg.example_size))}  # PyTorch as eval.py runs it
+              "images_per_sec": alternately({"onnxruntime": graph.raw,  # PyTorch as eval.py runs it
+                                             "pytorch": deployed(prepare_for_inference(model, cfg.get("fold", True)))},
+                                            (2, bands, *cfg.example_size))}
     if difference > cfg.tolerance:
         raise ExportError(f"{path}: onnxruntime and PyTorch {output_name(deployed(model))} differ by up to "
                           f"{difference:.3g}, more than tolerance={cfg.tolerance}")
@@ -158,45 +154,80 @@ def _deployed(task):
     return (lambda m: m) if task.name == "multiclass" else (lambda m: Probabilities(m).eval())
 
 
-def write_int8(cfg: DictConfig, model, config: DictConfig, output_stride: int) -> dict:
-    """format=onnx-int8: the folded FP32 graph quantised to INT8 (deeplab.deploy.int8), calibrated
-    on training images, then both run on check_split's images: mask agreement, each mIoU, speed."""
-    int8.require("onnxruntime.quantization", "onnx-int8")
+INT8 = ("onnx-int8", "openvino-int8")
+# What each format needs beyond PyTorch, checked before anything is written.
+NEEDS = {"onnx-int8": ("onnx", "onnxscript", "onnxruntime.quantization"),
+         "openvino": ("onnx", "onnxscript", "openvino"), "openvino-int8": ("onnx", "onnxscript", "openvino", "nncf"),
+         "torchscript": ()}
+
+
+def write_folder(cfg: DictConfig, model, config: DictConfig, output_stride: int) -> dict:
+    """An export folder (the graph, config.json, preprocessing.json, export.json) for an INT8,
+    OpenVINO or TorchScript format. FP formats are checked to give PyTorch's logits within
+    `tolerance`; every format is then run beside PyTorch on check_split's images: mask agreement,
+    each mIoU, images/s."""
+    fmt = cfg.format
+    for module in NEEDS[fmt]:
+        int8.require(module, fmt)
     ckpt = Path(cfg.ckpt_path)
-    folder = Path(cfg.output) if cfg.output else ckpt.with_name(f"{ckpt.stem}_onnx-int8")
+    folder = Path(cfg.output) if cfg.output else ckpt.with_name(f"{ckpt.stem}_{fmt}")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise ExportError(f"output={folder} exists and is not an empty folder; choose a new one")
+    if cfg.keep_fp32 == "auto" and fmt == "openvino-int8":
+        raise ExportError("keep_fp32=auto is measured with onnxruntime's tools: give format=onnx-int8, or name "
+                          "OpenVINO operations (keep_fp32=[NAME,...]; export.json lists the convolutions)")
     task, data = task_of(config), config.data
     prepare_data(data)  # the synthetic set is written again if it went missing; real data is only read
     split = cfg.check_split or data.val_split
-    calibration = [int8.padded(image, output_stride)
-                   for image, _ in int8.split_images(data, data.train_split, cfg.calibration_images, output_stride)]
+    calibration = [int8.padded(image, output_stride) for image, _ in
+                   int8.split_images(data, data.train_split, cfg.calibration_images, output_stride)] \
+        if fmt in INT8 else []
     checked = list(int8.split_images(data, split, cfg.check_images, output_stride, seed=1))
     folder.mkdir(parents=True, exist_ok=True)
-    fp32, graph = folder / "model_fp32.onnx", folder / "model.onnx"
-    deployed = _deployed(task)
-    reference = deployed(prepare_for_inference(model.eval(), cfg.get("fold", True), channels_last=False))
-    export_onnx(reference, fp32, list(cfg.example_size), cfg.opset, _metadata(config, output_stride))
-    kept, ratios = list(cfg.keep_fp32) if cfg.keep_fp32 != "auto" else [], {}
-    ranges = folder / "ranges.json"
-    int8.quantize(fp32, graph, calibration, kept, ranges)
-    if cfg.keep_fp32 == "auto":  # measured on the all-INT8 graph, then quantised again without them
-        ratios = int8.noisiest_convolutions(fp32, graph, calibration[:4])
-        kept = list(ratios)
-        if kept:
+    reference = _deployed(task)(prepare_for_inference(model.eval(), cfg.get("fold", True), channels_last=False))
+    name = GRAPHS[fmt][0]
+    graph, kept, ratios = folder / name, list(cfg.keep_fp32) if cfg.keep_fp32 != "auto" else [], {}
+    if fmt == "torchscript":
+        example = torch.randn(1, data.get("in_channels", 3), *cfg.example_size)
+        with torch.no_grad():
+            torch.jit.save(torch.jit.trace(reference, example), str(graph))
+    else:
+        fp32 = folder / "model_fp32.onnx"
+        export_onnx(reference, fp32, list(cfg.example_size), cfg.opset, _metadata(config, output_stride))
+        if fmt == "onnx-int8":
+            ranges = folder / "ranges.json"
             int8.quantize(fp32, graph, calibration, kept, ranges)
-    fp32.unlink()
-    ranges.unlink(missing_ok=True)
-    write_description(config, folder, "deeplab-onnx-int8/1", output_stride)
+            if cfg.keep_fp32 == "auto":  # measured on the all-INT8 graph, then quantised again without them
+                ratios = int8.noisiest_convolutions(fp32, graph, calibration[:4])
+                kept = list(ratios)
+                if kept:
+                    int8.quantize(fp32, graph, calibration, kept, ranges)
+            ranges.unlink(missing_ok=True)
+        elif fmt == "openvino":
+            openvino.convert(fp32, graph)
+        else:
+            openvino.quantize(fp32, graph, calibration, kept)
+        fp32.unlink()
+    write_description(config, folder, f"deeplab-{fmt}/1", output_stride)
+    converted, _ = load_exported(folder)
+    result = {"format": fmt, "folder": str(folder), "graph": str(graph),
+              "bytes": sum(p.stat().st_size for p in folder.iterdir()), "output_stride": output_stride}
+    if fmt not in INT8:  # logits (or probabilities) within tolerance at both sizes, as format=onnx is checked
+        difference = max_difference(reference, converted, [(2, *cfg.example_size), (1, *cfg.check_size)])
+        result.update({"max_abs_diff": difference, "tolerance": cfg.tolerance})
+        if difference > cfg.tolerance:
+            raise ExportError(f"{graph}: {fmt} and PyTorch differ by up to {difference:.3g}, more than "
+                              f"tolerance={cfg.tolerance}")
+    else:
+        result.update({"calibration_images": len(calibration), "calibration_split": data.train_split,
+                       "kept_fp32": kept, **({"kept_fp32_sqnr_db": ratios} if ratios else {})})
+        if fmt == "openvino-int8":
+            result["convolutions"] = openvino.operation_names(graph)  # the names keep_fp32 takes
     pytorch = prepare_for_inference(model.eval(), cfg.get("fold", True))  # as eval.py runs it
-    measured = int8.compare(pytorch, OnnxGraph(graph, output_stride, backend="onnx-int8"), checked, data.num_classes,
-                            data.ignore_index, task)
-    result = {"format": "onnx-int8", "folder": str(folder), "onnx": str(graph), "bytes": graph.stat().st_size,
-              "output_stride": output_stride, "calibration_images": len(calibration),
-              "calibration_split": data.train_split, "check_split": split, **measured,
-              "kept_fp32": kept, **({"kept_fp32_sqnr_db": ratios} if ratios else {}),
-              "images_per_sec": images_per_sec(_deployed(task)(pytorch), graph, (1, data.get("in_channels", 3),
-                                               *cfg.example_size), name="onnx-int8")}
+    result.update({"check_split": split, **int8.compare(pytorch, converted, checked, data.num_classes,
+                                                        data.ignore_index, task),
+                   "images_per_sec": alternately({fmt: converted, "pytorch": pytorch},
+                                                 (1, data.get("in_channels", 3), *cfg.example_size))})
     (folder / "export.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -224,15 +255,16 @@ def write_pretrained(cfg: DictConfig, model, config: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     """tools/export.py's task: the file and the check's figures, as a line and as JSON."""
     result = run(cfg)
-    if result.get("format") == "onnx-int8":
-        speed = result["images_per_sec"]
-        drop = f", mIoU {100 * result['mIoU_reference']:.2f} -> {100 * result['mIoU_converted']:.2f}" \
+    if "folder" in result:
+        speed, fmt = result["images_per_sec"], result["format"]
+        made = f"calibrated on {result['calibration_images']} {result['calibration_split']} images, " \
+            f"{len(result['kept_fp32'])} nodes kept FP32" if "calibration_images" in result else \
+            f"within {result['max_abs_diff']:.2e} of PyTorch (tolerance {result['tolerance']})"
+        miou = f", mIoU {100 * result['mIoU_reference']:.2f} -> {100 * result['mIoU_converted']:.2f}" \
             if "mIoU_reference" in result else ""
-        print(f"wrote {result['folder']} (INT8 graph {result['bytes'] / 1e6:.1f} MB, calibrated on "
-              f"{result['calibration_images']} {result['calibration_split']} images, {len(result['kept_fp32'])} "
-              f"nodes kept FP32); on {result['images']} {result['check_split']} images its masks agree with "
-              f"PyTorch's on {100 * result['agreement']:.2f}% of pixels{drop}; {speed['onnx-int8']:.2f} images/s "
-              f"against PyTorch's {speed['pytorch']:.2f}")
+        print(f"wrote {result['folder']} ({fmt}, {result['bytes'] / 1e6:.1f} MB, {made}); on {result['images']} "
+              f"{result['check_split']} images its masks agree with PyTorch's on {100 * result['agreement']:.2f}% of "
+              f"pixels{miou}; {speed[fmt]:.2f} images/s against PyTorch's {speed['pytorch']:.2f}")
         print(json.dumps(result))
         return
     if "pretrained" in result:
