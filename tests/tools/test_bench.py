@@ -60,3 +60,39 @@ def test_bench_against_smp_with_the_same_encoder(tmp_path, small_synthetic, caps
                                  f"bench.output={tmp_path / 'no.json'}", capsys=capsys, monkeypatch=monkeypatch)
         assert_one_line_error(code, stderr, message)
     assert not (tmp_path / "no.json").exists()
+
+
+@pytest.mark.slow
+def test_backends_side_by_side_with_their_accuracy(trained_run, small_synthetic, tmp_path):
+    """bench.backends: every backend timed on one input in turns, each one's mIoU on the val split;
+    PyTorch's is eval.py's, the FP32 graphs' equal it."""
+    output = tmp_path / "bench.json"
+    backends = ["pytorch", "onnx", "onnx-int8", "openvino", "openvino-int8", "torchscript"]
+    checkpoint = trained_run / "checkpoints" / "last.ckpt"
+    result = run_script("tools/bench.py", *SMALL, f"paths.data_dir={small_synthetic}", f"ckpt_path={checkpoint}",
+                        f"bench.backends=[{','.join(backends)}]", "bench.input_size=[65,65]", "bench.iterations=2",
+                        "bench.repeats=1", "bench.warmup=1", "bench.calibration_images=4", "bench.accuracy=true",
+                        f"bench.output={output}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(output.read_text())
+    assert list(report["backends"]) == backends and report["batch_size"] == 1 and report["weights"] == str(checkpoint)
+    for name, entry in report["backends"].items():
+        assert entry["images_per_sec"] > 0 and entry["accuracy_images"] == 12, name
+        assert entry["images_per_sec"] == pytest.approx(1000 / entry["ms_per_batch"])
+    assert report["backends"]["pytorch"]["speed_vs_pytorch"] == 1.0
+    assert report["backends"]["onnx-int8"]["calibration_images"] == 4
+    evaluated = run_script("eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    miou = json.loads((tmp_path / "eval" / "metrics.json").read_text())["mIoU"]
+    assert report["backends"]["pytorch"]["mIoU"] == pytest.approx(miou, abs=1e-6)
+    for name in ("onnx", "openvino", "torchscript"):
+        assert report["backends"][name]["mIoU"] == pytest.approx(miou, abs=1e-4), name
+    assert "onnx-int8" in result.stdout and "vs pytorch" in result.stdout
+
+
+def test_an_unknown_backend_is_one_line(capsys, monkeypatch, tmp_path):
+    code, stderr = run_entry("tools/bench.py", *SMALL, "bench.backends=[pytorch,tensorrt]",
+                             f"bench.output={tmp_path / 'b.json'}", capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "bench.backends=[pytorch,tensorrt] is not allowed; allowed: a list of "
+                                        "distinct names from pytorch, onnx, onnx-int8, openvino, openvino-int8, "
+                                        "torchscript")

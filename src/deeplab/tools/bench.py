@@ -24,6 +24,7 @@ from deeplab.inference.prepare import autocast, inference_precision, prepare_for
 from deeplab.inference.task import task_of
 from deeplab.log import LOG
 from deeplab.model.encoder import resolve_encoder_name
+from deeplab.tools.bench_backends import print_backends, run_backends
 from deeplab.tools.loader_bench import time_loader
 from deeplab.tools.step_parts import time_parts
 from deeplab.training.finetune import parameter_groups
@@ -172,6 +173,10 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def run(cfg: DictConfig) -> dict:
     resolve_normalisation(cfg)
+    if cfg.bench.get("backends"):  # inference on each deployment backend instead (tools/bench_backends.py)
+        result = run_backends(cfg)
+        Path(cfg.bench.output).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     resolve_precision(cfg.trainer)
     if isinstance(cfg.loss.get("class_weights"), str):  # the values do not change the time; counting would
         LOG.info(f"note: loss.class_weights={cfg.loss.class_weights} is timed with equal weights (the values do "
@@ -239,6 +244,10 @@ def run(cfg: DictConfig) -> dict:
 
 def report(cfg: DictConfig) -> dict:
     r = run(cfg)
+    if "backends" in r:
+        print_backends(r)
+        print(f"wrote {cfg.bench.output}")
+        return r
     print(f"{r['backbone']}  batch {r['batch_size']}  {r['input_size'][0]}x{r['input_size'][1]}  {r['precision']}  "
           f"channels_last={r['channels_last']}  compile={r['compile']}  on {r['device']}  ({r['steps_timed']} steps)")
     print(f"{'':<22}{'ms/step':>10}{'images/s':>10}")

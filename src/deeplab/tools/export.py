@@ -156,7 +156,7 @@ def _deployed(task):
 
 INT8 = ("onnx-int8", "openvino-int8")
 # What each format needs beyond PyTorch, checked before anything is written.
-NEEDS = {"onnx-int8": ("onnx", "onnxscript", "onnxruntime.quantization"),
+NEEDS = {"onnx": ("onnx", "onnxscript", "onnxruntime"), "onnx-int8": ("onnx", "onnxscript", "onnxruntime.quantization"),
          "openvino": ("onnx", "onnxscript", "openvino"), "openvino-int8": ("onnx", "onnxscript", "openvino", "nncf"),
          "torchscript": ()}
 
@@ -179,20 +179,42 @@ def write_folder(cfg: DictConfig, model, config: DictConfig, output_stride: int)
     task, data = task_of(config), config.data
     prepare_data(data)  # the synthetic set is written again if it went missing; real data is only read
     split = cfg.check_split or data.val_split
+    checked = list(int8.split_images(data, split, cfg.check_images, output_stride, seed=1))
+    result = build_folder(cfg, model, config, output_stride, folder)
+    converted, _ = load_exported(folder)
+    reference = _deployed(task)(prepare_for_inference(model.eval(), cfg.get("fold", True), channels_last=False))
+    if fmt not in INT8:  # logits (or probabilities) within tolerance at both sizes, as format=onnx is checked
+        difference = max_difference(reference, converted, [(2, *cfg.example_size), (1, *cfg.check_size)])
+        result.update({"max_abs_diff": difference, "tolerance": cfg.tolerance})
+        if difference > cfg.tolerance:
+            raise ExportError(f"{result['graph']}: {fmt} and PyTorch differ by up to {difference:.3g}, more than "
+                              f"tolerance={cfg.tolerance}")
+    pytorch = prepare_for_inference(model.eval(), cfg.get("fold", True))  # as eval.py runs it
+    result.update({"check_split": split, **int8.compare(pytorch, converted, checked, data.num_classes,
+                                                        data.ignore_index, task),
+                   "images_per_sec": alternately({fmt: converted, "pytorch": pytorch},
+                                                 (1, data.get("in_channels", 3), *cfg.example_size))})
+    (folder / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def build_folder(cfg: DictConfig, model, config: DictConfig, output_stride: int, folder: Path) -> dict:
+    """The format's graph and description files in `folder`, unchecked; what was done, as a dict.
+    The INT8 formats calibrate on cfg.calibration_images training images."""
+    fmt, data = cfg.format, config.data
     calibration = [int8.padded(image, output_stride) for image, _ in
                    int8.split_images(data, data.train_split, cfg.calibration_images, output_stride)] \
         if fmt in INT8 else []
-    checked = list(int8.split_images(data, split, cfg.check_images, output_stride, seed=1))
     folder.mkdir(parents=True, exist_ok=True)
-    reference = _deployed(task)(prepare_for_inference(model.eval(), cfg.get("fold", True), channels_last=False))
-    name = GRAPHS[fmt][0]
-    graph, kept, ratios = folder / name, list(cfg.keep_fp32) if cfg.keep_fp32 != "auto" else [], {}
+    reference = _deployed(task_of(config))(prepare_for_inference(model.eval(), cfg.get("fold", True),
+                                                                 channels_last=False))
+    graph, kept, ratios = folder / GRAPHS[fmt][0], list(cfg.keep_fp32) if cfg.keep_fp32 != "auto" else [], {}
     if fmt == "torchscript":
         example = torch.randn(1, data.get("in_channels", 3), *cfg.example_size)
         with torch.no_grad():
             torch.jit.save(torch.jit.trace(reference, example), str(graph))
     else:
-        fp32 = folder / "model_fp32.onnx"
+        fp32 = folder / ("model.onnx" if fmt == "onnx" else "model_fp32.onnx")
         export_onnx(reference, fp32, list(cfg.example_size), cfg.opset, _metadata(config, output_stride))
         if fmt == "onnx-int8":
             ranges = folder / "ranges.json"
@@ -205,30 +227,18 @@ def write_folder(cfg: DictConfig, model, config: DictConfig, output_stride: int)
             ranges.unlink(missing_ok=True)
         elif fmt == "openvino":
             openvino.convert(fp32, graph)
-        else:
+        elif fmt == "openvino-int8":
             openvino.quantize(fp32, graph, calibration, kept)
-        fp32.unlink()
+        if fp32 != graph:
+            fp32.unlink()
     write_description(config, folder, f"deeplab-{fmt}/1", output_stride)
-    converted, _ = load_exported(folder)
     result = {"format": fmt, "folder": str(folder), "graph": str(graph),
               "bytes": sum(p.stat().st_size for p in folder.iterdir()), "output_stride": output_stride}
-    if fmt not in INT8:  # logits (or probabilities) within tolerance at both sizes, as format=onnx is checked
-        difference = max_difference(reference, converted, [(2, *cfg.example_size), (1, *cfg.check_size)])
-        result.update({"max_abs_diff": difference, "tolerance": cfg.tolerance})
-        if difference > cfg.tolerance:
-            raise ExportError(f"{graph}: {fmt} and PyTorch differ by up to {difference:.3g}, more than "
-                              f"tolerance={cfg.tolerance}")
-    else:
+    if fmt in INT8:
         result.update({"calibration_images": len(calibration), "calibration_split": data.train_split,
                        "kept_fp32": kept, **({"kept_fp32_sqnr_db": ratios} if ratios else {})})
-        if fmt == "openvino-int8":
-            result["convolutions"] = openvino.operation_names(graph)  # the names keep_fp32 takes
-    pytorch = prepare_for_inference(model.eval(), cfg.get("fold", True))  # as eval.py runs it
-    result.update({"check_split": split, **int8.compare(pytorch, converted, checked, data.num_classes,
-                                                        data.ignore_index, task),
-                   "images_per_sec": alternately({fmt: converted, "pytorch": pytorch},
-                                                 (1, data.get("in_channels", 3), *cfg.example_size))})
-    (folder / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+    if fmt == "openvino-int8":
+        result["convolutions"] = openvino.operation_names(graph)  # the names keep_fp32 takes
     return result
 
 
