@@ -1,7 +1,7 @@
 """`tools/bench.py bench.backends=[pytorch,onnx,onnx-int8,openvino,openvino-int8,torchscript]`:
-eval.py's inference path (grid padding, eval.scales, eval.flip, eval.mode) timed on each backend,
-taking turns call by call on the same input, on the CPU; with `bench.accuracy=true` each one's mIoU
-on the val split too. The graphs are exported (and the INT8 ones calibrated) as tools/export.py
+eval.py's inference path (grid padding, eval.scales, eval.flip, eval.mode) timed on each backend
+on the same input, on the CPU, the backends taking turns in blocks of calls; with
+`bench.accuracy=true` each one's mIoU on the val split too. The graphs are exported (and the INT8 ones calibrated) as tools/export.py
 does, from `ckpt_path`'s weights, or from the composed model's own where none is given."""
 
 import statistics
@@ -66,12 +66,13 @@ def run_backends(cfg: DictConfig) -> dict:
             models[name] = load_exported(Path(scratch) / name)[0]
         seconds = {name: [] for name in names}
         with torch.no_grad():
-            for step in range(bench.warmup + bench.iterations * bench.repeats):
-                for name, runner in models.items():  # in turns: the machine's drifts hit all alike
-                    began = time.perf_counter()
-                    predict_probs(runner, images, **settings)
-                    if step >= bench.warmup:
-                        seconds[name].append(time.perf_counter() - began)
+            for _ in range(bench.repeats):  # each backend a block in turn: runtimes whose idle threads spin
+                for name, runner in models.items():  # (onnxruntime, OpenVINO) would slow the next call made
+                    for step in range(bench.warmup + bench.iterations):
+                        began = time.perf_counter()
+                        predict_probs(runner, images, **settings)
+                        if step >= bench.warmup:
+                            seconds[name].append(time.perf_counter() - began)
         checked = list(int8.split_images(data, data.val_split, bench.accuracy_images, output_stride, seed=1)) \
             if bench.get("accuracy") else []
         for name in names:
