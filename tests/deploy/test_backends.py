@@ -43,17 +43,24 @@ def test_eval_py_reads_each_export_as_it_reads_the_checkpoint(trained_run, tmp_p
 
 @pytest.mark.slow
 @pytest.mark.skipif(not VOC_SAMPLES.is_dir(), reason="../shared/data/voc2012_samples is absent")
-def test_predict_py_on_the_fp32_graph_writes_the_checkpoints_masks(trained_run, tmp_path):
+def test_predict_py_on_each_fp32_export_writes_the_checkpoints_masks(trained_run, tmp_path):
+    """The nine VOC photos: the masks of an ONNX file, an OpenVINO folder and a TorchScript folder are
+    the checkpoint's, byte for byte."""
     exported(trained_run, tmp_path, f"output={tmp_path / 'model.onnx'}")
+    exported(trained_run, tmp_path, "format=openvino", f"output={tmp_path / 'openvino'}", "check_images=2")
+    exported(trained_run, tmp_path, "format=torchscript", f"output={tmp_path / 'torchscript'}", "check_images=2")
     images = sorted((VOC_SAMPLES / "JPEGImages").glob("*.jpg"))
-    for name, ckpt in (("pt", trained_run), ("onnx", tmp_path / "model.onnx")):
+    sources = {"pt": trained_run, "onnx": tmp_path / "model.onnx", "openvino": tmp_path / "openvino",
+               "torchscript": tmp_path / "torchscript"}
+    for name, ckpt in sources.items():
         result = run_script("predict.py", f"ckpt_path={ckpt}", f"input={VOC_SAMPLES / 'JPEGImages'}",
-                            f"output={tmp_path / name}", "num_workers=0")
+                            f"output={tmp_path / 'masks' / name}", "num_workers=0")
         assert result.returncode == 0, result.stderr[-2000:]
     assert len(images) == 9
     for path in images:
-        masks = [np.array(Image.open(tmp_path / name / f"{path.stem}.png")) for name in ("pt", "onnx")]
-        assert masks[0].tobytes() == masks[1].tobytes(), path.name
+        masks = {name: np.array(Image.open(tmp_path / "masks" / name / f"{path.stem}.png")) for name in sources}
+        for name in ("onnx", "openvino", "torchscript"):
+            assert masks[name].tobytes() == masks["pt"].tobytes(), (name, path.name)
 
 
 @pytest.mark.slow
