@@ -124,3 +124,30 @@ def test_every_folder_format_exports_checks_evaluates_and_predicts(fmt, trained_
     assert [m.shape for m in masks[fmt]] == [(97, 130), (64, 64)]
     if not fmt.endswith("int8"):
         assert all(a.tobytes() == b.tobytes() for a, b in zip(masks["pt"], masks[fmt], strict=True))
+
+
+@pytest.mark.slow
+def test_a_graph_runs_on_the_cpu_as_exported_and_a_failed_export_leaves_nothing(trained_run, tmp_path, capsys,
+                                                                                monkeypatch):
+    exported(trained_run, tmp_path, f"output={tmp_path / 'model.onnx'}")
+    onnx_file = f"ckpt_path={tmp_path / 'model.onnx'}"
+    for args, message in (
+            (["device=cuda"], "device=cuda: the onnx graph runs on the CPU (its runtime's); give device=cpu"),
+            (["eval.precision=bf16"], "eval.precision=bf16: the onnx graph computes as it was exported; "
+                                      "allowed: fp32")):
+        code, stderr = run_entry("eval.py", onnx_file, f"hydra.run.dir={tmp_path / 'e'}", *args, capsys=capsys,
+                                 monkeypatch=monkeypatch)
+        assert_one_line_error(code, stderr, message)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "in" / "photo.png")
+    code, stderr = run_entry("predict.py", onnx_file, f"input={tmp_path / 'in'}", f"output={tmp_path / 'p'}",
+                             "device=cuda", capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "device=cuda: the onnx graph runs on the CPU")
+    assert not (tmp_path / "p").exists()
+
+    out = tmp_path / "exports"
+    code, stderr = run_entry("tools/export.py", f"ckpt_path={trained_run}", "format=openvino",
+                             f"output={out / 'ov'}", "example_size=[65,65]", "check_size=[33,49]", "tolerance=1e-30",
+                             "check_images=2", capsys=capsys, monkeypatch=monkeypatch)
+    assert_one_line_error(code, stderr, "format=openvino: the graph and PyTorch differ by up to")
+    assert list(out.iterdir()) == []  # neither the folder nor its staging copy

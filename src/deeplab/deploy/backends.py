@@ -13,7 +13,7 @@ from torch import nn
 from deeplab.builders.checkpoint import model_from_checkpoint
 from deeplab.builders.pretrained import exported_format
 from deeplab.deploy.int8 import require
-from deeplab.errors import CheckpointError
+from deeplab.errors import CheckpointError, ConfigError
 from deeplab.inference.task import task_of
 
 CONFIG_METADATA = "deeplab_config"  # an ONNX file's metadata key holding the resolved run config
@@ -125,3 +125,21 @@ def load_model(path: str | Path) -> tuple[nn.Module, DictConfig]:
     if Path(path).suffix == ".onnx" or exported_format(path):
         return load_exported(path)
     return model_from_checkpoint(path)
+
+
+def runtime_device(model: nn.Module, device: str, key: str = "device") -> str:
+    """The device asked for, for this model: an exported graph runs on its runtime's CPU, so `auto`
+    is the CPU there and a GPU is refused rather than ignored."""
+    if not getattr(model, "exported", False) or device == "cpu":
+        return device
+    if device == "auto":
+        return "cpu"
+    raise ConfigError(f"{key}={device}: the {model.backend} graph runs on the CPU (its runtime's); give {key}=cpu, "
+                      "or run the checkpoint itself on the GPU")
+
+
+def check_precision(model: nn.Module, precision: str) -> None:
+    """eval.precision applies to PyTorch's arithmetic: an exported graph computes as it was exported."""
+    if getattr(model, "exported", False) and precision != "fp32":
+        raise ConfigError(f"eval.precision={precision}: the {model.backend} graph computes as it was exported; "
+                          "allowed: fp32")

@@ -13,7 +13,7 @@ from deeplab.builders.data import evaluation_loader, prepare_data
 from deeplab.builders.model import evaluation_task, inference_model, inference_settings, pick_device
 from deeplab.data.base import as_rgb
 from deeplab.data.preview import class_colours
-from deeplab.deploy.backends import load_model
+from deeplab.deploy.backends import check_precision, load_model, runtime_device
 from deeplab.errors import ConfigError
 from deeplab.evaluation import report
 from deeplab.evaluation.labels import ThresholdSweep, evaluate_labels
@@ -49,7 +49,8 @@ def evaluate(cfg: DictConfig) -> dict:
         move_dataset(config.data, cfg.data.root)
     split = cfg.data.split or config.data.val_split
     config.data.val_split = split
-    device = torch.device("cpu") if getattr(model, "exported", False) else pick_device(cfg.device)
+    device = pick_device(runtime_device(model, cfg.device))
+    check_precision(model, cfg.eval.get("precision", "fp32"))
     output_stride = cfg.eval.output_stride or config.model.output_stride
     model.set_output_stride(output_stride)
     model, precision = inference_model(model, cfg.eval, device)

@@ -16,7 +16,7 @@ from deeplab.builders.model import evaluation_task, pick_device
 from deeplab.data.base import BAND_SUFFIXES, as_rgb
 from deeplab.data.folder import IMAGE_SUFFIXES
 from deeplab.data.preview import class_colours
-from deeplab.deploy.backends import load_model
+from deeplab.deploy.backends import load_model, runtime_device
 from deeplab.errors import UserError
 from deeplab.evaluation.segmenter import Segmenter, read_image
 from deeplab.inference.multiscale import predict_classes
@@ -136,6 +136,7 @@ def predict(cfg: DictConfig) -> int:
     files = list_images(Path(cfg.input))
     out = Path(cfg.output)
     model, config = load_model(cfg.ckpt_path)  # a checkpoint, a model folder, or an exported graph
+    device = pick_device(runtime_device(model, cfg.device))  # before any folder is made
     task, probabilities = evaluation_task(config, cfg.eval), bool(cfg.predict.probabilities)
     if probabilities and task.name == "multiclass":
         raise PredictError("predict.probabilities=true is not allowed with the multiclass model of ckpt_path="
@@ -148,7 +149,6 @@ def predict(cfg: DictConfig) -> int:
             folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise PredictError(f"output={out} cannot be created ({err.strerror})") from err
-    device = pick_device(cfg.device)
     segmenter = Segmenter(model, config, cfg.eval, device)  # the Python API's inference, the same bytes
     bands, scale = config.data.get("in_channels", 3), config.data.get("max_pixel_value", 255)
     unreadable = [p for p in files if p.suffix.lower() not in BAND_SUFFIXES]

@@ -18,7 +18,7 @@ from deeplab.builders.data import image_size
 from deeplab.builders.model import evaluation_task, inference_model, inference_settings, pick_device
 from deeplab.builders.pretrained import save_pretrained
 from deeplab.data.base import read_bands
-from deeplab.deploy.backends import load_model
+from deeplab.deploy.backends import check_precision, load_model, runtime_device
 from deeplab.errors import UserError
 from deeplab.inference.multiscale import predict_classes, predict_probs
 from deeplab.inference.pixels import normaliser
@@ -34,8 +34,9 @@ class Segmenter:
         """`config`: the checkpoint's run config; `evaluation`: the eval group's settings, checked;
         `run_dir`: the run the checkpoint came from, for save_pretrained's model card."""
         self.network, self.run_dir = model, run_dir  # as trained: what save_pretrained writes
-        if getattr(model, "exported", False):  # an exported graph runs on its runtime's CPU
-            device = torch.device("cpu")
+        if getattr(model, "exported", False):  # an exported graph runs on its runtime's CPU, as exported
+            runtime_device(model, str(device))
+            check_precision(model, evaluation.get("precision", "fp32"))
         model.set_output_stride(evaluation.output_stride or config.model.output_stride)
         self.model, self.precision = inference_model(model, evaluation, device)
         self.config, self.device = config, device
@@ -63,7 +64,7 @@ class Segmenter:
                              **evaluation})
         check(settings, Eval)  # named as given here: output_stride, not eval.output_stride
         run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else None
-        return cls(model, config, settings, pick_device(device), run_dir)
+        return cls(model, config, settings, pick_device(runtime_device(model, device)), run_dir)
 
     from_pretrained = from_checkpoint  # a model folder is one of the paths from_checkpoint reads
 

@@ -1,8 +1,9 @@
 """`tools/bench.py bench.backends=[pytorch,onnx,onnx-int8,openvino,openvino-int8,torchscript]`:
 eval.py's inference path (grid padding, eval.scales, eval.flip, eval.mode) timed on each backend
 on the same input, on the CPU, the backends taking turns in blocks of calls; with
-`bench.accuracy=true` each one's mIoU on the val split too. The graphs are exported (and the INT8 ones calibrated) as tools/export.py
-does, from `ckpt_path`'s weights, or from the composed model's own where none is given."""
+`bench.accuracy=true` each one's mIoU on the val split too. The graphs are exported (and the INT8
+ones calibrated) as tools/export.py does, from `ckpt_path`'s weights, or from the composed model's
+own where none is given."""
 
 import statistics
 import tempfile

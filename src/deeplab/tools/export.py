@@ -2,7 +2,9 @@
 against PyTorch with onnxruntime before the file is declared good."""
 
 import json
+import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -176,25 +178,45 @@ def write_folder(cfg: DictConfig, model, config: DictConfig, output_stride: int)
     if cfg.keep_fp32 == "auto" and fmt == "openvino-int8":
         raise ExportError("keep_fp32=auto is measured with onnxruntime's tools: give format=onnx-int8, or name "
                           "OpenVINO operations (keep_fp32=[NAME,...]; export.json lists the convolutions)")
-    task, data = task_of(config), config.data
+    data = config.data
     prepare_data(data)  # the synthetic set is written again if it went missing; real data is only read
     split = cfg.check_split or data.val_split
     checked = list(int8.split_images(data, split, cfg.check_images, output_stride, seed=1))
-    result = build_folder(cfg, model, config, output_stride, folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # built and checked beside the output, then renamed: a failed or interrupted export leaves no half folder
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        result = build_folder(cfg, model, config, output_stride, staging)
+        result.update({"folder": str(folder), "graph": str(folder / GRAPHS[fmt][0])})
+        result.update(check_folder(cfg, model, config, output_stride, staging, checked))
+        (staging / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+        if folder.exists():
+            folder.rmdir()  # empty: checked above
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result
+
+
+def check_folder(cfg: DictConfig, model, config: DictConfig, output_stride: int, folder: Path, checked) -> dict:
+    """The export in `folder` beside PyTorch: FP formats' logits within tolerance, then every
+    format's masks and mIoU on the checked images, and images/s."""
+    fmt, task, data = cfg.format, task_of(config), config.data
     converted, _ = load_exported(folder)
     reference = _deployed(task)(prepare_for_inference(model.eval(), cfg.get("fold", True), channels_last=False))
+    result = {}
     if fmt not in INT8:  # logits (or probabilities) within tolerance at both sizes, as format=onnx is checked
         difference = max_difference(reference, converted, [(2, *cfg.example_size), (1, *cfg.check_size)])
         result.update({"max_abs_diff": difference, "tolerance": cfg.tolerance})
         if difference > cfg.tolerance:
-            raise ExportError(f"{result['graph']}: {fmt} and PyTorch differ by up to {difference:.3g}, more than "
+            raise ExportError(f"format={fmt}: the graph and PyTorch differ by up to {difference:.3g}, more than "
                               f"tolerance={cfg.tolerance}")
     pytorch = prepare_for_inference(model.eval(), cfg.get("fold", True))  # as eval.py runs it
-    result.update({"check_split": split, **int8.compare(pytorch, converted, checked, data.num_classes,
-                                                        data.ignore_index, task),
+    result.update({"check_split": cfg.check_split or data.val_split,
+                   **int8.compare(pytorch, converted, checked, data.num_classes, data.ignore_index, task),
                    "images_per_sec": alternately({fmt: converted, "pytorch": pytorch},
                                                  (1, data.get("in_channels", 3), *cfg.example_size))})
-    (folder / "export.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
