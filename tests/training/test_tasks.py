@@ -152,6 +152,28 @@ def test_exported_onnx_gives_the_probabilities(run, request, tmp_path):
     assert np.abs(probs - expected).max() <= 1e-4 and probs.min() >= 0 and probs.max() <= 1
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx-int8", "openvino", "openvino-int8", "torchscript"])
+@pytest.mark.parametrize("run", ["binary_run", "multilabel_run"])
+def test_every_export_folder_takes_either_task(run, fmt, request, tmp_path):
+    """A sigmoid task through each deployment format: the check's masks agree with PyTorch's, and
+    eval.py on the folder gives the check's figure (FP formats: the checkpoint's own)."""
+    run_dir = request.getfixturevalue(run)
+    folder = tmp_path / fmt
+    result = run_script("tools/export.py", f"ckpt_path={run_dir}", f"format={fmt}", f"output={folder}",
+                        "example_size=[65,81]", "check_size=[49,57]", "calibration_images=4", "check_images=6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["agreement"] >= (0.9 if fmt.endswith("int8") else 0.999), report
+    reference = run_train(tmp_path / "pt", f"ckpt_path={run_dir}", script="eval.py")
+    exported = run_train(tmp_path / "ex", f"ckpt_path={folder}", script="eval.py")
+    assert reference.returncode == 0 and exported.returncode == 0, exported.stderr[-3000:]
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("pt", "ex")]
+    assert metrics[1]["backend"] == fmt and metrics[1]["task"] == metrics[0]["task"]
+    if not fmt.endswith("int8"):
+        assert metrics[1]["mIoU"] == pytest.approx(metrics[0]["mIoU"], abs=1e-4)
+
+
 def test_multilabel_trains_evaluates_and_predicts_each_label(multilabel_run, task_data, tmp_path):
     summary = json.loads((multilabel_run / "summary.json").read_text())
     assert set(summary["per_label_f1"]) == {"vegetation", "flooded"} and 0 <= summary["val/mF1"] <= 1

@@ -98,11 +98,12 @@ def upsample_on_grid(x: torch.Tensor, size, factor: int) -> torch.Tensor:
     the whole target, shifting it by up to factor - 1 target pixels at the far border and differently
     at each size, so a model trained on 224 crops would be evaluated on another geometry at 241.
     The feature is edge-padded by one pixel, so the target pixels past its last one take that
-    pixel's value. Traced (torch.export, ONNX) it takes that one path at every size, so that the
-    exported graph keeps the sizes dynamic."""
+    pixel's value. Traced (torch.export, ONNX, torch.jit.trace) it takes that one path at every
+    size, so that the exported graph keeps the sizes dynamic."""
     height, width = x.shape[-2:]
     grid = (factor * (height - 1) + 1, factor * (width - 1) + 1)
-    if not torch.compiler.is_compiling() and tuple(size) == grid:  # the paper's sizes, eager: one op, layout kept
+    traced = torch.compiler.is_compiling() or torch.jit.is_tracing()
+    if not traced and tuple(size) == grid:  # the paper's sizes, eager: one op, layout kept
         return F.interpolate(x, size=grid, mode="bilinear", align_corners=True)
     padded = F.pad(x, (0, 1, 0, 1), mode="replicate")
     out = F.interpolate(padded, size=(factor * height + 1, factor * width + 1), mode="bilinear", align_corners=True)
