@@ -158,6 +158,12 @@ def test_int8_keeps_the_named_nodes_in_fp32(checkpoint, tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     graph = onnx.load(str(tmp_path / "all" / "model.onnx")).graph
     convolution = next(n for n in graph.node if n.op_type == "Conv")
+    auto = json.loads(first.stdout.strip().splitlines()[-1])
+    ratios = auto["convolution_sqnr_db"]  # the convolutions measured, the noisiest first
+    convolutions = [n.name for n in graph.node if n.op_type == "Conv"]
+    assert ratios and set(ratios) <= set(convolutions)
+    assert list(ratios.values()) == sorted(ratios.values())
+    assert auto["kept_fp32"] == [name for name, db in ratios.items() if db < 20.0][:8]
     kept = export(f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={tmp_path / 'kept'}",
                   "example_size=[65,65]", "calibration_images=4", "check_images=2", f"keep_fp32=[{convolution.name}]")
     assert kept.returncode == 0, kept.stderr[-3000:]
@@ -181,3 +187,11 @@ def test_a_missing_deploy_package_is_one_line(package, fmt, checkpoint, tmp_path
     assert result.stderr == f"error: format={fmt} needs {package}, which is not installed; install it with " \
                             "pip install 'deeplab[deploy]'\n"
     assert not (tmp_path / "out").exists()
+
+
+def test_auto_keeps_the_noisiest_convolutions_below_the_bound():
+    from deeplab.deploy.int8 import AUTO_MAX_KEPT, AUTO_MIN_SQNR_DB, noisiest
+
+    ratios = {f"conv{i}": AUTO_MIN_SQNR_DB - 10 + i for i in range(20)}  # conv0..conv9 below the bound
+    assert noisiest(ratios) == [f"conv{i}" for i in range(AUTO_MAX_KEPT)]
+    assert noisiest({"a": AUTO_MIN_SQNR_DB, "b": 40.0}) == []

@@ -108,9 +108,9 @@ def quantize(fp32: Path, int8: Path, calibration: list[np.ndarray], keep_fp32: l
             extra_options={"CalibStridedMinMax": stride(len(calibration))})
 
 
-def noisiest_convolutions(fp32: Path, int8: Path, images: list[np.ndarray]) -> dict[str, float]:
-    """Each convolution's INT8 output signal-to-noise ratio (dB) against its FP32 input's quantised
-    copy, as onnxruntime's qdq_loss_debug measures it; the lowest first, those below the bound."""
+def convolution_sqnr(fp32: Path, int8: Path, images: list[np.ndarray]) -> dict[str, float]:
+    """Each convolution's INT8 output signal-to-noise ratio (dB), the quantisation of that tensor
+    alone as onnxruntime's qdq_loss_debug measures it, the lowest first."""
     debug = require("onnxruntime.quantization.qdq_loss_debug", "onnx-int8")
     onnx = require("onnx", "onnx-int8")
     with tempfile.TemporaryDirectory() as scratch:
@@ -121,12 +121,18 @@ def noisiest_convolutions(fp32: Path, int8: Path, images: list[np.ndarray]) -> d
             activations.append(debug.collect_activations(str(augmented), _reader(images)))
     matched = debug.create_activation_matching(*activations)
     errors = debug.compute_activation_error(matched)
-    producers = {output: node.name for node in onnx.load(str(fp32)).graph.node if node.op_type == "Conv"
-                 for output in node.output}
-    ratios = {producers[name]: float(error["qdq_err"]) for name, error in errors.items()
-              if name in producers and "qdq_err" in error}
-    low = sorted((ratio, name) for name, ratio in ratios.items() if ratio < AUTO_MIN_SQNR_DB)
-    return {name: ratio for ratio, name in low[:AUTO_MAX_KEPT]}
+    # Only a convolution whose own output is quantised has a ratio: where a ReLU follows, onnxruntime
+    # folds it into the quantisation, and the ratio of that pair would measure the ReLU's clipping.
+    convolution = {output: node.name for node in onnx.load(str(fp32)).graph.node if node.op_type == "Conv"
+                   for output in node.output}
+    ratios = {convolution[name]: float(error["qdq_err"]) for name, error in errors.items()
+              if name in convolution and "qdq_err" in error}
+    return dict(sorted(ratios.items(), key=lambda item: item[1]))
+
+
+def noisiest(ratios: dict[str, float]) -> list[str]:
+    """keep_fp32=auto: the convolutions below AUTO_MIN_SQNR_DB, at most AUTO_MAX_KEPT, the noisiest first."""
+    return [name for name, ratio in ratios.items() if ratio < AUTO_MIN_SQNR_DB][:AUTO_MAX_KEPT]
 
 
 def compare(reference: nn.Module, converted: nn.Module, images, num_classes: int, ignore_index: int,

@@ -242,8 +242,8 @@ def build_folder(cfg: DictConfig, model, config: DictConfig, output_stride: int,
             ranges = folder / "ranges.json"
             int8.quantize(fp32, graph, calibration, kept, ranges)
             if cfg.keep_fp32 == "auto":  # measured on the all-INT8 graph, then quantised again without them
-                ratios = int8.noisiest_convolutions(fp32, graph, calibration[:4])
-                kept = list(ratios)
+                ratios = int8.convolution_sqnr(fp32, graph, calibration[:4])
+                kept = int8.noisiest(ratios)
                 if kept:
                     int8.quantize(fp32, graph, calibration, kept, ranges)
             ranges.unlink(missing_ok=True)
@@ -258,7 +258,7 @@ def build_folder(cfg: DictConfig, model, config: DictConfig, output_stride: int,
               "bytes": sum(p.stat().st_size for p in folder.iterdir()), "output_stride": output_stride}
     if fmt in INT8:
         result.update({"calibration_images": len(calibration), "calibration_split": data.train_split,
-                       "kept_fp32": kept, **({"kept_fp32_sqnr_db": ratios} if ratios else {})})
+                       "kept_fp32": kept, **({"convolution_sqnr_db": ratios} if ratios else {})})
     if fmt == "openvino-int8":
         result["convolutions"] = openvino.operation_names(graph)  # the names keep_fp32 takes
     return result
