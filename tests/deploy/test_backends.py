@@ -1,5 +1,7 @@
 """Exported graphs read back by eval.py, predict.py and Segmenter: the same data, padding and
-metrics as a checkpoint, the runtime named in metrics.json, the preprocessing from the export."""
+metrics as a checkpoint, the runtime named in metrics.json, the preprocessing from the export.
+Each command runs in its own process: OpenVINO's and NNCF's threads and patches, loaded into the
+test process, made a later training test crash it (a segmentation fault)."""
 
 import json
 
@@ -7,18 +9,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ..conftest import VOC_SAMPLES, assert_one_line_error, run_entry, run_script
+from ..conftest import VOC_SAMPLES, assert_one_line_error, run_process
+
+
+def refused(script: str, *args: str) -> tuple[int, str]:
+    result = run_process(script, *args)
+    return result.returncode, result.stderr
 
 
 def exported(trained_run, tmp_path, *args: str) -> dict:
-    result = run_script("tools/export.py", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+    result = run_process("tools/export.py", f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
                         "example_size=[65,65]", "check_size=[33,49]", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def evaluated(ckpt, folder, *args: str) -> dict:
-    result = run_script("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={folder}", *args)
+    result = run_process("eval.py", f"ckpt_path={ckpt}", f"hydra.run.dir={folder}", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((folder / "metrics.json").read_text())
 
@@ -53,7 +60,7 @@ def test_predict_py_on_each_fp32_export_writes_the_checkpoints_masks(trained_run
     sources = {"pt": trained_run, "onnx": tmp_path / "model.onnx", "openvino": tmp_path / "openvino",
                "torchscript": tmp_path / "torchscript"}
     for name, ckpt in sources.items():
-        result = run_script("predict.py", f"ckpt_path={ckpt}", f"input={VOC_SAMPLES / 'JPEGImages'}",
+        result = run_process("predict.py", f"ckpt_path={ckpt}", f"input={VOC_SAMPLES / 'JPEGImages'}",
                             f"output={tmp_path / 'masks' / name}", "num_workers=0")
         assert result.returncode == 0, result.stderr[-2000:]
     assert len(images) == 9
@@ -67,8 +74,8 @@ def test_predict_py_on_each_fp32_export_writes_the_checkpoints_masks(trained_run
 def test_an_export_keeps_its_output_stride_and_an_old_onnx_file_is_named(trained_run, tmp_path, capsys,
                                                                          monkeypatch):
     exported(trained_run, tmp_path, f"output={tmp_path / 'model.onnx'}")
-    code, stderr = run_entry("eval.py", f"ckpt_path={tmp_path / 'model.onnx'}", "os=8",
-                             f"hydra.run.dir={tmp_path / 'e'}", capsys=capsys, monkeypatch=monkeypatch)
+    code, stderr = refused("eval.py", f"ckpt_path={tmp_path / 'model.onnx'}", "os=8",
+                             f"hydra.run.dir={tmp_path / 'e'}")
     assert_one_line_error(code, stderr, "os=8: this onnx graph was exported at output stride 16, which it keeps; "
                                         "export again with os=8")
     import onnx
@@ -78,8 +85,7 @@ def test_an_export_keeps_its_output_stride_and_an_old_onnx_file_is_named(trained
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)
     onnx.save(proto, str(tmp_path / "old.onnx"))
-    code, stderr = run_entry("eval.py", f"ckpt_path={tmp_path / 'old.onnx'}", f"hydra.run.dir={tmp_path / 'o'}",
-                             capsys=capsys, monkeypatch=monkeypatch)
+    code, stderr = refused("eval.py", f"ckpt_path={tmp_path / 'old.onnx'}", f"hydra.run.dir={tmp_path / 'o'}")
     assert_one_line_error(code, stderr, "is an ONNX file without the run config in its metadata")
 
 
@@ -117,7 +123,7 @@ def test_every_folder_format_exports_checks_evaluates_and_predicts(fmt, trained_
         Image.fromarray(pixels).save(images / f"photo{index}.png")
     masks = {}
     for name, ckpt in (("pt", trained_run), (fmt, folder)):
-        result = run_script("predict.py", f"ckpt_path={ckpt}", f"input={images}", f"output={tmp_path / name}",
+        result = run_process("predict.py", f"ckpt_path={ckpt}", f"input={images}", f"output={tmp_path / name}",
                             "num_workers=0")
         assert result.returncode == 0, result.stderr[-2000:]
         masks[name] = [np.array(Image.open(tmp_path / name / f"photo{i}.png")) for i in range(2)]
@@ -135,19 +141,18 @@ def test_a_graph_runs_on_the_cpu_as_exported_and_a_failed_export_leaves_nothing(
             (["device=cuda"], "device=cuda: the onnx graph runs on the CPU (its runtime's); give device=cpu"),
             (["eval.precision=bf16"], "eval.precision=bf16: the onnx graph computes as it was exported; "
                                       "allowed: fp32")):
-        code, stderr = run_entry("eval.py", onnx_file, f"hydra.run.dir={tmp_path / 'e'}", *args, capsys=capsys,
-                                 monkeypatch=monkeypatch)
+        code, stderr = refused("eval.py", onnx_file, f"hydra.run.dir={tmp_path / 'e'}", *args)
         assert_one_line_error(code, stderr, message)
     (tmp_path / "in").mkdir()
     Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "in" / "photo.png")
-    code, stderr = run_entry("predict.py", onnx_file, f"input={tmp_path / 'in'}", f"output={tmp_path / 'p'}",
-                             "device=cuda", capsys=capsys, monkeypatch=monkeypatch)
+    code, stderr = refused("predict.py", onnx_file, f"input={tmp_path / 'in'}", f"output={tmp_path / 'p'}",
+                             "device=cuda")
     assert_one_line_error(code, stderr, "device=cuda: the onnx graph runs on the CPU")
     assert not (tmp_path / "p").exists()
 
     out = tmp_path / "exports"
-    code, stderr = run_entry("tools/export.py", f"ckpt_path={trained_run}", "format=openvino",
+    code, stderr = refused("tools/export.py", f"ckpt_path={trained_run}", "format=openvino",
                              f"output={out / 'ov'}", "example_size=[65,65]", "check_size=[33,49]", "tolerance=1e-30",
-                             "check_images=2", capsys=capsys, monkeypatch=monkeypatch)
+                             "check_images=2")
     assert_one_line_error(code, stderr, "format=openvino: the graph and PyTorch differ by up to")
     assert list(out.iterdir()) == []  # neither the folder nor its staging copy

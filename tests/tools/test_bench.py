@@ -7,7 +7,7 @@ import torch
 
 from deeplab.builders.checkpoint import load_checkpoint, model_from_checkpoint
 
-from ..conftest import SMALL, assert_one_line_error, run_entry, run_script, run_train
+from ..conftest import SMALL, assert_one_line_error, run_entry, run_process, run_script, run_train
 
 
 @pytest.mark.slow
@@ -69,7 +69,7 @@ def test_backends_side_by_side_with_their_accuracy(trained_run, small_synthetic,
     output = tmp_path / "bench.json"
     backends = ["pytorch", "onnx", "onnx-int8", "openvino", "openvino-int8", "torchscript"]
     checkpoint = trained_run / "checkpoints" / "last.ckpt"
-    result = run_script("tools/bench.py", *SMALL, f"paths.data_dir={small_synthetic}", f"ckpt_path={checkpoint}",
+    result = run_process("tools/bench.py", *SMALL, f"paths.data_dir={small_synthetic}", f"ckpt_path={checkpoint}",
                         f"bench.backends=[{','.join(backends)}]", "bench.input_size=[65,65]", "bench.iterations=2",
                         "bench.repeats=1", "bench.warmup=1", "bench.calibration_images=4", "bench.accuracy=true",
                         f"bench.output={output}")
@@ -81,7 +81,7 @@ def test_backends_side_by_side_with_their_accuracy(trained_run, small_synthetic,
         assert entry["images_per_sec"] == pytest.approx(1000 / entry["ms_per_batch"])
     assert report["backends"]["pytorch"]["speed_vs_pytorch"] == 1.0
     assert report["backends"]["onnx-int8"]["calibration_images"] == 4
-    evaluated = run_script("eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}")
+    evaluated = run_process("eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     miou = json.loads((tmp_path / "eval" / "metrics.json").read_text())["mIoU"]
     assert report["backends"]["pytorch"]["mIoU"] == pytest.approx(miou, abs=1e-6)

@@ -123,8 +123,8 @@ def test_int8_folder_is_calibrated_checked_and_measured(checkpoint, trained_run,
     """format=onnx-int8: an INT8 QDQ graph with per-channel weights, its masks measured against
     PyTorch's on the whole val split; the FP32 side of that measurement is eval.py's own mIoU."""
     folder = tmp_path / "int8"
-    result = export(f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={folder}", "example_size=[65,65]",
-                    "calibration_images=8")
+    result = run_process("tools/export.py", f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={folder}",
+                         "example_size=[65,65]", "calibration_images=8")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "export.json", "model.onnx",
@@ -145,7 +145,7 @@ def test_int8_folder_is_calibrated_checked_and_measured(checkpoint, trained_run,
     per_channel = [n for n in quantized if len(weights[n.input[1]].dims) == 1 and weights[n.input[1]].dims[0] > 1]
     assert per_channel, "no convolution weight is quantised per output channel"
 
-    evaluated = run_script("eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}")
+    evaluated = run_process("eval.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'eval'}")
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert report["mIoU_reference"] == pytest.approx(metrics["mIoU"], abs=1e-6)
@@ -153,7 +153,7 @@ def test_int8_folder_is_calibrated_checked_and_measured(checkpoint, trained_run,
 
 @pytest.mark.slow
 def test_int8_keeps_the_named_nodes_in_fp32(checkpoint, tmp_path):
-    first = export(f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={tmp_path / 'all'}",
+    first = run_process("tools/export.py", f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={tmp_path / 'all'}",
                    "example_size=[65,65]", "calibration_images=4", "check_images=2", "keep_fp32=auto")
     assert first.returncode == 0, first.stderr[-3000:]
     graph = onnx.load(str(tmp_path / "all" / "model.onnx")).graph
@@ -164,7 +164,7 @@ def test_int8_keeps_the_named_nodes_in_fp32(checkpoint, tmp_path):
     assert ratios and set(ratios) <= set(convolutions)
     assert list(ratios.values()) == sorted(ratios.values())
     assert auto["kept_fp32"] == [name for name, db in ratios.items() if db < 20.0][:8]
-    kept = export(f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={tmp_path / 'kept'}",
+    kept = run_process("tools/export.py", f"ckpt_path={checkpoint}", "format=onnx-int8", f"output={tmp_path / 'kept'}",
                   "example_size=[65,65]", "calibration_images=4", "check_images=2", f"keep_fp32=[{convolution.name}]")
     assert kept.returncode == 0, kept.stderr[-3000:]
     assert json.loads(kept.stdout.strip().splitlines()[-1])["kept_fp32"] == [convolution.name]

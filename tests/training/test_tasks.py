@@ -17,7 +17,7 @@ import deeplab
 from deeplab.builders.checkpoint import load_checkpoint
 from deeplab.errors import UserError
 
-from ..conftest import SMALL, TINY_NET, assert_one_line_error, run_entry, run_script, run_train
+from ..conftest import SMALL, TINY_NET, assert_one_line_error, run_entry, run_process, run_script, run_train
 
 WANDB = [a for a in SMALL if not a.startswith("logger=") and not a.startswith("data.prepare")] + \
     ["logger=wandb", "trainer.max_epochs=1", *TINY_NET]
@@ -160,13 +160,13 @@ def test_every_export_folder_takes_either_task(run, fmt, request, tmp_path):
     eval.py on the folder gives the check's figure (FP formats: the checkpoint's own)."""
     run_dir = request.getfixturevalue(run)
     folder = tmp_path / fmt
-    result = run_script("tools/export.py", f"ckpt_path={run_dir}", f"format={fmt}", f"output={folder}",
+    result = run_process("tools/export.py", f"ckpt_path={run_dir}", f"format={fmt}", f"output={folder}",
                         "example_size=[65,81]", "check_size=[49,57]", "calibration_images=4", "check_images=6")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["agreement"] >= (0.9 if fmt.endswith("int8") else 0.999), report
-    reference = run_train(tmp_path / "pt", f"ckpt_path={run_dir}", script="eval.py")
-    exported = run_train(tmp_path / "ex", f"ckpt_path={folder}", script="eval.py")
+    reference = run_train(tmp_path / "pt", f"ckpt_path={run_dir}", script="eval.py", process=True)
+    exported = run_train(tmp_path / "ex", f"ckpt_path={folder}", script="eval.py", process=True)
     assert reference.returncode == 0 and exported.returncode == 0, exported.stderr[-3000:]
     metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("pt", "ex")]
     assert metrics[1]["backend"] == fmt and metrics[1]["task"] == metrics[0]["task"]
